@@ -1,0 +1,117 @@
+package endpoints
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// PortEndpoints holds the merged endpoints of one port key.
+type PortEndpoints struct {
+	PortKey
+	// Endpoints are sorted by address and port, one per address:port.
+	Endpoints []Endpoint
+}
+
+// Merge combines the parsed slices of one service into the endpoints of each
+// port key, for the node named node ("" = no node: nothing is local). The
+// result is sorted by port name, then protocol, and is the same whatever the
+// order of slices. Merge does not modify its input; the returned endpoints
+// share hint lists with it.
+func Merge(sl []*Slice, node string) []PortEndpoints {
+	if len(sl) == 0 {
+		return nil
+	}
+	if !slices.IsSortedFunc(sl, bySliceName) {
+		sl = slices.Clone(sl)
+		slices.SortFunc(sl, bySliceName)
+	}
+
+	var out []PortEndpoints
+	// index maps a port key to its position in out, and each address:port to
+	// its position in that port's list; most services have one port and one
+	// slice, so both stay tiny.
+	type seenKey struct {
+		port int
+		addr netip.AddrPort
+	}
+	seen := make(map[seenKey]int)
+	for _, s := range sl {
+		if s == nil {
+			continue
+		}
+		for _, p := range s.Ports {
+			pi := slices.IndexFunc(out, func(pe PortEndpoints) bool { return pe.PortKey == p.PortKey })
+			if pi < 0 {
+				out = append(out, PortEndpoints{PortKey: p.PortKey, Endpoints: make([]Endpoint, 0, len(s.Endpoints))})
+				pi = len(out) - 1
+			}
+			for i := range s.Endpoints {
+				se := &s.Endpoints[i]
+				ep := Endpoint{
+					Addr:        netip.AddrPortFrom(se.Addr, p.Number),
+					NodeName:    se.NodeName,
+					Zone:        se.Zone,
+					ZoneHints:   se.ZoneHints,
+					NodeHints:   se.NodeHints,
+					Ready:       se.Ready,
+					Serving:     se.Serving,
+					Terminating: se.Terminating,
+					Local:       node != "" && se.NodeName == node,
+				}
+				k := seenKey{pi, ep.Addr}
+				if at, dup := seen[k]; dup {
+					if preferred(ep, out[pi].Endpoints[at]) {
+						out[pi].Endpoints[at] = ep
+					}
+					continue
+				}
+				seen[k] = len(out[pi].Endpoints)
+				out[pi].Endpoints = append(out[pi].Endpoints, ep)
+			}
+		}
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Endpoints, Compare)
+	}
+	slices.SortFunc(out, func(a, b PortEndpoints) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(string(a.Protocol), string(b.Protocol)))
+	})
+	return out
+}
+
+// preferred reports whether a later copy a of an address should replace the
+// earlier copy b: ready beats not ready, then serving beats not serving, then
+// not terminating beats terminating, then local beats remote (as kube-proxy
+// favours a local copy). On a full tie the earlier copy, from the slice whose
+// name sorts first, stays.
+func preferred(a, b Endpoint) bool {
+	if a.Ready != b.Ready {
+		return a.Ready
+	}
+	if a.Serving != b.Serving {
+		return a.Serving
+	}
+	if a.Terminating != b.Terminating {
+		return !a.Terminating
+	}
+	if a.Local != b.Local {
+		return a.Local
+	}
+	return false
+}
+
+func bySliceName(a, b *Slice) int {
+	if a == nil || b == nil {
+		return cmp.Compare(boolInt(a != nil), boolInt(b != nil))
+	}
+	return strings.Compare(a.Name, b.Name)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,117 @@
+package servicemap_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// cluster builds n services with eps endpoints each, spread over 3 zones.
+func cluster(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
+	svcs := make([]*v1.Service, n)
+	slices := make([]*discoveryv1.EndpointSlice, n)
+	for i := range n {
+		ns := fmt.Sprintf("ns%d", i%50)
+		name := fmt.Sprintf("svc%d", i)
+		svcs[i] = testobj.Service(ns, name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, i>>8&255, i&255), tcp80)
+		list := make([]testobj.Endpoint, eps)
+		for j := range eps {
+			k := i*eps + j
+			list[j] = testobj.Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), fmt.Sprintf("node%d", k%100))
+			list[j].Zone = fmt.Sprintf("zone%d", k%3)
+		}
+		slices[i] = testobj.Slice(ns, name, name+"-abcde", sliceP, list)
+	}
+	return svcs, slices
+}
+
+// BenchmarkBuild measures going from nothing to a Snapshot of 10,000
+// services x 10 endpoints, and reports the heap the snapshot keeps alive per
+// endpoint (after a GC, with the tracker and the input objects gone).
+func BenchmarkBuild(b *testing.B) {
+	const n, eps = 10000, 10
+	svcs, slices := cluster(n, eps)
+	b.ReportAllocs()
+	var retained float64
+	for i := 0; b.Loop(); i++ {
+		tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
+		for _, s := range svcs {
+			tr.OnServiceAdd(s)
+		}
+		for _, es := range slices {
+			tr.OnEndpointSliceAdd(es)
+		}
+		snap := tr.Snapshot()
+		if snap.Len() != n {
+			b.Fatalf("snapshot has %d ports", snap.Len())
+		}
+		if i == 0 {
+			b.StopTimer()
+			retained = retainedBytes(func() any {
+				tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
+				s2, sl2 := cluster(n, eps)
+				for _, s := range s2 {
+					tr.OnServiceAdd(s)
+				}
+				for _, es := range sl2 {
+					tr.OnEndpointSliceAdd(es)
+				}
+				return tr.Snapshot()
+			}) / (n * eps)
+			b.StartTimer()
+		}
+	}
+	b.ReportMetric(retained, "B/endpoint")
+}
+
+// retainedBytes returns the live heap growth caused by keeping build's
+// result, after everything else it allocated is collected.
+func retainedBytes(build func() any) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	kept := build()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(kept)
+	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
+}
+
+// BenchmarkSliceUpdate measures one EndpointSlice change (an endpoint turns
+// not ready, then back) followed by Snapshot and Diff, at two cluster sizes:
+// the cost must not grow with the cluster.
+func BenchmarkSliceUpdate(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			svcs, slices := cluster(n, 10)
+			tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
+			for _, s := range svcs {
+				tr.OnServiceAdd(s)
+			}
+			for _, es := range slices {
+				tr.OnEndpointSliceAdd(es)
+			}
+			prev := tr.Snapshot()
+			target := slices[n/2]
+			flipped := target.DeepCopy()
+			flipped.Endpoints[3].Conditions.Ready = testobj.Ptr(false)
+			versions := [2]*discoveryv1.EndpointSlice{flipped, target}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				tr.OnEndpointSliceUpdate(versions[(i+1)%2], versions[i%2])
+				next := tr.Snapshot()
+				c := servicemap.Diff(prev, next)
+				if len(c.Updated) != 1 {
+					b.Fatalf("diff has %d updates", len(c.Updated))
+				}
+				prev = next
+			}
+		})
+	}
+}

@@ -1,0 +1,210 @@
+package servicemap
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/affinity"
+	"github.com/lbkit/lbkit/endpoints"
+)
+
+// Well-known labels that decide whether a proxy handles an object.
+const (
+	// LabelServiceProxyName names the proxy that handles a Service. kube-proxy
+	// skips Services that carry it; an alternative proxy handles only those
+	// labelled with its own name.
+	LabelServiceProxyName = "service.kubernetes.io/service-proxy-name"
+	// LabelHeadless marks the EndpointSlices of headless Services.
+	LabelHeadless = v1.IsHeadlessService
+)
+
+// Warning is a skipped or corrected input value; see endpoints.Warning.
+type Warning = endpoints.Warning
+
+// Reasons reported for Services.
+const (
+	ReasonBadClusterIP    = "InvalidClusterIP"
+	ReasonBadServicePort  = "InvalidServicePort"
+	ReasonBadExternalIP   = "InvalidExternalIP"
+	ReasonBadSourceRange  = "InvalidSourceRange"
+	ReasonBadIngressIP    = "InvalidLoadBalancerIP"
+	ReasonSessionAffinity = "SessionAffinity"
+	ReasonHealthCheck     = "NoHealthCheckNodePort"
+)
+
+// filter decides which objects the tracker handles, by their labels.
+type filter struct{ proxyName string }
+
+// handlesService applies kube-proxy's informer label selector
+// (!service-proxy-name,!headless) or, with a proxy name configured,
+// selects exactly the Services labelled with that name.
+func (f filter) handlesService(svc *v1.Service) bool {
+	if _, headless := svc.Labels[LabelHeadless]; headless {
+		return false
+	}
+	name, labelled := svc.Labels[LabelServiceProxyName]
+	if f.proxyName == "" {
+		return !labelled
+	}
+	return labelled && name == f.proxyName
+}
+
+// servicePorts reads a Service into its ports for one IP family, without
+// endpoints. It returns nil for a Service a proxy does not program:
+// ExternalName, headless (clusterIP None), no cluster IP, or no cluster IP of
+// this family.
+func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warning) {
+	if svc.Spec.Type == v1.ServiceTypeExternalName ||
+		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == v1.ClusterIPNone {
+		return nil, nil
+	}
+	object := "Service " + svc.Namespace + "/" + svc.Name
+	var warnings []Warning
+	warn := func(reason, format string, args ...any) {
+		warnings = append(warnings, Warning{Object: object, Reason: reason, Message: fmt.Sprintf(format, args...)})
+	}
+
+	ipText := clusterIPOfFamily(svc, family)
+	if ipText == "" {
+		return nil, nil
+	}
+	clusterIP, ok := endpoints.ParseAddr(ipText)
+	if !ok {
+		warn(ReasonBadClusterIP, "skipped: cluster IP %q is not an IP address", ipText)
+		return nil, warnings
+	}
+
+	tmpl := ServicePort{
+		ClusterIP:             clusterIP,
+		InternalTrafficPolicy: v1.ServiceInternalTrafficPolicyCluster,
+		ExternalTrafficPolicy: v1.ServiceExternalTrafficPolicyCluster,
+	}
+	if p := svc.Spec.InternalTrafficPolicy; p != nil && *p == v1.ServiceInternalTrafficPolicyLocal {
+		tmpl.InternalTrafficPolicy = v1.ServiceInternalTrafficPolicyLocal
+	}
+	externalType := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
+	if externalType && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+		tmpl.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	}
+
+	for _, s := range svc.Spec.ExternalIPs {
+		a, ok := endpoints.ParseAddr(s)
+		if !ok {
+			warn(ReasonBadExternalIP, "external IP %q skipped: not an IP address", s)
+		} else if sameFamily(a, family) {
+			tmpl.ExternalIPs = append(tmpl.ExternalIPs, a)
+		}
+	}
+	for _, s := range svc.Spec.LoadBalancerSourceRanges {
+		// API validation accepts whitespace around ranges; kube-proxy trims it.
+		p, ok := endpoints.ParsePrefix(strings.TrimSpace(s))
+		if !ok {
+			warn(ReasonBadSourceRange, "loadBalancerSourceRange %q skipped: not a CIDR", s)
+		} else if sameFamily(p.Addr(), family) {
+			tmpl.LoadBalancerSourceRanges = append(tmpl.LoadBalancerSourceRanges, p)
+		}
+	}
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode != v1.LoadBalancerIPModeVIP) {
+			continue
+		}
+		a, ok := endpoints.ParseAddr(ing.IP)
+		if !ok {
+			warn(ReasonBadIngressIP, "load-balancer ingress IP %q skipped: not an IP address", ing.IP)
+		} else if sameFamily(a, family) {
+			tmpl.LoadBalancerIPs = append(tmpl.LoadBalancerIPs, a)
+		}
+	}
+	tmpl.ExternalIPs = sortedAddrs(tmpl.ExternalIPs)
+	tmpl.LoadBalancerIPs = sortedAddrs(tmpl.LoadBalancerIPs)
+	slices.SortFunc(tmpl.LoadBalancerSourceRanges, comparePrefix)
+	tmpl.LoadBalancerSourceRanges = slices.Compact(tmpl.LoadBalancerSourceRanges)
+
+	aff, affWarnings := affinity.FromService(svc)
+	tmpl.Affinity = aff
+	for _, w := range affWarnings {
+		warn(ReasonSessionAffinity, "%s", w)
+	}
+
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer && tmpl.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+		if p := svc.Spec.HealthCheckNodePort; p > 0 && p <= 65535 {
+			tmpl.HealthCheckNodePort = uint16(p)
+		} else {
+			warn(ReasonHealthCheck, "externalTrafficPolicy Local without a valid healthCheckNodePort (%d)", p)
+		}
+	}
+
+	ports := make([]*ServicePort, 0, len(svc.Spec.Ports))
+	for i := range svc.Spec.Ports {
+		sp := &svc.Spec.Ports[i]
+		proto := sp.Protocol
+		if proto == "" {
+			proto = v1.ProtocolTCP
+		}
+		switch proto {
+		case v1.ProtocolTCP, v1.ProtocolUDP, v1.ProtocolSCTP:
+		default:
+			warn(ReasonBadServicePort, "port %q skipped: unknown protocol %q", sp.Name, proto)
+			continue
+		}
+		if sp.Port <= 0 || sp.Port > 65535 {
+			warn(ReasonBadServicePort, "port %q skipped: invalid port %d", sp.Name, sp.Port)
+			continue
+		}
+		p := tmpl
+		p.Name = ServicePortName{Namespace: svc.Namespace, Name: svc.Name, Port: sp.Name, Protocol: proto}
+		p.Port = uint16(sp.Port)
+		p.Protocol = proto
+		if sp.NodePort > 0 && sp.NodePort <= 65535 {
+			p.NodePort = uint16(sp.NodePort)
+		} else if sp.NodePort != 0 {
+			warn(ReasonBadServicePort, "port %q: invalid nodePort %d ignored", sp.Name, sp.NodePort)
+		}
+		if slices.ContainsFunc(ports, func(q *ServicePort) bool { return q.Name == p.Name }) {
+			warn(ReasonBadServicePort, "port %q/%s skipped: listed twice", sp.Name, proto)
+			continue
+		}
+		ports = append(ports, &p)
+	}
+	slices.SortFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
+	return ports, warnings
+}
+
+// clusterIPOfFamily returns the Service's cluster IP of the given family, as
+// kube-proxy picks it: from spec.clusterIPs by spec.ipFamilies, or, for an
+// object written before dual-stack fields existed, from spec.clusterIP.
+func clusterIPOfFamily(svc *v1.Service, family v1.IPFamily) string {
+	if len(svc.Spec.IPFamilies) == 0 {
+		a, ok := endpoints.ParseAddr(svc.Spec.ClusterIP)
+		if !ok || sameFamily(a, family) {
+			return svc.Spec.ClusterIP
+		}
+		return ""
+	}
+	for i, f := range svc.Spec.IPFamilies {
+		if f == family && i < len(svc.Spec.ClusterIPs) {
+			return svc.Spec.ClusterIPs[i]
+		}
+	}
+	return ""
+}
+
+func sameFamily(a netip.Addr, family v1.IPFamily) bool {
+	return a.Is6() == (family == v1.IPv6Protocol)
+}
+
+func sortedAddrs(a []netip.Addr) []netip.Addr {
+	slices.SortFunc(a, netip.Addr.Compare)
+	return slices.Compact(a)
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
