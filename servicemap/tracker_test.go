@@ -36,10 +36,10 @@ func addrs[T interface{ String() string }](list []T) []string {
 
 func TestTrackerSkipsServices(t *testing.T) {
 	tests := []struct {
-		name  string
-		opts  servicemap.Options
-		svc   *v1.Service
-		want  []string
+		name string
+		opts servicemap.Options
+		svc  *v1.Service
+		want []string
 	}{
 		{"clusterIP", servicemap.Options{}, testobj.Service("ns", "a", "10.96.0.1", tcp80), []string{"ns/a:http/TCP"}},
 		{"headless", servicemap.Options{}, testobj.Service("ns", "a", "None", tcp80), nil},

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// fileList is a repeatable -f flag.
+type fileList []string
+
+func (f *fileList) String() string     { return strings.Join(*f, ",") }
+func (f *fileList) Set(s string) error { *f = append(*f, s); return nil }
+
+// resolveFlags are the flags every command that resolves manifests takes.
+type resolveFlags struct {
+	files     fileList
+	node      string
+	family    string
+	proxyName string
+	output    string
+}
+
+func (r *resolveFlags) register(fs *flag.FlagSet) {
+	fs.Var(&r.files, "f", "manifest file (repeatable; - for standard input); default: the embedded sample")
+	fs.StringVar(&r.node, "node", "", "node to resolve for (default: the only Node in the input, if there is exactly one)")
+	fs.StringVar(&r.family, "ip-family", "IPv4", "IP family: IPv4 or IPv6")
+	fs.StringVar(&r.proxyName, "proxy-name", "", "handle only Services labelled service.kubernetes.io/service-proxy-name=NAME")
+}
+
+// parseFlags parses args into fs, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return fmt.Errorf("%w: help requested", errUsage)
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// resolved is the outcome of loading manifests into a Tracker.
+type resolved struct {
+	snap     *servicemap.Snapshot
+	warnings []string
+}
+
+func (r *resolveFlags) family_() (v1.IPFamily, error) {
+	switch strings.ToLower(r.family) {
+	case "ipv4", "4":
+		return v1.IPv4Protocol, nil
+	case "ipv6", "6":
+		return v1.IPv6Protocol, nil
+	}
+	return "", fmt.Errorf("%w: --ip-family must be IPv4 or IPv6, not %q", errUsage, r.family)
+}
+
+// resolve loads the manifests and returns the snapshot a node would use.
+func (r *resolveFlags) resolve() (*resolved, error) {
+	family, err := r.family_()
+	if err != nil {
+		return nil, err
+	}
+	in, err := load(r.files)
+	if err != nil {
+		return nil, err
+	}
+	node := r.node
+	if node == "" && len(in.Nodes) == 1 {
+		node = in.Nodes[0].Name
+	}
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node, IPFamily: family, ProxyName: r.proxyName})
+	for _, n := range in.Nodes {
+		tr.OnNodeAdd(n)
+	}
+	for _, es := range in.Slices {
+		tr.OnEndpointSliceAdd(es)
+	}
+	for _, s := range in.Services {
+		tr.OnServiceAdd(s)
+	}
+	out := &resolved{snap: tr.Snapshot(), warnings: append([]string{}, in.Warnings...)}
+	for _, w := range tr.Warnings() {
+		out.warnings = append(out.warnings, w.String())
+	}
+	return out, nil
+}
+
+func runResolve(args []string, stdout, stderr io.Writer) error {
+	var rf resolveFlags
+	fs := flag.NewFlagSet("resolve", flag.ContinueOnError)
+	rf.register(fs)
+	fs.StringVar(&rf.output, "o", "table", "output format: table or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if rf.output != "table" && rf.output != "json" {
+		return fmt.Errorf("%w: -o must be table or json, not %q", errUsage, rf.output)
+	}
+	res, err := rf.resolve()
+	if err != nil {
+		return err
+	}
+	if rf.output == "json" {
+		return writeJSON(stdout, res)
+	}
+	writeTable(stdout, res)
+	return nil
+}
