@@ -1,0 +1,141 @@
+package servicemap_test
+
+import (
+	"fmt"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// FuzzTracker feeds the Tracker event sequences decoded from fuzz bytes,
+// including malformed values (bad addresses, ports, protocols, families),
+// and checks that it never panics and keeps its contracts: Diff is exact and
+// versions move by one per change.
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte("\x00\x10\x20\x30\x40\x50\x60\x70\x80\x90\xa0\xb0\xc0"))
+	f.Add([]byte{3, 3, 3, 200, 17, 4, 9, 1, 0, 255, 255, 6})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		next := func() byte {
+			if len(data) == 0 {
+				return 0
+			}
+			b := data[0]
+			data = data[1:]
+			return b
+		}
+		tr := servicemap.NewTracker(servicemap.Options{NodeName: "n1"})
+		prev := tr.Snapshot()
+		services := map[string]*v1.Service{}
+		slices := map[string]*discoveryv1.EndpointSlice{}
+		for steps := 0; len(data) > 0 && steps < 64; steps++ {
+			op, a, b := next(), next(), next()
+			name := fmt.Sprintf("s%d", a%4)
+			switch op % 6 {
+			case 0:
+				svc := fuzzService(name, a, b)
+				tr.OnServiceUpdate(services[name], svc)
+				services[name] = svc
+			case 1:
+				if s := services[name]; s != nil {
+					tr.OnServiceDelete(s)
+					delete(services, name)
+				}
+			case 2, 3:
+				key := fmt.Sprintf("%s-%d", name, b%3)
+				es := fuzzSlice(name, key, a, b, next(), next())
+				tr.OnEndpointSliceUpdate(slices[key], es)
+				slices[key] = es
+			case 4:
+				key := fmt.Sprintf("%s-%d", name, b%3)
+				if es := slices[key]; es != nil {
+					tr.OnEndpointSliceDelete(es)
+					delete(slices, key)
+				}
+			case 5:
+				tr.OnNodeUpdate(nil, testobj.Node("n1", []string{"", "z1", "z2"}[b%3]))
+			}
+			snap := tr.Snapshot()
+			c := servicemap.Diff(prev, snap)
+			if d := portsDiff(servicemap.Apply(prev, c), snap); d != "" {
+				t.Fatalf("Diff not exact: %s", d)
+			}
+			if snap != prev && snap.Version() != prev.Version()+1 {
+				t.Fatalf("version jumped from %d to %d", prev.Version(), snap.Version())
+			}
+			prev = snap
+			_ = tr.Warnings()
+		}
+	})
+}
+
+func fuzzService(name string, a, b byte) *v1.Service {
+	ips := []string{"10.96.0.1", "None", "", "fd00::1", "010.96.000.002", "bogus", "10.96.0.3"}
+	protos := []v1.Protocol{"TCP", "UDP", "SCTP", "", "ICMP"}
+	ports := []int32{80, 0, -1, 65536, 53}
+	return testobj.Service("ns", name, ips[int(a)%len(ips)],
+		[]v1.ServicePort{{Name: "p", Port: ports[int(b)%len(ports)], Protocol: protos[int(a>>3)%len(protos)], NodePort: int32(b) * 300}},
+		func(s *v1.Service) {
+			if b&1 != 0 {
+				s.Spec.Type = v1.ServiceTypeLoadBalancer
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+				s.Spec.LoadBalancerSourceRanges = []string{" 10.0.0.0/8", "x/33", "fd00::/8"}
+				s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "192.0.2.1"}, {IP: "zz"}}
+			}
+			if b&2 != 0 {
+				s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+				if b&4 != 0 {
+					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr(int32(a) * 1000)}}
+				}
+			}
+			if b&8 != 0 {
+				s.Spec.Type = v1.ServiceTypeExternalName
+			}
+			if b&16 != 0 {
+				s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+			}
+			if a&64 != 0 {
+				s.Spec.IPFamilies = nil
+				s.Spec.ClusterIPs = nil
+			}
+		})
+}
+
+func fuzzSlice(service, name string, a, b, c, d byte) *discoveryv1.EndpointSlice {
+	addrs := []string{"10.0.0.1", "10.0.0.2", "010.0.0.3", "fd00::9", "", "nope", "10.0.0.1"}
+	var eps []testobj.Endpoint
+	for i := range int(c % 5) {
+		e := testobj.Endpoint{IP: addrs[(int(d)+i)%len(addrs)], Node: []string{"n1", "n2", ""}[i%3]}
+		bits := d >> i
+		if bits&1 != 0 {
+			e.Ready = testobj.Ptr(false)
+		}
+		if bits&2 != 0 {
+			e.Terminating = testobj.Ptr(true)
+		}
+		if bits&4 != 0 {
+			e.ZoneHints = []string{"z1"}
+		}
+		if bits&8 != 0 {
+			e.NodeHints = []string{"n1", "n1"}
+		}
+		eps = append(eps, e)
+	}
+	port := discoveryv1.EndpointPort{Name: testobj.Ptr("p"), Port: testobj.Ptr(int32(8080 + int(a%3))), Protocol: testobj.Ptr(v1.Protocol([]string{"TCP", "UDP", "SCTP", "", "GRE"}[int(b)%5]))}
+	if a&32 != 0 {
+		port.Port = nil
+	}
+	if a&128 != 0 {
+		port.Name = nil
+	}
+	return testobj.Slice("ns", []string{service, "", service}[int(b>>4)%3], name, []discoveryv1.EndpointPort{port}, eps,
+		func(es *discoveryv1.EndpointSlice) {
+			if b&8 != 0 {
+				es.AddressType = discoveryv1.AddressTypeFQDN
+			}
+		})
+}
