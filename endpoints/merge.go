@@ -29,14 +29,6 @@ func Merge(sl []*Slice, node string) []PortEndpoints {
 	}
 
 	var out []PortEndpoints
-	// index maps a port key to its position in out, and each address:port to
-	// its position in that port's list; most services have one port and one
-	// slice, so both stay tiny.
-	type seenKey struct {
-		port int
-		addr netip.AddrPort
-	}
-	seen := make(map[seenKey]int)
 	for _, s := range sl {
 		if s == nil {
 			continue
@@ -49,7 +41,7 @@ func Merge(sl []*Slice, node string) []PortEndpoints {
 			}
 			for i := range s.Endpoints {
 				se := &s.Endpoints[i]
-				ep := Endpoint{
+				out[pi].Endpoints = append(out[pi].Endpoints, Endpoint{
 					Addr:        netip.AddrPortFrom(se.Addr, p.Number),
 					NodeName:    se.NodeName,
 					Zone:        se.Zone,
@@ -59,26 +51,36 @@ func Merge(sl []*Slice, node string) []PortEndpoints {
 					Serving:     se.Serving,
 					Terminating: se.Terminating,
 					Local:       node != "" && se.NodeName == node,
-				}
-				k := seenKey{pi, ep.Addr}
-				if at, dup := seen[k]; dup {
-					if preferred(ep, out[pi].Endpoints[at]) {
-						out[pi].Endpoints[at] = ep
-					}
-					continue
-				}
-				seen[k] = len(out[pi].Endpoints)
-				out[pi].Endpoints = append(out[pi].Endpoints, ep)
+				})
 			}
 		}
 	}
 	for i := range out {
-		slices.SortFunc(out[i].Endpoints, Compare)
+		out[i].Endpoints = dedup(out[i].Endpoints)
 	}
 	slices.SortFunc(out, func(a, b PortEndpoints) int {
 		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(string(a.Protocol), string(b.Protocol)))
 	})
 	return out
+}
+
+// dedup sorts eps by address and keeps one copy of each address: the most
+// preferred, and among equals the first listed (slices are walked in name
+// order). A stable sort keeps listing order among equals; no map is needed.
+func dedup(eps []Endpoint) []Endpoint {
+	slices.SortStableFunc(eps, func(a, b Endpoint) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		switch {
+		case preferred(a, b):
+			return -1
+		case preferred(b, a):
+			return 1
+		}
+		return 0
+	})
+	return slices.CompactFunc(eps, func(a, b Endpoint) bool { return a.Addr == b.Addr })
 }
 
 // preferred reports whether a later copy a of an address should replace the
