@@ -1,0 +1,21 @@
+// Package iptables is an lbkit backend that programs kube-proxy-style
+// iptables rules through iptables-restore and reads them back with
+// iptables-save, with either the nft or the legacy flavour of iptables.
+//
+// The rules read like kube-proxy's, with lbkit's own prefix (LBKIT- by
+// default), so `iptables-save | grep my-service` shows what a person
+// expects: every rule carries a comment naming namespace/name:port. Per
+// service port there is a chain LBKIT-SVC-<hash> (cluster-policy endpoints),
+// LBKIT-SVL-<hash> (local-policy endpoints), LBKIT-EXT-<hash> (external
+// traffic), LBKIT-FW-<hash> (loadBalancerSourceRanges) and one LBKIT-SEP-<hash>
+// per endpoint; hashes are stable, so names do not change between syncs.
+//
+// [Render] is a pure function from a snapshot to iptables-restore input.
+// [Backend.Sync] applies it: a full restore at start, after any failure and
+// when the caller passes no previous snapshot; otherwise a partial restore
+// that rewrites only the chains of the service ports that changed plus the
+// dispatch chains. Chains no longer wanted are deleted. A canary chain in
+// each table reveals an outside flush, which turns the next sync into a full
+// one. Cleanup removes every LBKIT- chain and every jump to one, and nothing
+// else.
+package iptables

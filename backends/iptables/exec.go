@@ -1,0 +1,62 @@
+package iptables
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Executor runs the iptables programs. The default runs them as processes;
+// tests substitute a fake.
+type Executor interface {
+	// Run runs program with args, feeding stdin, and returns its standard
+	// output. An error carries the program's standard error.
+	Run(ctx context.Context, program string, args []string, stdin []byte) ([]byte, error)
+}
+
+type osExec struct{}
+
+func (osExec) Run(ctx context.Context, program string, args []string, stdin []byte) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, program, args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("%s %s: %w: %s", program, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// programs are the executables of one flavour and family.
+type programs struct {
+	restore, save, iptables string
+}
+
+func programsFor(fl Flavour, ipv6 bool) programs {
+	base := "iptables"
+	if ipv6 {
+		base = "ip6tables"
+	}
+	return programs{
+		restore:  base + "-" + string(fl) + "-restore",
+		save:     base + "-" + string(fl) + "-save",
+		iptables: base + "-" + string(fl),
+	}
+}
+
+// detectFlavour asks the system's default iptables which flavour it is, as
+// `iptables --version` prints "(nf_tables)" or "(legacy)".
+func detectFlavour(ctx context.Context, e Executor) (Flavour, error) {
+	out, err := e.Run(ctx, "iptables", []string{"--version"}, nil)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(string(out), "legacy") {
+		return FlavourLegacy, nil
+	}
+	return FlavourNFT, nil
+}

@@ -1,0 +1,58 @@
+package iptables
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+)
+
+// Flavour selects the iptables implementation.
+type Flavour string
+
+// Flavours of iptables. FlavourAuto asks `iptables --version` which one
+// the system's default iptables is.
+const (
+	FlavourAuto   Flavour = ""
+	FlavourNFT    Flavour = "nft"
+	FlavourLegacy Flavour = "legacy"
+)
+
+// Options configure the backend and Render. The zero value is usable.
+type Options struct {
+	// Prefix starts the name of every chain lbkit creates ("LBKIT" by
+	// default); it must be unique to this backend instance.
+	Prefix string
+	// ClusterCIDRs are the pod CIDRs. Traffic to a cluster IP from outside
+	// them is masqueraded, and pod traffic to an external address of an
+	// externalTrafficPolicy=Local service goes to cluster endpoints. Empty:
+	// no source counts as a pod, as kube-proxy without a local-traffic
+	// detector.
+	ClusterCIDRs []netip.Prefix
+	// NodePortAddresses restricts NodePorts to local addresses in these
+	// CIDRs. Empty: every local address except loopback. Loopback never
+	// accepts NodePorts (CVE-2020-8558).
+	NodePortAddresses []netip.Prefix
+	// MasqueradeMark is the mark bit that asks for masquerade (0x4000).
+	MasqueradeMark uint32
+	// Flavour picks iptables-nft or iptables-legacy; auto-detected when empty.
+	Flavour Flavour
+	// Exec runs the iptables programs; nil runs them for real. Tests pass a
+	// fake.
+	Exec Executor
+	// Logger receives debug and error messages; nil discards them.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = "LBKIT"
+	}
+	o.Prefix = strings.TrimSuffix(o.Prefix, "-")
+	if o.MasqueradeMark == 0 {
+		o.MasqueradeMark = 0x4000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

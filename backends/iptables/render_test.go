@@ -1,0 +1,125 @@
+package iptables_test
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var (
+	http80   = []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}
+	http8080 = []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+)
+
+// scenarios are the snapshots the golden files cover.
+func scenarios() map[string]func(tr *servicemap.Tracker) {
+	return map[string]func(tr *servicemap.Tracker){
+		"clusterip": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("default", "web", "10.96.0.10", http80))
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "web", "web-1", http8080, []testobj.Endpoint{
+				testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other"), testobj.Ready("10.244.1.12", "other"),
+			}))
+		},
+		"no-endpoints": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("default", "empty", "10.96.0.11", http80))
+		},
+		"terminating": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("default", "drain", "10.96.0.12", http80))
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "drain", "drain-1", http8080, []testobj.Endpoint{
+				testobj.Terminating("10.244.1.10", "node"), testobj.NotReady("10.244.1.11", "other"),
+			}))
+		},
+		"nodeport-local": func(tr *servicemap.Tracker) {
+			for _, name := range []string{"np-local", "np-remote"} {
+				tr.OnServiceAdd(testobj.Service("default", name, map[string]string{"np-local": "10.96.0.20", "np-remote": "10.96.0.21"}[name],
+					[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: map[string]int32{"np-local": 30080, "np-remote": 30081}[name]}},
+					func(s *v1.Service) {
+						s.Spec.Type = v1.ServiceTypeNodePort
+						s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+						s.Spec.ExternalIPs = []string{"192.0.2.10"}
+					}))
+			}
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "np-local", "np-local-1", http8080, []testobj.Endpoint{
+				testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other"),
+			}))
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "np-remote", "np-remote-1", http8080, []testobj.Endpoint{
+				testobj.Ready("10.244.1.11", "other"),
+			}))
+		},
+		"loadbalancer": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("shop", "front", "10.96.0.30",
+				[]v1.ServicePort{{Name: "https", Port: 443, Protocol: v1.ProtocolTCP, NodePort: 31443}},
+				func(s *v1.Service) {
+					s.Spec.Type = v1.ServiceTypeLoadBalancer
+					s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+					s.Spec.HealthCheckNodePort = 32000
+					s.Spec.LoadBalancerSourceRanges = []string{"203.0.113.0/24"}
+					s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](600)}}
+					s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.7"}}
+				}))
+			tr.OnEndpointSliceAdd(testobj.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{testobj.SlicePort("https", 8443, v1.ProtocolTCP)},
+				[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other")}))
+		},
+		"internal-local-udp": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("kube-system", "dns", "10.96.0.53",
+				[]v1.ServicePort{{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP}, {Name: "dns-tcp", Port: 53, Protocol: v1.ProtocolTCP}},
+				func(s *v1.Service) { s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal) }))
+			tr.OnEndpointSliceAdd(testobj.Slice("kube-system", "dns", "dns-1",
+				[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 53, v1.ProtocolUDP), testobj.SlicePort("dns-tcp", 53, v1.ProtocolTCP)},
+				[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other")}))
+		},
+		"ipv6": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("default", "web6", "fd00:96::10", http80))
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "web6", "web6-1", http8080, []testobj.Endpoint{
+				testobj.Ready("fd00:244::10", "node"), testobj.Ready("fd00:244::11", "other"),
+			}))
+		},
+	}
+}
+
+func snapshotOf(name string, setup func(*servicemap.Tracker)) *servicemap.Snapshot {
+	family := v1.IPv4Protocol
+	if name == "ipv6" {
+		family = v1.IPv6Protocol
+	}
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node", IPFamily: family})
+	setup(tr)
+	return tr.Snapshot()
+}
+
+func TestRenderGolden(t *testing.T) {
+	opts := iptables.Options{
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/64")},
+	}
+	for name, setup := range scenarios() {
+		t.Run(name, func(t *testing.T) {
+			got := iptables.Render(snapshotOf(name, setup), opts)
+			path := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (go test -update writes it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("Render (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

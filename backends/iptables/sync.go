@@ -1,0 +1,284 @@
+package iptables
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// Backend programs iptables. It is not safe for concurrent use (the Runner
+// never calls it concurrently).
+type Backend struct {
+	opts    Options
+	exec    Executor
+	flavour Flavour
+
+	// What the last successful Sync applied; nil forces a full sync.
+	applied *servicemap.Snapshot
+	rules   *ruleset // what applied renders to
+}
+
+// New returns an iptables backend. It fails with backends.ErrUnsupported
+// when the iptables programs are missing.
+func New(opts Options) (*Backend, error) {
+	o := opts.withDefaults()
+	b := &Backend{opts: o, exec: o.Exec}
+	if b.exec == nil {
+		b.exec = osExec{}
+		if _, err := exec.LookPath("iptables"); err != nil {
+			return nil, fmt.Errorf("%w: iptables: %v", backends.ErrUnsupported, err)
+		}
+	}
+	b.flavour = o.Flavour
+	if b.flavour == FlavourAuto {
+		fl, err := detectFlavour(context.Background(), b.exec)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", backends.ErrUnsupported, err)
+		}
+		b.flavour = fl
+	}
+	if o.Exec == nil {
+		for _, ipv6 := range []bool{false, true} {
+			progs := programsFor(b.flavour, ipv6)
+			if _, err := exec.LookPath(progs.restore); err != nil && !ipv6 {
+				return nil, fmt.Errorf("%w: %v", backends.ErrUnsupported, err)
+			}
+		}
+	}
+	return b, nil
+}
+
+// Name returns "iptables".
+func (b *Backend) Name() string { return "iptables" }
+
+// Flavour returns the iptables flavour in use.
+func (b *Backend) Flavour() Flavour { return b.flavour }
+
+// Sync programs next. With prev equal to the last snapshot this backend
+// applied, and lbkit's chains intact, it sends a partial restore: the chains
+// of changed service ports and the dispatch chains. Otherwise it reads the
+// tables with iptables-save and sends a full restore that also deletes chains
+// no longer wanted and restores missing jumps from built-in chains.
+func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
+	progs := programsFor(b.flavour, next.IPFamily() == v1.IPv6Protocol)
+	if prev == nil || b.applied == nil || prev != b.applied || !b.intact(ctx, progs) {
+		return b.full(ctx, progs, next)
+	}
+	return b.partial(ctx, progs, prev, next)
+}
+
+// intact checks the canary chains: an outside flush of lbkit's tables
+// empties them, and the next sync must then be a full one.
+func (b *Backend) intact(ctx context.Context, progs programs) bool {
+	for _, table := range []tableName{tableNAT, tableFilter} {
+		out, err := b.exec.Run(ctx, progs.iptables, []string{"-w", "-t", string(table), "-S", b.opts.Prefix + "-CANARY"}, nil)
+		if err != nil || !strings.Contains(string(out), "-A "+b.opts.Prefix+"-CANARY -j RETURN") {
+			b.opts.Logger.Info("lbkit chains changed from outside; full sync", "table", table)
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Snapshot) error {
+	b.applied = nil
+	if b.rules != nil && b.rules.family.ipv6 != (next.IPFamily() == v1.IPv6Protocol) {
+		b.rules = nil
+	}
+	existing := map[tableName]saved{}
+	for _, table := range []tableName{tableFilter, tableNAT} {
+		out, err := b.exec.Run(ctx, progs.save, []string{"-t", string(table)}, nil)
+		if err != nil {
+			return fmt.Errorf("%w: %v", backends.ErrApply, err)
+		}
+		existing[table] = parseSave(out, b.opts.Prefix)
+	}
+	rs := b.opts.build(next, b.rules)
+	want := b.opts.wantedChains(rs)
+	extra := map[tableName][]string{}
+	stale := map[tableName][]string{}
+	for table, s := range existing {
+		for name := range s.chains {
+			if !want[table][name] {
+				stale[table] = append(stale[table], name)
+			}
+		}
+		slices.Sort(stale[table])
+	}
+	jumps := b.opts.jumps()
+	for i := len(jumps) - 1; i >= 0; i-- {
+		j := jumps[i]
+		if !existing[j.table].hasJump(j) {
+			extra[j.table] = append(extra[j.table], "-I "+j.chain+" "+j.spec)
+		}
+	}
+	var buf bytes.Buffer
+	b.opts.writeTables(&buf, rs, tableWrite{full: true, extra: extra, stale: stale})
+	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
+		return err
+	}
+	b.commit(next, rs)
+	return nil
+}
+
+func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servicemap.Snapshot) error {
+	c := servicemap.Diff(prev, next)
+	if c.Empty() {
+		b.applied = next
+		return nil
+	}
+	rs, changed, stale := b.plan(c)
+	var buf bytes.Buffer
+	b.opts.writeTables(&buf, rs, tableWrite{changed: changed, stale: map[tableName][]string{tableNAT: stale}})
+	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
+		b.applied = nil
+		return err
+	}
+	b.commit(next, rs)
+	return nil
+}
+
+// plan turns a diff into the ruleset to write, the rules of the changed
+// ports, and the chains to delete. It works in place on the applied
+// ruleset: should the restore fail, the backend forgets what it applied and
+// the next sync is a full one, which renders afresh.
+func (b *Backend) plan(c servicemap.Changes) (*ruleset, []*portRules, []string) {
+	rs := b.rules
+	find := func(name servicemap.ServicePortName) (int, bool) {
+		return slices.BinarySearchFunc(rs.ports, name, func(p *servicemap.ServicePort, n servicemap.ServicePortName) int {
+			return p.Name.Compare(n)
+		})
+	}
+	oldChains := map[string]bool{}
+	drop := func(i int) {
+		for _, ch := range rs.rules[i].chains {
+			oldChains[ch.name] = true
+		}
+	}
+	var changed []*portRules
+	render := func(p *servicemap.ServicePort) *portRules {
+		r := b.opts.rulesFor(p, rs.family)
+		changed = append(changed, &r)
+		return &r
+	}
+	for _, p := range c.Removed {
+		if i, ok := find(p.Name); ok {
+			drop(i)
+			rs.ports = slices.Delete(rs.ports, i, i+1)
+			rs.rules = slices.Delete(rs.rules, i, i+1)
+		}
+	}
+	for _, u := range c.Updated {
+		if i, ok := find(u.New.Name); ok {
+			drop(i)
+			rs.ports[i], rs.rules[i] = u.New, render(u.New)
+		}
+	}
+	for _, p := range c.Added {
+		i, _ := find(p.Name)
+		rs.ports = slices.Insert(rs.ports, i, p)
+		rs.rules = slices.Insert(rs.rules, i, render(p))
+	}
+	for _, r := range changed {
+		for _, ch := range r.chains {
+			delete(oldChains, ch.name)
+		}
+	}
+	stale := make([]string, 0, len(oldChains))
+	for name := range oldChains {
+		stale = append(stale, name)
+	}
+	slices.Sort(stale)
+	return rs, changed, stale
+}
+
+func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {
+	b.applied, b.rules = next, rs
+}
+
+func (b *Backend) restore(ctx context.Context, progs programs, input []byte) error {
+	b.opts.Logger.Debug("iptables-restore", "bytes", len(input))
+	if _, err := b.exec.Run(ctx, progs.restore, []string{"-w", "--noflush"}, input); err != nil {
+		b.applied = nil
+		return fmt.Errorf("%w: %v", backends.ErrApply, err)
+	}
+	return nil
+}
+
+// wantedChains lists every lbkit chain the ruleset needs, by table.
+func (o *Options) wantedChains(rs *ruleset) map[tableName]map[string]bool {
+	want := map[tableName]map[string]bool{tableNAT: {}, tableFilter: {}}
+	for table, chains := range o.fixedChains() {
+		for _, c := range chains {
+			want[table][c.name] = true
+		}
+	}
+	for d := dispatch(0); d < numDispatch; d++ {
+		t, name := o.dispatchChain(d)
+		want[t][name] = true
+	}
+	for _, pr := range rs.rules {
+		for _, c := range pr.chains {
+			want[tableNAT][c.name] = true
+		}
+	}
+	return want
+}
+
+// Cleanup removes every lbkit chain and every jump to one from built-in
+// chains, in both tables and both IP families, and nothing else.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	b.applied, b.rules = nil, nil
+	var errs []error
+	for _, ipv6 := range []bool{false, true} {
+		progs := programsFor(b.flavour, ipv6)
+		var sb strings.Builder
+		empty := true
+		for _, table := range []tableName{tableFilter, tableNAT} {
+			out, err := b.exec.Run(ctx, progs.save, []string{"-t", string(table)}, nil)
+			if err != nil {
+				if !ipv6 {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			s := parseSave(out, b.opts.Prefix)
+			if len(s.chains) == 0 && len(s.jumps) == 0 {
+				continue
+			}
+			empty = false
+			sb.WriteString("*" + string(table) + "\n")
+			names := make([]string, 0, len(s.chains))
+			for name := range s.chains {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				sb.WriteString(":" + name + " - [0:0]\n")
+			}
+			for _, j := range s.jumps {
+				sb.WriteString("-D " + j + "\n")
+			}
+			for _, name := range names {
+				sb.WriteString("-X " + name + "\n")
+			}
+			sb.WriteString("COMMIT\n")
+		}
+		if empty {
+			continue
+		}
+		if _, err := b.exec.Run(ctx, progs.restore, []string{"-w", "--noflush"}, []byte(sb.String())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
