@@ -45,10 +45,10 @@ type Result struct {
 // endpoint this node may send traffic to.
 func (r Result) Reachable() []endpoints.Endpoint {
 	switch {
-	case r.Local == nil || sameList(r.Cluster, r.Local):
-		return r.Cluster
 	case r.Cluster == nil:
 		return r.Local
+	case r.Local == nil || sameList(r.Cluster, r.Local):
+		return r.Cluster
 	}
 	all := make([]endpoints.Endpoint, 0, len(r.Cluster)+len(r.Local))
 	all = append(all, r.Cluster...)
