@@ -1,0 +1,98 @@
+// Package backendtest is the conformance suite every lbkit backend runs
+// against real packets, ours and a user's alike, and the namespace network
+// it runs them in.
+//
+// # The suite
+//
+// [Run] takes a [Factory] that makes the backend under test and runs one
+// subtest per scenario (see [Scenarios]), each in a fresh [Network]. A
+// scenario builds Services and EndpointSlices (endpoints on backend i have
+// address 10.244.1.10+i; nodeName "node" makes them local, "other"
+// remote), feeds them to a servicemap.Tracker for node "node", calls
+// Sync(ctx, prev, next) inside the node's namespace, clears stale UDP
+// flows with package conntrack, and checks what connections from the
+// client namespace reach:
+//
+//   - ClusterIPSpread: of 300 connections to a cluster IP, each of 3 ready
+//     endpoints gets at least 50.
+//   - NotReadyEndpoint: an endpoint that turns not ready gets no new
+//     connection after the next, incremental, sync.
+//   - TerminatingFallback: serving terminating endpoints are used only
+//     while no endpoint is ready.
+//   - NoEndpointsRejects: TCP and UDP to a service without usable endpoints
+//     are refused at once (within 250ms), not left to time out.
+//   - SessionAffinity: with ClientIP affinity 30 connections of a client
+//     reach one backend; with it turned off they spread again.
+//   - TCPAndUDPSamePort: a TCP and a UDP service port of the same number
+//     each reach their own endpoints.
+//   - NodePort: TCP and UDP node ports answer at NodeIP():nodePort.
+//   - ExternalTrafficPolicyLocal: external traffic to a node port reaches
+//     only local endpoints, and is dropped (a timeout, not a refusal) when
+//     only remote ones exist; the cluster IP keeps using all of them.
+//   - LoadBalancerSourceRanges: a load-balancer IP admits ClientIP(), in
+//     the ranges, drops ClientIP2(), and opens up when the ranges go.
+//   - StaleUDPFlow: a UDP client that keeps its source port reaches the new
+//     endpoint after its old one is removed, via cluster IP and node port.
+//   - Cleanup: Cleanup leaves nothing of the backend (see
+//     SuiteOptions.Leftovers), leaves a foreign nft table and iptables
+//     chain alone, stops the traffic, and can run twice.
+//   - Restart: a new backend with a new Tracker full-syncs (prev nil) a
+//     different state on top of the old one's and converges; syncing an
+//     unchanged snapshot, incrementally or in full, changes nothing.
+//
+// Every scenario first shows the backend working, so none passes for a
+// backend that does nothing; the package's own tests run the suite against
+// a hand-written nftables ruleset, and against that ruleset with one bug
+// at a time, to show each scenario catching what it is about.
+//
+// # The network
+//
+// [NewNetwork] builds, for one test, a node namespace with a bridge of
+// backend namespaces (pods, each serving TCP and UDP with [Network.Serve]
+// and answering with its name) and a client namespace on a veth:
+//
+//	client  10.100.0.2 and .3 ─ veth ─ node 10.100.0.1, br0 10.244.1.1/24 ─ backends 10.244.1.10, .11, ...
+//
+// The node forwards, routes the service range 10.96.0.0/16 and the
+// external range 10.97.0.0/16 (external and load-balancer IPs) onto its
+// bridge, and has no route out: nothing sent in a Network leaves it.
+// Bridge netfilter is on by default, as on a real node. Namespace names
+// carry the process id and a counter, so parallel tests and test binaries
+// never collide; everything is deleted when the test ends.
+//
+// # Running the suite against a backend
+//
+// The suite needs Linux, root and the "ip" and "nft" tools. Without them
+// it skips, unless LBKIT_E2E=1 is set, which turns every missing
+// requirement into a failure (see [Require]). A backend's conformance test
+// is a few lines in its own package:
+//
+//	//go:build linux
+//
+//	package mybackend_test
+//
+//	func TestConformance(t *testing.T) {
+//		backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
+//			b, err := mybackend.New(mybackend.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return b
+//		}, backendtest.SuiteOptions{})
+//	}
+//
+// and runs as root:
+//
+//	sudo LBKIT_E2E=1 go test -run TestConformance -v ./mybackend/
+//
+// The Factory and every method of the backend are called inside
+// [Network.InNode], so the backend sees the node's namespace as its own.
+// Scenario Cleanup finds what a backend leaves behind by comparing the
+// node's nft, iptables-legacy, IPVS and ipset objects with those from
+// before the backend was made; a backend with objects elsewhere supplies
+// SuiteOptions.Leftovers. A backend that clears stale UDP flows itself sets
+// SuiteOptions.DisableConntrack; one that does not implement a feature
+// yet names its scenario in SuiteOptions.Skip, with the reason. When a
+// scenario fails, the node's ruleset, iptables rules, IPVS table and
+// conntrack table are logged.
+package backendtest

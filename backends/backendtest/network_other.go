@@ -1,0 +1,44 @@
+//go:build !linux
+
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// errNotLinux is what every namespace operation returns off Linux.
+var errNotLinux = errors.New("backendtest: namespace networks need Linux")
+
+// NewNetwork fails the test: namespace networks need Linux. Call Require
+// first to skip instead.
+func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
+	t.Helper()
+	t.Fatal(errNotLinux)
+	return nil
+}
+
+// Off Linux the methods below exist so callers compile; each one fails.
+
+func (n *Network) InNode(f func() error) error                          { return errNotLinux }
+func (n *Network) NodeExec(name string, args ...string) (string, error) { return "", errNotLinux }
+func (n *Network) Conntrack(args ...string) (string, error)             { return "", errNotLinux }
+func (n *Network) Serve(t testing.TB, port uint16)                      { t.Helper(); t.Fatal(errNotLinux) }
+
+func (n *Network) DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
+	return "", errNotLinux
+}
+
+func (n *Network) DialTCPFrom(ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
+	return "", errNotLinux
+}
+
+func (n *Network) DialUDP(ctx context.Context, srcPort uint16, dst netip.AddrPort, timeout time.Duration) (string, error) {
+	return "", errNotLinux
+}
+
+// IsRefused is always false off Linux, where no dial happens.
+func IsRefused(err error) bool { return false }

@@ -1,0 +1,111 @@
+//go:build linux
+
+package backendtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// retryPause keeps a server loop from spinning on a persistent error.
+const retryPause = 10 * time.Millisecond
+
+// Serve starts a TCP and a UDP server on port in every backend. They answer
+// with the backend's name and a newline: TCP on accept, then close; UDP to
+// every datagram. A client thus learns which backend a load balancer chose.
+//
+// Servers listen on the wildcard address of their namespace, and live until
+// the Network is torn down. Serving a port again is a no-op; failing to
+// listen fails the test.
+func (n *Network) Serve(t testing.TB, port uint16) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		t.Fatalf("backendtest: Serve(%d) after the network was torn down", port)
+	}
+	if n.served[port] {
+		return
+	}
+	for _, b := range n.backends {
+		if err := n.serveBackend(b, port); err != nil {
+			t.Fatalf("backendtest: serve port %d in %s: %v", port, b.NS, err)
+		}
+	}
+	n.served[port] = true
+}
+
+// serveBackend opens both sockets inside b's namespace and starts their
+// loops. The caller holds n.mu.
+func (n *Network) serveBackend(b Backend, port uint16) error {
+	addr := fmt.Sprintf("0.0.0.0:%d", port)
+	var (
+		ln net.Listener
+		pc net.PacketConn
+	)
+	err := inNamespace(b.NS, func() error {
+		var lc net.ListenConfig
+		var err error
+		if ln, err = lc.Listen(context.Background(), "tcp4", addr); err != nil {
+			return err
+		}
+		n.servers = append(n.servers, ln)
+		if pc, err = lc.ListenPacket(context.Background(), "udp4", addr); err != nil {
+			return err
+		}
+		n.servers = append(n.servers, pc)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	reply := []byte(b.Name + "\n")
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		serveTCP(ln, reply)
+	}()
+	go func() {
+		defer n.wg.Done()
+		serveUDP(pc, reply)
+	}()
+	return nil
+}
+
+// serveTCP answers each connection until ln is closed. The write is tiny and
+// the socket fresh, so it cannot block; the deadline is only a safeguard.
+func serveTCP(ln net.Listener, reply []byte) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(retryPause) // e.g. out of file descriptors
+			continue
+		}
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(reply)
+		c.Close()
+	}
+}
+
+// serveUDP replies to every datagram until pc is closed.
+func serveUDP(pc net.PacketConn, reply []byte) {
+	buf := make([]byte, 2048)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(retryPause)
+			continue
+		}
+		pc.WriteTo(reply, from)
+	}
+}

@@ -1,0 +1,28 @@
+//go:build linux
+
+package iptables_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/backendtest"
+	"github.com/lbkit/lbkit/backends/iptables"
+)
+
+// TestConformance runs lbkit's conformance suite, real packets through
+// namespaces, against both iptables flavours.
+func TestConformance(t *testing.T) {
+	for _, fl := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
+		t.Run(string(fl), func(t *testing.T) {
+			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
+				b, err := iptables.New(iptables.Options{Flavour: fl, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}, backendtest.SuiteOptions{Parallel: true, Require: []string{"iptables-" + string(fl) + "-restore"}})
+		})
+	}
+}
