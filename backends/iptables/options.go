@@ -36,6 +36,13 @@ type Options struct {
 	MasqueradeMark uint32
 	// Flavour picks iptables-nft or iptables-legacy; auto-detected when empty.
 	Flavour Flavour
+	// BatchSize is the number of service ports per iptables-restore in a
+	// full sync with the nft flavour (1000 when zero; negative: one
+	// restore). iptables-nft-restore --noflush grows quadratically with its
+	// input: measured here, 10,000 services x 10 endpoints took 343 s in one
+	// restore, and about 2 s per batch of 1,000. The legacy flavour rewrites
+	// the whole table on every commit, so it always uses one restore.
+	BatchSize int
 	// Exec runs the iptables programs; nil runs them for real. Tests pass a
 	// fake.
 	Exec Executor
@@ -48,6 +55,9 @@ func (o Options) withDefaults() Options {
 		o.Prefix = "LBKIT"
 	}
 	o.Prefix = strings.TrimSuffix(o.Prefix, "-")
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
 	if o.MasqueradeMark == 0 {
 		o.MasqueradeMark = 0x4000
 	}

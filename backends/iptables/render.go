@@ -148,34 +148,41 @@ func Render(snap *servicemap.Snapshot, opts Options) string {
 	o := opts.withDefaults()
 	rs := o.build(snap, nil)
 	var b bytes.Buffer
-	o.writeTables(&b, rs, tableWrite{full: true})
+	o.writeTables(&b, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true})
 	return b.String()
 }
 
-// tableWrite says what writeTables writes besides the dispatch chains.
+// tableWrite says what writeTables writes.
 type tableWrite struct {
-	// full writes every chain; otherwise only those of changed ports.
-	full    bool
-	changed []*portRules
+	// fixed writes the chains that do not depend on services.
+	fixed bool
+	// own are the ports whose own (nat) chains are written.
+	own []*portRules
+	// dispatch rewrites the dispatch chains whole (and with them the
+	// filter table).
+	dispatch bool
 	// extra lines per table, written after the rules (jump inserts).
 	extra map[tableName][]string
 	// stale chains per table, flushed and deleted.
 	stale map[tableName][]string
 }
 
-// writeTables writes the filter then the nat table. Every dispatch chain is
-// declared (which flushes it under --noflush) and rewritten whole.
+// writeTables writes the filter then the nat table. Declaring a chain
+// flushes it under --noflush, so every chain written is rewritten whole.
 func (o *Options) writeTables(b *bytes.Buffer, rs *ruleset, w tableWrite) {
 	fixed := o.fixedChains()
 	b.Grow(o.estimateSize(rs, w))
 	for _, table := range []tableName{tableFilter, tableNAT} {
+		if table == tableFilter && !w.dispatch {
+			continue
+		}
 		b.WriteString("*" + string(table) + "\n")
 		var chains []ownChain
-		if w.full {
+		if w.fixed {
 			chains = append(chains, fixed[table]...)
 		}
 		if table == tableNAT {
-			for _, pr := range w.ownRules(rs) {
+			for _, pr := range w.own {
 				chains = append(chains, pr.chains...)
 			}
 		}
@@ -183,7 +190,7 @@ func (o *Options) writeTables(b *bytes.Buffer, rs *ruleset, w tableWrite) {
 		for _, c := range chains {
 			names = append(names, c.name)
 		}
-		for d := dispatch(0); d < numDispatch; d++ {
+		for d := dispatch(0); d < numDispatch && w.dispatch; d++ {
 			if t, name := o.dispatchChain(d); t == table {
 				names = append(names, name)
 			}
@@ -193,7 +200,7 @@ func (o *Options) writeTables(b *bytes.Buffer, rs *ruleset, w tableWrite) {
 		for _, name := range slices.Compact(names) {
 			b.WriteString(":" + name + " - [0:0]\n")
 		}
-		for d := dispatch(0); d < numDispatch; d++ {
+		for d := dispatch(0); d < numDispatch && w.dispatch; d++ {
 			if t, _ := o.dispatchChain(d); t != table {
 				continue
 			}
@@ -229,10 +236,12 @@ func (o *Options) estimateSize(rs *ruleset, w tableWrite) int {
 	n := 4096
 	for _, pr := range rs.rules {
 		for _, t := range pr.text {
-			n += len(t)
+			if w.dispatch {
+				n += len(t)
+			}
 		}
 	}
-	for _, pr := range w.ownRules(rs) {
+	for _, pr := range w.own {
 		for _, c := range pr.chains {
 			n += 2*len(c.name) + 10
 			for _, r := range c.rules {
@@ -241,12 +250,4 @@ func (o *Options) estimateSize(rs *ruleset, w tableWrite) int {
 		}
 	}
 	return n
-}
-
-// ownRules returns the ports whose own chains are written.
-func (w tableWrite) ownRules(rs *ruleset) []*portRules {
-	if w.full {
-		return rs.rules
-	}
-	return w.changed
 }

@@ -47,6 +47,11 @@ func New(opts Options) (*Backend, error) {
 		b.flavour = fl
 	}
 	if o.Exec == nil {
+		if b.flavour == FlavourNFT {
+			if _, err := exec.LookPath("nft"); err != nil {
+				return nil, fmt.Errorf("%w: the nft flavour lists chains with nft: %v", backends.ErrUnsupported, err)
+			}
+		}
 		for _, ipv6 := range []bool{false, true} {
 			progs := programsFor(b.flavour, ipv6)
 			if _, err := exec.LookPath(progs.restore); err != nil && !ipv6 {
@@ -96,11 +101,11 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 	}
 	existing := map[tableName]saved{}
 	for _, table := range []tableName{tableFilter, tableNAT} {
-		out, err := b.exec.Run(ctx, progs.save, []string{"-t", string(table)}, nil)
+		s, err := b.inspect(ctx, progs, table, next.IPFamily() == v1.IPv6Protocol)
 		if err != nil {
 			return fmt.Errorf("%w: %v", backends.ErrApply, err)
 		}
-		existing[table] = parseSave(out, b.opts.Prefix)
+		existing[table] = s
 	}
 	rs := b.opts.build(next, b.rules)
 	want := b.opts.wantedChains(rs)
@@ -121,8 +126,26 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 			extra[j.table] = append(extra[j.table], "-I "+j.chain+" "+j.spec)
 		}
 	}
+	// With the nft flavour, the chains of service ports go in batches
+	// first; each batch only adds or refills chains that nothing new
+	// references yet, or that it rewrites whole, so every step leaves a
+	// working ruleset. The last restore rewrites the dispatch chains, which
+	// then point at the new chains, and deletes stale ones.
 	var buf bytes.Buffer
-	b.opts.writeTables(&buf, rs, tableWrite{full: true, extra: extra, stale: stale})
+	if size := b.opts.BatchSize; b.flavour == FlavourNFT && size > 0 && len(rs.rules) > size {
+		for start := 0; start < len(rs.rules); start += size {
+			buf.Reset()
+			// The first batch also creates the fixed chains the others jump to.
+			b.opts.writeTables(&buf, rs, tableWrite{fixed: start == 0, own: rs.rules[start:min(start+size, len(rs.rules))]})
+			if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
+				return err
+			}
+		}
+		buf.Reset()
+		b.opts.writeTables(&buf, rs, tableWrite{fixed: true, dispatch: true, extra: extra, stale: stale})
+	} else {
+		b.opts.writeTables(&buf, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true, extra: extra, stale: stale})
+	}
 	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
 		return err
 	}
@@ -138,7 +161,7 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 	}
 	rs, changed, stale := b.plan(c)
 	var buf bytes.Buffer
-	b.opts.writeTables(&buf, rs, tableWrite{changed: changed, stale: map[tableName][]string{tableNAT: stale}})
+	b.opts.writeTables(&buf, rs, tableWrite{own: changed, dispatch: true, stale: map[tableName][]string{tableNAT: stale}})
 	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
 		b.applied = nil
 		return err
@@ -244,14 +267,13 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		var sb strings.Builder
 		empty := true
 		for _, table := range []tableName{tableFilter, tableNAT} {
-			out, err := b.exec.Run(ctx, progs.save, []string{"-t", string(table)}, nil)
+			s, err := b.inspect(ctx, progs, table, ipv6)
 			if err != nil {
 				if !ipv6 {
 					errs = append(errs, err)
 				}
 				continue
 			}
-			s := parseSave(out, b.opts.Prefix)
 			if len(s.chains) == 0 && len(s.jumps) == 0 {
 				continue
 			}

@@ -1,11 +1,160 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/conntrack"
+	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/servicemap"
 )
+
+// prefixList is a comma-separated list of CIDRs.
+type prefixList []netip.Prefix
+
+func (p *prefixList) String() string {
+	s := make([]string, len(*p))
+	for i, x := range *p {
+		s[i] = x.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *prefixList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(part)
+		if err != nil {
+			return fmt.Errorf("%q is not a CIDR", part)
+		}
+		*p = append(*p, pfx.Masked())
+	}
+	return nil
+}
+
+// backendFlags are what render, apply and cleanup share.
+type backendFlags struct {
+	resolveFlags
+	backend      string
+	nodePortAddr prefixList
+	clusterCIDR  prefixList
+}
+
+func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
+	if resolve {
+		f.resolveFlags.register(fs)
+		fs.Var(&f.nodePortAddr, "nodeport-addresses", "CIDRs of the node addresses that accept NodePorts (default: every non-loopback address)")
+		fs.Var(&f.clusterCIDR, "cluster-cidr", "pod CIDRs, one per family, comma separated (default: no source counts as a pod)")
+	}
+	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables or iptables")
+}
+
+// renderer renders a snapshot as the backend's text.
+type renderer func(*servicemap.Snapshot) string
+
+// open returns the backend's renderer, and the backend itself unless
+// renderOnly (rendering needs no kernel and no privileges).
+func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, error) {
+	switch f.backend {
+	case "nftables":
+		opts := nftables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
+		r := func(s *servicemap.Snapshot) string { return nftables.Render(s, opts) }
+		if renderOnly {
+			return r, nil, nil
+		}
+		b, err := nftables.New(opts)
+		return r, b, err
+	case "iptables":
+		opts := iptables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
+		r := func(s *servicemap.Snapshot) string { return iptables.Render(s, opts) }
+		if renderOnly {
+			return r, nil, nil
+		}
+		b, err := iptables.New(opts)
+		return r, b, err
+	}
+	return nil, nil, fmt.Errorf("%w: --backend must be nftables or iptables, not %q", errUsage, f.backend)
+}
 
 // runBackendCommand runs render, apply, cleanup and demo.
 func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) error {
-	return fmt.Errorf("%s: not available yet", cmd)
+	if cmd == "demo" {
+		return runDemo(args, stdout)
+	}
+	var f backendFlags
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	f.register(fs, cmd != "cleanup")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	switch cmd {
+	case "render":
+		render, _, err := f.open(true)
+		if err != nil {
+			return err
+		}
+		res, err := f.resolve()
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, render(res.snap))
+		for _, w := range res.warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		return nil
+	case "apply":
+		if _, _, err := f.open(true); err != nil {
+			return err
+		}
+		res, err := f.resolve()
+		if err != nil {
+			return err
+		}
+		_, b, err := f.open(false)
+		if err != nil {
+			return err
+		}
+		// A one-shot process has no previous snapshot: a full sync, which
+		// reconciles against what the kernel holds, converges like the
+		// Runner would; conntrack is reconciled the same way.
+		if err := b.Sync(ctx, nil, res.snap); err != nil {
+			return err
+		}
+		cleaner, err := conntrack.New(conntrack.Options{NodePortAddresses: f.nodePortAddr})
+		if err != nil {
+			return err
+		}
+		deleted, err := cleaner.Reconcile(res.snap)
+		if err != nil {
+			return fmt.Errorf("conntrack cleanup: %w", err)
+		}
+		fmt.Fprintf(stdout, "applied %d service ports with %s (snapshot version %d); %d stale UDP flows deleted\n",
+			res.snap.Len(), b.Name(), res.snap.Version(), deleted)
+		for _, w := range res.warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		return nil
+	default: // cleanup
+		_, b, err := f.open(false)
+		if err != nil {
+			return err
+		}
+		if err := b.Cleanup(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removed everything %s programmed for lbkit\n", b.Name())
+		return nil
+	}
 }

@@ -1,0 +1,217 @@
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"time"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// Backend programs a Snapshot into IPVS, a dummy link and an nftables
+// table. It implements backends.Interface; like every backend it is used
+// by one goroutine at a time.
+type Backend struct {
+	opts Options
+	ipvs Handle
+	host Host
+	nfts map[knftables.Family]knftables.Interface
+	// close releases the kernel handles New opened.
+	close func()
+	// applied records the last successful sync; nil makes the next sync a
+	// full one.
+	applied *applied
+}
+
+// applied is what the last successful sync left behind.
+type applied struct {
+	version uint64
+	plan    *plan
+	// draining are the virtual servers that kept real servers at weight 0
+	// because they still had connections; every sync looks at them again.
+	draining map[Key]bool
+}
+
+var _ backends.Interface = (*Backend)(nil)
+
+// sysctls are what kube-proxy's IPVS mode sets, written at every full
+// sync (see the package documentation).
+var sysctls = []struct{ name, value string }{
+	{"net/ipv4/vs/conntrack", "1"},
+	{"net/ipv4/vs/expire_nodest_conn", "1"},
+	{"net/ipv4/vs/expire_quiescent_template", "1"},
+	{"net/ipv4/conf/all/arp_ignore", "1"},
+	{"net/ipv4/conf/all/arp_announce", "2"},
+}
+
+// New returns a Backend. Unless Options.IPVS and Options.Host are given,
+// it opens netlink sockets in the network namespace of the calling thread
+// and checks that the kernel has IPVS; without IPVS, or without the nft
+// binary (when Options.NFT is nil), it returns an error wrapping
+// backends.ErrUnsupported.
+func New(opts Options) (*Backend, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	b := &Backend{opts: opts, ipvs: opts.IPVS, host: opts.Host,
+		nfts: map[knftables.Family]knftables.Interface{}, close: func() {}}
+	if opts.NFT == nil {
+		if _, err := exec.LookPath("nft"); err != nil {
+			return nil, fmt.Errorf("%w: ipvs: the netfilter half needs nft: %v", backends.ErrUnsupported, err)
+		}
+	}
+	if b.ipvs != nil && b.host != nil {
+		return b, nil
+	}
+	k, err := openKernel()
+	if err != nil {
+		return nil, err
+	}
+	b.close = k.close
+	if b.ipvs == nil {
+		b.ipvs = k.ipvs
+	}
+	if b.host == nil {
+		b.host = k.host
+	}
+	return b, nil
+}
+
+// Close releases the netlink sockets New opened. The Backend must not be
+// used afterwards. It does not touch the kernel's state: see Cleanup.
+func (b *Backend) Close() error {
+	b.close()
+	b.close = func() {}
+	return nil
+}
+
+// Name returns "ipvs".
+func (b *Backend) Name() string { return "ipvs" }
+
+func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
+	if b.opts.NFT != nil {
+		return b.opts.NFT, nil
+	}
+	if nft := b.nfts[fam.nft]; nft != nil {
+		return nft, nil
+	}
+	nft, err := knftables.New(fam.nft, b.opts.Table)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ipvs: nftables: %v", backends.ErrUnsupported, err)
+	}
+	b.nfts[fam.nft] = nft
+	return nft, nil
+}
+
+// Sync brings IPVS, the dummy link and the nftables table to next, by
+// comparing with what the kernel holds: it lists the virtual servers (and
+// the real servers of those that may have changed) and adds, updates or
+// deletes only what differs. When prev is the snapshot this backend
+// applied last, virtual servers whose desired state did not change are not
+// looked at again; otherwise every one is. IPVS has no transactions: a
+// Sync that fails has applied what it could, returns an error wrapping
+// backends.ErrApply that lists every failure, and the next Sync is a full
+// one.
+func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
+	start := time.Now()
+	fam := familyOf(next.IPFamily())
+	nft, err := b.nftFor(fam)
+	if err != nil {
+		return err
+	}
+	full := b.applied == nil || prev == nil || prev.Version() != b.applied.version || b.applied.plan.fam != fam
+	var last *applied
+	if !full {
+		last = b.applied
+	}
+	b.applied = nil
+	st, err := b.sync(ctx, nft, fam, last, next)
+	if err != nil {
+		return fmt.Errorf("%w: ipvs %s sync to version %d: %w", backends.ErrApply, syncKind(full), next.Version(), err)
+	}
+	b.applied = &applied{version: next.Version(), plan: st.plan, draining: st.draining}
+	b.opts.Logger.Debug("ipvs sync", "kind", syncKind(full), "version", next.Version(),
+		"servicePorts", next.Len(), "virtualServers", len(st.plan.servers), "changes", st.changes,
+		"draining", len(st.draining), "elapsed", time.Since(start))
+	return nil
+}
+
+func syncKind(full bool) string {
+	if full {
+		return "full"
+	}
+	return "incremental"
+}
+
+// Cleanup deletes lbkit's virtual servers (by the ownership rule: those on
+// the dummy link's addresses and those on node addresses that the
+// nftables table records), the dummy link and the nftables tables (ip and ip6). It leaves
+// every other virtual server alone and can run any number of times.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	b.applied = nil
+	var errs []error
+	owned := map[Key]bool{}
+	fams := []family{ipv4, ipv6}
+	if b.opts.NFT != nil {
+		fams = fams[:1] // the given interface has one family
+	}
+	for _, fam := range fams {
+		nft, err := b.nftFor(fam)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rec, err := readRecord(ctx, nft)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for k := range rec {
+			owned[k] = true
+		}
+	}
+	bound, err := b.host.LinkAddrs(b.opts.Interface)
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("ipvs: addresses of %s: %w", b.opts.Interface, err))...)
+	}
+	onDummy := toSet(bound)
+	servers, err := b.ipvs.VirtualServers()
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("ipvs: list virtual servers: %w", err))...)
+	}
+	deleteFailed := false
+	for _, vs := range servers {
+		if onDummy[vs.Addr] || owned[vs.Key()] {
+			if err := b.ipvs.DeleteVirtualServer(vs); err != nil {
+				errs = append(errs, fmt.Errorf("ipvs: delete virtual server %v: %w", vs.Key(), err))
+				deleteFailed = true
+			}
+		}
+	}
+	if deleteFailed {
+		// The dummy link and the table are the proof of ownership of what
+		// is left: keep them for the next try.
+		return errors.Join(errs...)
+	}
+	if err := b.host.DeleteDummy(b.opts.Interface); err != nil {
+		errs = append(errs, fmt.Errorf("ipvs: delete link %s: %w", b.opts.Interface, err))
+	}
+	for _, fam := range fams {
+		nft, err := b.nftFor(fam)
+		if err != nil {
+			continue // reported above
+		}
+		tx := nft.NewTransaction()
+		tx.Delete(&knftables.Table{})
+		if err := nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("ipvs: delete table %s %s: %w", fam.nft, b.opts.Table, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,203 @@
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+)
+
+// The netfilter half: what IPVS cannot do itself, in a table of its own.
+// Fixed chains and rules; everything that depends on services is an
+// element of a named set, so a sync only adds and deletes elements.
+
+type setID int
+
+const (
+	setClusterIPs       setID = iota // cluster IP . proto . port: masquerade sources outside the pods
+	setClusterCIDRs                  // the pod ranges (interval)
+	setExternalMasq                  // external address . proto . port with Cluster policy: masquerade
+	setNoEndpoints                   // no endpoint anywhere: reject
+	setNoLocalEndpoints              // endpoints elsewhere, none for this traffic: drop
+	setFirewall                      // load-balancer IP . proto . port with source ranges
+	setFirewallAllow                 // ... . allowed source range (interval)
+	setHairpin                       // endpoint . same endpoint: a pod reaching itself
+	setNodeAddrServers               // record of virtual servers lbkit made on node addresses (ownership)
+	numSets
+)
+
+type setSpec struct {
+	name     string
+	typ      func(family) string
+	interval bool
+}
+
+func svcKeyType(f family) string { return f.addr + " . inet_proto . inet_service" }
+
+var setSpecs = [numSets]setSpec{
+	setClusterIPs:       {name: "cluster-ips", typ: svcKeyType},
+	setClusterCIDRs:     {name: "cluster-cidrs", typ: func(f family) string { return f.addr }, interval: true},
+	setExternalMasq:     {name: "external-masq", typ: svcKeyType},
+	setNoEndpoints:      {name: "no-endpoints", typ: svcKeyType},
+	setNoLocalEndpoints: {name: "no-local-endpoints", typ: svcKeyType},
+	setFirewall:         {name: "firewall", typ: svcKeyType},
+	setFirewallAllow: {name: "firewall-allow", interval: true,
+		typ: func(f family) string { return svcKeyType(f) + " . " + f.addr }},
+	setHairpin:         {name: "hairpin", typ: func(f family) string { return f.addr + " . " + f.addr }},
+	setNodeAddrServers: {name: "node-address-servers", typ: svcKeyType},
+}
+
+// Base chain priorities. IPVS hooks LOCAL_OUT at -98 (NF_IP_PRI_NAT_DST+2)
+// and LOCAL_IN at 98/99: the filter chains run before it (-110) and see the
+// virtual address the client used, not the real server IPVS chose.
+const (
+	prioBeforeIPVS = -110
+	prioSNAT       = 100
+)
+
+type baseChain struct {
+	name  string
+	typ   knftables.BaseChainType
+	hook  knftables.BaseChainHook
+	prio  int
+	rules []string
+}
+
+// chains returns the table's base chains and their rules.
+func chains(f family, mark uint32) []baseChain {
+	m := "0x" + strconv.FormatUint(uint64(mark), 16)
+	unmark := "0x" + strconv.FormatUint(uint64(^mark), 16)
+	svc := f.ip + " daddr . meta l4proto . th dport "
+	markRules := []string{
+		svc + "@cluster-ips " + f.ip + " saddr != @cluster-cidrs meta mark set meta mark | " + m,
+		svc + "@external-masq meta mark set meta mark | " + m,
+	}
+	endpointRules := []string{
+		"ct state new " + svc + "@no-endpoints reject",
+		"ct state new " + svc + "@no-local-endpoints drop",
+	}
+	return []baseChain{
+		{name: "prerouting", typ: knftables.FilterType, hook: knftables.PreroutingHook, prio: prioBeforeIPVS,
+			rules: markRules},
+		{name: "input", typ: knftables.FilterType, hook: knftables.InputHook, prio: prioBeforeIPVS,
+			rules: append([]string{
+				svc + "@firewall " + svc + ". " + f.ip + " saddr != @firewall-allow drop",
+			}, endpointRules...)},
+		{name: "output", typ: knftables.FilterType, hook: knftables.OutputHook, prio: prioBeforeIPVS,
+			rules: append(slices.Clone(markRules), endpointRules...)},
+		{name: "postrouting", typ: knftables.NATType, hook: knftables.PostroutingHook, prio: prioSNAT,
+			rules: []string{
+				"meta mark & " + m + " != 0 meta mark set meta mark & " + unmark + " masquerade fully-random",
+				// A pod reaching itself through a virtual address would
+				// otherwise answer itself directly.
+				f.ip + " saddr . " + f.ip + " daddr @hairpin masquerade fully-random",
+			}},
+	}
+}
+
+// skeleton adds the table, its sets (flushed) and chains (flushed, with
+// their rules) to tx: on a full sync the table is rewritten in one
+// transaction.
+func skeleton(tx *knftables.Transaction, f family, mark uint32) {
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("lbkit IPVS backend: what IPVS cannot do")})
+	for _, s := range setSpecs {
+		ks := &knftables.Set{Name: s.name, Type: s.typ(f)}
+		if s.interval {
+			ks.Flags = []knftables.SetFlag{knftables.IntervalFlag}
+		}
+		tx.Add(ks)
+		tx.Flush(&knftables.Set{Name: s.name})
+	}
+	for _, c := range chains(f, mark) {
+		tx.Add(&knftables.Chain{
+			Name:     c.name,
+			Type:     knftables.PtrTo(c.typ),
+			Hook:     knftables.PtrTo(c.hook),
+			Priority: knftables.PtrTo(knftables.BaseChainPriority(strconv.Itoa(c.prio))),
+		})
+		tx.Flush(&knftables.Chain{Name: c.name})
+		for _, r := range c.rules {
+			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+		}
+	}
+}
+
+// addElements adds the elements of next that are not in prev (all of them
+// when prev is nil) to tx, and returns how many.
+func addElements(tx *knftables.Transaction, prev, next *[numSets]map[string]bool) int {
+	n := 0
+	for id := range numSets {
+		for _, e := range sortedKeys(next[id]) {
+			if prev == nil || !prev[id][e] {
+				tx.Add(&knftables.Element{Set: setSpecs[id].name, Key: []string{e}})
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// deleteElements deletes the elements of prev that are not in next, but
+// keep, from tx, and returns how many.
+func deleteElements(tx *knftables.Transaction, prev, next *[numSets]map[string]bool, keep func(setID, string) bool) int {
+	n := 0
+	for id := range numSets {
+		for _, e := range sortedKeys(prev[id]) {
+			if !next[id][e] && (keep == nil || !keep(id, e)) {
+				tx.Delete(&knftables.Element{Set: setSpecs[id].name, Key: []string{e}})
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// readRecord returns the virtual servers on node addresses the table records as
+// lbkit's, and nil without error when there is no table.
+func readRecord(ctx context.Context, nft knftables.Interface) (map[Key]bool, error) {
+	elems, err := nft.ListElements(ctx, "set", setSpecs[setNodeAddrServers].name)
+	if err != nil {
+		if knftables.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list set %s: %w", setSpecs[setNodeAddrServers].name, err)
+	}
+	out := make(map[Key]bool, len(elems))
+	for _, e := range elems {
+		if k, ok := parseKeyElement(e.Key); ok {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
+// parseKeyElement reads an element of a set of type addr . inet_proto .
+// inet_service, as knftables lists it (one string per field, or all in one).
+func parseKeyElement(key []string) (Key, bool) {
+	if len(key) == 1 {
+		key = strings.Split(key[0], " . ")
+	}
+	if len(key) != 3 {
+		return Key{}, false
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(key[0]))
+	proto := parseNFTProto(strings.TrimSpace(key[1]))
+	port, perr := strconv.ParseUint(strings.TrimSpace(key[2]), 10, 16)
+	if err != nil || proto == "" || perr != nil {
+		return Key{}, false
+	}
+	return Key{a.Unmap(), uint16(port), proto}, true
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,161 @@
+package ipvs_test
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+var node = []netip.Addr{netip.MustParseAddr(nodeIP), netip.MustParseAddr("fd00::10")}
+
+// renderCases are checked against testdata/render-<name>.golden.
+var renderCases = []struct {
+	name   string
+	family v1.IPFamily
+	opts   ipvs.Options
+	objs   []any
+}{
+	{
+		name: "clusterip-three-endpoints",
+		objs: []any{
+			testobj.Service("default", "web", "10.96.0.10", tcp80),
+			testobj.Slice("default", "web", "web-1", tcp8080, eps(
+				testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"),
+				testobj.Ready("10.244.3.5", "node-c"), testobj.NotReady("10.244.4.5", "node-d"))),
+		},
+	},
+	{
+		// Only the serving, terminating endpoints are left: they are used.
+		name: "only-terminating",
+		objs: []any{
+			testobj.Service("default", "draining", "10.96.0.12", tcp80),
+			testobj.Slice("default", "draining", "draining-1", tcp8080, eps(
+				testobj.Terminating("10.244.2.7", "node-b"), testobj.Terminating("10.244.3.7", "node-c"))),
+		},
+	},
+	{
+		// Virtual servers without real servers: the netfilter half rejects.
+		name: "no-endpoints",
+		opts: ipvs.Options{NodeIPs: node},
+		objs: []any{
+			testobj.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), externalIPs("192.0.2.10")),
+		},
+	},
+	{
+		// The node port and external IP use the local endpoint only; the
+		// cluster IP all of them. remote-only's node port has none.
+		name: "nodeport-etp-local",
+		opts: ipvs.Options{NodeIPs: node},
+		objs: []any{
+			testobj.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), etpLocal(32000), externalIPs("192.0.2.13")),
+			testobj.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), etpLocal(32001)),
+			testobj.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
+				testobj.Ready("10.244.1.13", thisNode), testobj.Ready("10.244.2.13", "node-b"))),
+			testobj.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(testobj.Ready("10.244.2.14", "node-b"))),
+		},
+	},
+	{
+		name: "itp-local",
+		objs: []any{
+			testobj.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
+			testobj.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
+				testobj.Ready("10.244.1.16", thisNode), testobj.Ready("10.244.2.16", "node-b"))),
+		},
+	},
+	{
+		name: "loadbalancer-affinity",
+		opts: ipvs.Options{NodeIPs: node},
+		objs: []any{
+			testobj.Service("shop", "front", "10.96.0.15", []v1.ServicePort{testobj.Port("https", 443, v1.ProtocolTCP)},
+				loadBalancer("203.0.113.7", "203.0.113.8"), nodePort(30443), clientIP(600), sourceRanges("198.51.100.0/24")),
+			testobj.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{testobj.SlicePort("https", 8443, v1.ProtocolTCP)}, eps(
+				testobj.Ready("10.244.1.15", thisNode), testobj.Ready("10.244.2.15", "node-b"))),
+		},
+	},
+	{
+		name: "tcp-udp-sctp-same-port",
+		objs: []any{
+			testobj.Service("kube-system", "dns", "10.96.0.53", []v1.ServicePort{
+				testobj.Port("dns-tcp", 53, v1.ProtocolTCP), testobj.Port("dns", 53, v1.ProtocolUDP),
+				testobj.Port("dns-sctp", 53, v1.ProtocolSCTP)}),
+			testobj.Slice("kube-system", "dns", "dns-1", []discoveryv1.EndpointPort{
+				testobj.SlicePort("dns-tcp", 5353, v1.ProtocolTCP), testobj.SlicePort("dns", 5353, v1.ProtocolUDP),
+				testobj.SlicePort("dns-sctp", 5353, v1.ProtocolSCTP)}, eps(testobj.Ready("10.244.1.53", thisNode))),
+		},
+	},
+	{
+		name: "scheduler-override",
+		opts: ipvs.Options{Scheduler: "wlc", SchedulerFor: func(n servicemap.ServicePortName) string {
+			return map[string]string{"web": "mh", "cache": "sh"}[n.Name]
+		}},
+		objs: []any{
+			testobj.Service("default", "web", "10.96.0.10", tcp80),
+			testobj.Service("default", "cache", "10.96.0.11", tcp80),
+			testobj.Service("default", "plain", "10.96.0.12", tcp80),
+		},
+	},
+	{
+		name:   "ipv6",
+		family: v1.IPv6Protocol,
+		opts:   ipvs.Options{NodeIPs: node},
+		objs: []any{
+			testobj.Service("default", "web6", "fd00:10:96::10", tcp80, nodePort(30080)),
+			testobj.Slice("default", "web6", "web6-1", tcp8080, eps(
+				testobj.Ready("fd00:10:244:1::5", thisNode), testobj.Ready("fd00:10:244:2::5", "node-b"))),
+		},
+	},
+}
+
+func TestRender(t *testing.T) {
+	for _, tc := range renderCases {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := snapshotOf(t, tc.family, tc.objs...)
+			got := ipvs.Render(snap, tc.opts)
+			if again := ipvs.Render(snap, tc.opts); again != got {
+				t.Fatalf("Render is not deterministic")
+			}
+			golden(t, "render-"+tc.name, got)
+		})
+	}
+}
+
+func snapshotOf(t testing.TB, family v1.IPFamily, objs ...any) *servicemap.Snapshot {
+	t.Helper()
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode, IPFamily: family})
+	for _, o := range objs {
+		switch o := o.(type) {
+		case *v1.Service:
+			tr.OnServiceAdd(o)
+		case *discoveryv1.EndpointSlice:
+			tr.OnEndpointSliceAdd(o)
+		default:
+			t.Fatalf("object %T", o)
+		}
+	}
+	if w := tr.Warnings(); len(w) > 0 {
+		t.Fatalf("test input has warnings: %v", w)
+	}
+	return tr.Snapshot()
+}
+
+func ExampleRender() {
+	snap := snapshotOf(&testing.T{}, v1.IPv4Protocol,
+		testobj.Service("default", "web", "10.96.0.10", tcp80, clientIP(600)),
+		testobj.Slice("default", "web", "web-1", tcp8080, eps(
+			testobj.Ready("10.244.1.5", "node-a"), testobj.Ready("10.244.2.5", "node-b"))))
+	fmt.Print(ipvs.Render(snap, ipvs.Options{}))
+	// Output:
+	// -A -t 10.96.0.10:80 -s rr -p 600
+	// -a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1
+	// -a -t 10.96.0.10:80 -r 10.244.2.5:8080 -m -w 1
+}

@@ -1,0 +1,409 @@
+package ipvs_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// mixed is a snapshot with one of most things: three endpoints, a node
+// port with externalTrafficPolicy Local, a load balancer with source
+// ranges and affinity, UDP, and a service without endpoints.
+func (w *world) applyMixed() {
+	web := testobj.Service("default", "web", "10.96.0.10", tcp80)
+	local := testobj.Service("default", "local", "10.96.0.11", tcp80, nodePort(30011), etpLocal(0))
+	lb := testobj.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
+		nodePort(30012), clientIP(600), sourceRanges("198.51.100.0/24", "192.168.0.0/16"))
+	dns := testobj.Service("kube-system", "dns", "10.96.0.13", udp53, externalIPs("192.0.2.53"))
+	empty := testobj.Service("default", "empty", "10.96.0.14", tcp80, nodePort(30014))
+	w.apply(web, local, lb, dns, empty,
+		testobj.Slice("default", "web", "web-1", tcp8080, eps(
+			testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"), testobj.Ready("10.244.3.5", "node-c"))),
+		testobj.Slice("default", "local", "local-1", tcp8080, eps(
+			testobj.Ready("10.244.1.6", thisNode), testobj.Ready("10.244.2.6", "node-b"))),
+		testobj.Slice("shop", "front", "front-1", tcp8080, eps(
+			testobj.Ready("10.244.1.7", thisNode), testobj.Ready("10.244.2.7", "node-b"))),
+		testobj.Slice("kube-system", "dns", "dns-1", udp5353, eps(
+			testobj.Ready("10.244.1.8", thisNode), testobj.Ready("10.244.2.8", "node-b"))),
+		testobj.Slice("default", "empty", "empty-1", tcp8080, eps(testobj.NotReady("10.244.1.9", thisNode))),
+	)
+}
+
+// The kernel ends up with what Render says, the virtual addresses on the
+// dummy link (node addresses not), and the netfilter half as in its golden
+// file.
+func TestSyncProgramsWhatRenderShows(t *testing.T) {
+	w := newWorld(t, ipvs.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
+	w.applyMixed()
+	snap := w.sync()
+
+	ropts := w.opts
+	ropts.NodeIPs = []netip.Addr{netip.MustParseAddr(nodeIP)}
+	if diff := cmp.Diff(ipvs.Render(snap, ropts), w.ipvs.Dump()); diff != "" {
+		t.Errorf("kernel differs from Render (-render +kernel):\n%s", diff)
+	}
+	wantBound := "10.96.0.10 10.96.0.11 10.96.0.12 10.96.0.13 10.96.0.14 192.0.2.53 203.0.113.7"
+	if got := w.host.bound(ipvs.DefaultInterface); got != wantBound {
+		t.Errorf("dummy link addresses = %q, want %q", got, wantBound)
+	}
+	for name, want := range map[string]string{
+		"net/ipv4/vs/conntrack": "1", "net/ipv4/vs/expire_nodest_conn": "1",
+		"net/ipv4/vs/expire_quiescent_template": "1",
+		"net/ipv4/conf/all/arp_ignore":          "1", "net/ipv4/conf/all/arp_announce": "2",
+	} {
+		if got := w.host.sysctls[name]; got != want {
+			t.Errorf("sysctl %s = %q, want %q", name, got, want)
+		}
+	}
+	golden(t, "netfilter-mixed", w.nft.Dump())
+}
+
+// After the first sync, a sync changes exactly what changed, whether it is
+// incremental or full (a full sync compares with the kernel, not with
+// memory).
+func TestSyncTouchesOnlyChanges(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	w.applyMixed()
+	w.sync()
+	w.ipvs.takeCalls()
+
+	w.sync()
+	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+		t.Errorf("incremental sync of an unchanged snapshot: %q, want no calls", calls)
+	}
+	w.fullSync()
+	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+		t.Errorf("full sync of an unchanged snapshot: %q, want no calls", calls)
+	}
+
+	// One more endpoint for web, and the dns service goes.
+	w.apply(testobj.Slice("default", "web", "web-1", tcp8080, eps(
+		testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"),
+		testobj.Ready("10.244.3.5", "node-c"), testobj.Ready("10.244.4.5", "node-d"))))
+	w.remove(testobj.Service("kube-system", "dns", "10.96.0.13", udp53))
+	for _, full := range []bool{false, true} {
+		if full {
+			// Undo in the kernel, then let a full sync find it out.
+			w.ipvs.DeleteRealServer(ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Protocol: v1.ProtocolTCP},
+				ipvs.RealServer{Addr: netip.MustParseAddrPort("10.244.4.5:8080")})
+			w.ipvs.takeCalls()
+			w.fullSync()
+		} else {
+			w.sync()
+		}
+		want := []string{"add 10.96.0.10:80/TCP -> 10.244.4.5:8080 w1"}
+		if !full {
+			want = append(want, "delete 192.0.2.53:53/UDP", "delete 10.96.0.13:53/UDP")
+		}
+		if diff := cmp.Diff(sorted(want), w.ipvs.takeCalls()); diff != "" {
+			t.Errorf("full=%v: calls (-want +got):\n%s", full, diff)
+		}
+	}
+	if got := w.host.bound(ipvs.DefaultInterface); strings.Contains(got, "10.96.0.13") || strings.Contains(got, "192.0.2.53") {
+		t.Errorf("addresses of the deleted service still bound: %s", got)
+	}
+	if got := w.elements("no-endpoints"); len(got) != 2 {
+		t.Errorf("no-endpoints = %q, want the two addresses of default/empty", got)
+	}
+}
+
+// Virtual servers lbkit cannot show it owns survive Sync and Cleanup; those
+// it owns go, node-port ones too after a restart, thanks to the record in
+// the nftables table.
+func TestOwnership(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	foreign := []ipvs.VirtualServer{
+		{Addr: netip.MustParseAddr("192.0.2.1"), Port: 80, Protocol: v1.ProtocolTCP, Scheduler: "wlc"},
+		// On the node address, on a port lbkit never names.
+		{Addr: netip.MustParseAddr(nodeIP), Port: 31999, Protocol: v1.ProtocolTCP, Scheduler: "rr"},
+	}
+	for _, vs := range foreign {
+		if err := w.ipvs.AddVirtualServer(vs); err != nil {
+			t.Fatal(err)
+		}
+		w.ipvs.AddRealServer(vs, ipvs.RealServer{Addr: netip.MustParseAddrPort("192.0.2.100:80"), Weight: 3})
+	}
+	foreignDump := w.ipvs.Dump()
+	web := testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
+	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
+	w.apply(web, slice)
+	w.sync()
+	if err := w.ipvs.DeleteVirtualServer(ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Protocol: v1.ProtocolTCP}); err != nil {
+		t.Fatal(err)
+	}
+	// A leftover of lbkit's on its dummy address, another port.
+	stale := ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 8443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
+	w.ipvs.AddVirtualServer(stale)
+	w.fullSync()
+	if _, ok := w.ipvs.servers[stale.Key()]; ok {
+		t.Errorf("%v is on lbkit's dummy link but survived a sync", stale.Key())
+	}
+	if _, ok := w.ipvs.servers[key("10.96.0.10:80/TCP")]; !ok {
+		t.Errorf("deleted cluster-IP virtual server not recreated")
+	}
+	if got := w.elements("node-address-servers"); !cmp.Equal(got, []string{nodeIP + " . tcp . 30080"}) {
+		t.Errorf("node-address-servers = %q", got)
+	}
+
+	// The service goes while lbkit is down; the new process still knows
+	// the node-port virtual server is its own.
+	w.restart()
+	w.remove(web, slice)
+	w.fullSync()
+	if diff := cmp.Diff(foreignDump, w.ipvs.Dump()); diff != "" {
+		t.Errorf("after the service was deleted, IPVS (-want +got):\n%s", diff)
+	}
+	if got := w.elements("node-address-servers"); len(got) != 0 {
+		t.Errorf("node-address-servers = %q after its virtual server went", got)
+	}
+
+	w.apply(web, slice)
+	w.sync()
+	w.cleanup()
+	if diff := cmp.Diff(foreignDump, w.ipvs.Dump()); diff != "" {
+		t.Errorf("after Cleanup, IPVS (-want +got):\n%s", diff)
+	}
+	if _, ok := w.host.links[ipvs.DefaultInterface]; ok {
+		t.Errorf("dummy link left after Cleanup")
+	}
+	if dump := w.nft.Dump(); dump != "" {
+		t.Errorf("nftables left after Cleanup:\n%s", dump)
+	}
+	w.cleanup() // twice is fine
+}
+
+// An external IP that is one of the node's addresses is not bound to the
+// dummy link (which would make every virtual server on the node address
+// lbkit's), but recorded like a node port.
+func TestExternalIPOnNodeAddress(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
+	w.ipvs.AddVirtualServer(foreign)
+	svc := testobj.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
+	w.apply(svc, testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode))))
+	w.sync()
+	if got := w.host.bound(ipvs.DefaultInterface); got != "10.96.0.10" {
+		t.Errorf("dummy link addresses = %q, want only the cluster IP", got)
+	}
+	if got := w.elements("node-address-servers"); !cmp.Equal(got, []string{nodeIP + " . tcp . 80"}) {
+		t.Errorf("node-address-servers = %q", got)
+	}
+	w.restart()
+	w.remove(svc)
+	w.fullSync()
+	if diff := cmp.Diff(map[ipvs.Key]bool{foreign.Key(): true}, keysOf(w.ipvs)); diff != "" {
+		t.Errorf("virtual servers after the service went (-want +got):\n%s", diff)
+	}
+}
+
+func keysOf(f *fakeIPVS) map[ipvs.Key]bool {
+	out := map[ipvs.Key]bool{}
+	for k := range f.servers {
+		out[k] = true
+	}
+	return out
+}
+
+// A TCP real server that leaves while it has connections is kept at weight
+// 0 until they end, then removed; without connections, or for UDP, it goes
+// at once; one that comes back gets its weight again.
+func TestDraining(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	web := testobj.Service("default", "web", "10.96.0.10", tcp80)
+	dns := testobj.Service("default", "dns", "10.96.0.53", udp53)
+	a, b, c := "10.244.1.5", "10.244.2.5", "10.244.3.5"
+	webSlice := func(e ...testobj.Endpoint) { w.apply(testobj.Slice("default", "web", "web-1", tcp8080, e)) }
+	dnsSlice := func(e ...testobj.Endpoint) { w.apply(testobj.Slice("default", "dns", "dns-1", udp5353, e)) }
+	w.apply(web, dns)
+	webSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode), testobj.Ready(c, thisNode))
+	dnsSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode))
+	w.sync()
+	webKey, dnsKey := key("10.96.0.10:80/TCP"), key("10.96.0.53:53/UDP")
+	w.ipvs.setConns(webKey, netip.MustParseAddrPort(b+":8080"), 1, 2)
+	w.ipvs.setConns(dnsKey, netip.MustParseAddrPort(b+":5353"), 0, 1)
+	w.ipvs.takeCalls()
+
+	// b turns terminating (no ready fallback needed: a is ready), c goes.
+	webSlice(testobj.Ready(a, thisNode), testobj.Terminating(b, thisNode))
+	dnsSlice(testobj.Ready(a, thisNode))
+	w.sync()
+	want := []string{
+		"update 10.96.0.10:80/TCP -> 10.244.2.5:8080 w0",
+		"delete 10.96.0.10:80/TCP -> 10.244.3.5:8080",
+		"delete 10.96.0.53:53/UDP -> 10.244.2.5:5353",
+	}
+	if diff := cmp.Diff(sorted(want), w.ipvs.takeCalls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	wantDump := "-A -t 10.96.0.10:80 -s rr\n" +
+		"-a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1\n" +
+		"-a -t 10.96.0.10:80 -r 10.244.2.5:8080 -m -w 0\n" +
+		"-A -u 10.96.0.53:53 -s rr\n" +
+		"-a -u 10.96.0.53:53 -r 10.244.1.5:5353 -m -w 1\n"
+	if diff := cmp.Diff(wantDump, w.ipvs.Dump()); diff != "" {
+		t.Errorf("IPVS (-want +got):\n%s", diff)
+	}
+
+	// Still connected: an unchanged snapshot looks again and does nothing.
+	w.syncFrom(w.prev)
+	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+		t.Errorf("draining, still connected: calls %q, want none", calls)
+	}
+	// Drained: the next sync, even of the same snapshot, removes it.
+	w.ipvs.setConns(webKey, netip.MustParseAddrPort(b+":8080"), 0, 0)
+	w.syncFrom(w.prev)
+	if diff := cmp.Diff([]string{"delete 10.96.0.10:80/TCP -> 10.244.2.5:8080"}, w.ipvs.takeCalls()); diff != "" {
+		t.Errorf("drained: calls (-want +got):\n%s", diff)
+	}
+
+	// Draining, then back: weight 1 again.
+	w.ipvs.setConns(webKey, netip.MustParseAddrPort(a+":8080"), 5, 0)
+	webSlice(testobj.NotReady(a, thisNode), testobj.Ready(b, thisNode))
+	w.sync()
+	webSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode))
+	w.sync()
+	if got := w.ipvs.servers[webKey].reals[netip.MustParseAddrPort(a+":8080")].Weight; got != 1 {
+		t.Errorf("endpoint back after draining has weight %d, want 1", got)
+	}
+}
+
+// The scheduler comes from Options.Scheduler, or per service port from
+// SchedulerFor; unknown names fall back; a change updates the virtual
+// server in place.
+func TestSchedulerOverride(t *testing.T) {
+	choice := map[string]string{"default/web": "lc", "default/other": "bogus"}
+	w := newWorld(t, ipvs.Options{
+		Scheduler:    "wrr",
+		SchedulerFor: func(n servicemap.ServicePortName) string { return choice[n.ServiceName()] },
+	})
+	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80),
+		testobj.Service("default", "other", "10.96.0.11", tcp80),
+		testobj.Service("default", "plain", "10.96.0.12", tcp80))
+	w.sync()
+	for k, want := range map[string]string{"10.96.0.10:80/TCP": "lc", "10.96.0.11:80/TCP": "wrr", "10.96.0.12:80/TCP": "wrr"} {
+		if got := w.ipvs.servers[key(k)].vs.Scheduler; got != want {
+			t.Errorf("%s scheduler %q, want %q", k, got, want)
+		}
+	}
+	w.ipvs.takeCalls()
+	choice["default/web"] = "sh"
+	w.sync()
+	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP"}, w.ipvs.takeCalls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if got := w.ipvs.servers[key("10.96.0.10:80/TCP")].vs.Scheduler; got != "sh" {
+		t.Errorf("scheduler after the change %q, want sh", got)
+	}
+
+	if _, err := ipvs.New(ipvs.Options{Scheduler: "fastest", IPVS: w.ipvs, Host: w.host, NFT: w.nft}); err == nil {
+		t.Errorf("New accepted the scheduler %q", "fastest")
+	}
+}
+
+// ClientIP affinity is persistence with the service's timeout, on every
+// address of the service; turning it off updates the virtual servers.
+func TestPersistence(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
+	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
+	w.sync()
+	for _, k := range []string{"10.96.0.10:80/TCP", nodeIP + ":30080/TCP"} {
+		if vs := w.ipvs.servers[key(k)].vs; !vs.Persistent || vs.Timeout != 600 {
+			t.Errorf("%s: persistent %v timeout %d, want true 600", k, vs.Persistent, vs.Timeout)
+		}
+	}
+	w.ipvs.takeCalls()
+	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)))
+	w.sync()
+	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP", "update " + nodeIP + ":30080/TCP"}, w.ipvs.takeCalls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if vs := w.ipvs.servers[key("10.96.0.10:80/TCP")].vs; vs.Persistent {
+		t.Errorf("still persistent after affinity was turned off")
+	}
+}
+
+// A failure is reported as ErrApply, the rest is still applied, and the
+// next sync (with prev given) is a full one that repairs the failure.
+func TestSyncFailureThenFullSync(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	w.apply(testobj.Service("default", "a", "10.96.0.10", tcp80), testobj.Service("default", "b", "10.96.0.11", tcp80))
+	w.ipvs.fail = "add 10.96.0.10:80/TCP"
+	snap := w.tr.Snapshot()
+	err := w.b.Sync(context.Background(), nil, snap)
+	if !errors.Is(err, backends.ErrApply) {
+		t.Fatalf("Sync with a failing add = %v, want ErrApply", err)
+	}
+	if _, ok := w.ipvs.servers[key("10.96.0.11:80/TCP")]; !ok {
+		t.Errorf("the other virtual server was not added")
+	}
+	w.syncFrom(snap)
+	if _, ok := w.ipvs.servers[key("10.96.0.10:80/TCP")]; !ok {
+		t.Errorf("the sync after a failure did not repair it")
+	}
+}
+
+// NodeIPs pins the node-port addresses; NodePortAddresses filters them,
+// and loopback and link-local addresses never get node ports.
+func TestNodeAddresses(t *testing.T) {
+	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
+	svc := testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
+	for _, tc := range []struct {
+		name string
+		opts ipvs.Options
+		want []string
+	}{
+		{"discovered", ipvs.Options{}, []string{nodeIP}},
+		{"given", ipvs.Options{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")}}, []string{"10.0.0.1"}},
+		{"filtered", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, tc.opts)
+			w.apply(svc, slice)
+			w.sync()
+			var got []string
+			for k := range w.ipvs.servers {
+				if k.Port == 30080 {
+					got = append(got, k.Addr.String())
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("node-port virtual servers on (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// golden compares got with testdata/<name>.golden; -update rewrites it.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs from %s (-want +got):\n%s", name, path, diff)
+	}
+}

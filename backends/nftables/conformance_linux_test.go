@@ -1,0 +1,81 @@
+package nftables_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/backendtest"
+	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// TestConformance runs the backend conformance suite: real packets through
+// the rules, in namespaces the suite creates.
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
+		b, err := nftables.New(nftables.Options{
+			ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()},
+			NodeIPs:      []netip.Addr{n.NodeIP()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}, backendtest.SuiteOptions{})
+}
+
+// TestKernelTraffic covers behaviour particular to this backend's ruleset,
+// with real packets: hairpin through the hairpin set, and the node's own
+// connection to an externalTrafficPolicy=Local address without a local
+// endpoint, which short-circuits (the no-endpoint check on output runs
+// after DNAT) while the same address is dropped for outside clients.
+func TestKernelTraffic(t *testing.T) {
+	backendtest.Require(t, "ip", "nft")
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{})
+	n.Serve(t, 8080)
+	bes := n.Backends()
+	const node = "node"
+	ctx := t.Context()
+
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
+	// hairpin's only endpoint is backend 0, on this node.
+	tr.OnServiceAdd(testobj.Service("t", "hairpin", "10.96.0.10", tcp80))
+	tr.OnEndpointSliceAdd(testobj.Slice("t", "hairpin", "hairpin-1", tcp8080, eps(testobj.Ready(bes[0].IP.String(), node))))
+	// remote's only endpoint, backend 1, counts as on another node.
+	tr.OnServiceAdd(testobj.Service("t", "remote", "10.96.0.11", tcp80, externalIPs("10.97.0.5"), etpLocal(0),
+		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
+	tr.OnEndpointSliceAdd(testobj.Slice("t", "remote", "remote-1", tcp8080, eps(testobj.Ready(bes[1].IP.String(), "other"))))
+
+	var b *nftables.Backend
+	err := n.InNode(func() error {
+		var err error
+		if b, err = nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}); err != nil {
+			return err
+		}
+		return b.Sync(ctx, nil, tr.Snapshot())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.InNode(func() error { return b.Cleanup(context.Background()) })
+
+	if got, err := n.DialTCPFrom(bes[0].NS, netip.Addr{}, netip.MustParseAddrPort("10.96.0.10:80"), 2*time.Second); err != nil || got != bes[0].Name {
+		t.Errorf("hairpin: backend 0 through its own service got %q, %v; want %q", got, err, bes[0].Name)
+	}
+	external := netip.MustParseAddrPort("10.97.0.5:80")
+	if got, err := n.DialTCPFrom(n.NodeNS(), netip.Addr{}, external, 2*time.Second); err != nil || got != bes[1].Name {
+		t.Errorf("node to an eTP=Local external IP without local endpoint got %q, %v; want the short-circuit to %q", got, err, bes[1].Name)
+	}
+	if got, err := n.DialTCPFrom(bes[2].NS, netip.Addr{}, external, 2*time.Second); err != nil || got != bes[1].Name {
+		t.Errorf("pod to an eTP=Local external IP without local endpoint got %q, %v; want the short-circuit to %q", got, err, bes[1].Name)
+	}
+	if got, err := n.DialTCP(ctx, netip.Addr{}, external, 500*time.Millisecond); !backendtest.IsTimeout(err) {
+		t.Errorf("outside client to an eTP=Local external IP without local endpoint got %q, %v; want it dropped", got, err)
+	}
+}

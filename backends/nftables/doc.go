@@ -1,0 +1,82 @@
+// Package nftables is the lbkit backend that programs Services into the
+// kernel's nftables: one table of lbkit's own ("lbkit", family ip or ip6
+// after the snapshot), driven through sigs.k8s.io/knftables.
+//
+// [Render] returns the desired table as deterministic `nft -f` text, a pure
+// function of a servicemap.Snapshot and [Options]; [Backend] applies the same
+// model (never a second generator): Sync sends only what changed since the
+// snapshot it applied last, or reconciles the whole table against what the
+// kernel holds when it has no such record (first sync, after a failure, or
+// when prev is not its last snapshot). A Backend is used by one goroutine at
+// a time. Errors wrap backends.ErrUnsupported (no usable nft) or
+// backends.ErrApply (the kernel refused a change; the next Sync is a full
+// one). Cleanup deletes lbkit's ip and ip6 tables and nothing else.
+//
+// # Semantics
+//
+// The decisions are kube-proxy's (nftables mode, v1.37); which endpoints a
+// port uses is topology.Categorize's business. Ports without any usable
+// endpoint are rejected on every address, node ports included; cluster-IP
+// traffic of an internalTrafficPolicy=Local port without a local endpoint is
+// dropped, and so is external traffic of an externalTrafficPolicy=Local port
+// without one, except that pods (Options.ClusterCIDRs) and the node itself
+// short-circuit to the cluster endpoints. Cluster-IP traffic from outside the
+// pod CIDRs and Cluster-policy external traffic are masqueraded; so is a pod
+// that reaches itself through a service (hairpin). Load-balancer source
+// ranges are checked before DNAT. Node ports answer on local addresses (or
+// those in Options.NodePortAddresses), never on loopback.
+//
+// One deliberate difference: kube-proxy checks locally generated traffic for
+// "no endpoints" before DNAT, which drops the node's own short-circuited
+// connections to an externalTrafficPolicy=Local address without local
+// endpoints; lbkit checks output after DNAT (filter-output-post-dnat), so
+// those connections work, as they do in kube-proxy's iptables mode.
+// Not implemented: kube-proxy's rejection of unknown ports and unallocated
+// addresses in the service CIDRs (the snapshot carries no service CIDRs).
+//
+// # Ruleset shape, chosen for scale
+//
+// Measured on the reference machine (Debian 12, nft 1.0.6, 2 vCPUs, kernel
+// 6.18), 10,000 services x 10 endpoints:
+//
+//   - No anonymous sets or maps per service: binding thousands of them in a
+//     transaction took 75-236 s (KERNEL-NOTES). No chain per endpoint either.
+//   - Dispatch goes through named verdict maps: service-ips (address .
+//     protocol . port), service-nodeports, no-endpoint-services and
+//     no-endpoint-nodeports (checked from the filter hooks, where reject is
+//     allowed), firewall-ips. Per service port there are at most four
+//     chains: svc- (cluster endpoints), local- (local endpoints), ext-
+//     (external traffic) and fw- (source ranges, with a named interval set).
+//   - An endpoint is chosen by a cascade: of n rules, rule i matches with
+//     probability 1/(n-i) and the last always (see endpointPick). A full
+//     sync into an empty table takes about 5 s (median of 5 runs), in
+//     transactions of 1,000 ports. One named data map per service instead
+//     (dnat to numgen random mod n map @m) took 12 s to load, nearly all of
+//     it in the kernel, so the cascade stays.
+//   - Hairpin masquerading needs no per-endpoint rule: postrouting matches
+//     the named set hairpin of (address . address) pairs, filled with the
+//     endpoints on this node only.
+//   - Listing uses netlink (knftables.UseNetlink): `nft list table` prints
+//     every rule and took 16-39 s; the netlink dump of names takes
+//     milliseconds.
+//   - Render takes about 33 ms of CPU. The model keeps no copy of the
+//     endpoint rules' text (they are generated from the snapshot when
+//     written) and its small values are allocated in slabs.
+//   - An incremental sync is one transaction proportional to the change;
+//     lbkit computes it in about 12 us, and a one-endpoint change takes
+//     about 140 ms end to end. That is nft's cost: a transaction that adds a
+//     rule or element makes nft 1.0.6 first load every chain of the table
+//     (about 100 ms at 10,000 chains; a persistent `nft -i` refetches them
+//     after each commit too), and a commit that adds a dnat rule makes the
+//     kernel revalidate the whole table (30-60 ms). Going lower needs
+//     netlink writes (github.com/google/nftables), and still pays the
+//     kernel's share.
+//
+// # Names
+//
+// Per port objects are named <prefix><namespace>/<name>[/<port>]/<protocol>
+// cut to 48 characters, then "-" and 8 characters of a hash of the
+// identity: stable, unique, and under 64 characters. Affinity sets are
+// "aff-<hash>-<endpoint ip>-<port>", the hash covering the timeout, which a
+// set cannot change in place.
+package nftables

@@ -1,0 +1,284 @@
+package nftables_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// kernelOpts exercise every option.
+var kernelOpts = nftables.Options{
+	ClusterCIDRs:      mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"),
+	NodePortAddresses: mustPrefixes("192.168.0.0/16", "2001:db8::/64"),
+	NodeIPs:           []netip.Addr{netip.MustParseAddr("192.168.0.10")},
+}
+
+// everyFeature merges the golden cases of one family into one input.
+func everyFeature(family v1.IPFamily) objects {
+	var o objects
+	for _, tc := range goldenCases {
+		if (tc.family == v1.IPv6Protocol) == (family == v1.IPv6Protocol) {
+			o.services = append(o.services, tc.objs.services...)
+			o.slices = append(o.slices, tc.objs.slices...)
+		}
+	}
+	return o
+}
+
+// kernelView is what the kernel holds, in a form Render's text can be
+// brought to as well: object names, rules per chain, elements of the shared
+// containers.
+type kernelView struct {
+	Objects  []string
+	Rules    map[string]int
+	Elements map[string][]string
+}
+
+var objectLine = regexp.MustCompile(`^\t(chain|set|map) (\S+) \{$`)
+
+// sharedContainers are the maps and sets whose elements are compared.
+var sharedContainers = map[string]string{
+	"service-ips": "map", "service-nodeports": "map", "no-endpoint-services": "map",
+	"no-endpoint-nodeports": "map", "firewall-ips": "map", "hairpin": "set", "health-check-nodeports": "set",
+}
+
+func viewKernel(t *testing.T, family knftables.Family) kernelView {
+	t.Helper()
+	v := kernelView{Rules: map[string]int{}, Elements: map[string][]string{}}
+	var chain string
+	for _, line := range strings.Split(run(t, "nft", "list", "table", string(family), "lbkit"), "\n") {
+		if m := objectLine.FindStringSubmatch(line); m != nil {
+			v.Objects = append(v.Objects, m[1]+" "+m[2])
+			chain = ""
+			if m[1] == "chain" {
+				chain = m[2]
+				v.Rules[chain] = 0
+			}
+			continue
+		}
+		trimmed := strings.TrimSpace(line)
+		if chain != "" && trimmed != "" && trimmed != "}" && !strings.HasPrefix(trimmed, "type ") {
+			v.Rules[chain]++
+		}
+	}
+	slices.Sort(v.Objects)
+	nft, err := knftables.New(family, "lbkit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, kind := range sharedContainers {
+		elems, err := nft.ListElements(context.Background(), kind, name)
+		if err != nil {
+			t.Fatalf("list %s %s: %v", kind, name, err)
+		}
+		var lines []string
+		for _, e := range elems {
+			l := "element " + strings.Join(e.Key, " . ")
+			if len(e.Value) > 0 {
+				l += " : " + strings.Join(e.Value, " . ")
+			}
+			lines = append(lines, l)
+		}
+		slices.Sort(lines)
+		v.Elements[name] = lines
+	}
+	return v
+}
+
+func viewRender(t *testing.T, text string) kernelView {
+	v := kernelView{Rules: map[string]int{}, Elements: map[string][]string{}}
+	for key, lines := range renderState(t, text) {
+		v.Objects = append(v.Objects, key)
+		kind, name, _ := strings.Cut(key, " ")
+		if kind == "chain" {
+			n := 0
+			for _, l := range lines {
+				if !strings.HasPrefix(l, "type ") {
+					n++
+				}
+			}
+			v.Rules[name] = n
+		}
+		if _, shared := sharedContainers[name]; shared {
+			var elems []string
+			for _, l := range lines {
+				if strings.HasPrefix(l, "element ") {
+					elems = append(elems, l)
+				}
+			}
+			v.Elements[name] = elems
+		}
+	}
+	slices.Sort(v.Objects)
+	return v
+}
+
+func checkKernelMatchesRender(t *testing.T, family knftables.Family, snap *servicemap.Snapshot, opts nftables.Options) {
+	t.Helper()
+	if diff := cmp.Diff(viewRender(t, nftables.Render(snap, opts)), viewKernel(t, family)); diff != "" {
+		t.Fatalf("kernel table differs from Render (-render +kernel):\n%s", diff)
+	}
+}
+
+// TestKernelLoad programs a snapshot using every feature into a real
+// kernel, in a throwaway network namespace, through full, incremental and
+// again full syncs, then cleans up, leaving a foreign table alone.
+func TestKernelLoad(t *testing.T) {
+	requireKernel(t)
+	inThrowawayNetns(t, "load", func() {
+		ctx := context.Background()
+		run(t, "nft", "add table ip other")
+		run(t, "nft", "add chain ip other keep")
+
+		// Render's text is valid nft input.
+		for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+			opts := kernelOpts
+			opts.Table = "render-check"
+			runStdin(t, nftables.Render(everyFeature(fam).snapshot(t, fam), opts), "nft", "-c", "-f", "-")
+		}
+
+		b, err := nftables.New(kernelOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := everyFeature(v1.IPv4Protocol)
+		tr := o.tracker(v1.IPv4Protocol)
+		snap1 := tr.Snapshot()
+		mustSync(t, b, nil, snap1)
+		checkKernelMatchesRender(t, knftables.IPv4Family, snap1, kernelOpts)
+		listing := run(t, "nft", "list", "table", "ip", "lbkit")
+		for _, want := range []string{
+			"numgen random mod 3 0 meta l4proto tcp dnat to 10.244.1.5:8080",
+			"update @aff-", "fib saddr type local goto svc-shop/front/https/tcp-",
+			"ip daddr . meta l4proto . th dport vmap @service-ips",
+			"ip saddr != @fwsrc-shop/front/https/tcp-", "masquerade fully-random",
+			"flags dynamic,timeout", "timeout 10m",
+		} {
+			if !strings.Contains(listing, want) {
+				t.Errorf("nft list table ip lbkit lacks %q", want)
+			}
+		}
+
+		// Incremental: an endpoint goes, a service goes, one comes.
+		es := o.slices[0].DeepCopy()
+		es.Endpoints = es.Endpoints[1:]
+		tr.OnEndpointSliceUpdate(o.slices[0], es)
+		tr.OnServiceDelete(o.services[len(o.services)-1])
+		tr.OnServiceAdd(testobj.Service("new", "svc", "10.96.201.1", tcp80, nodePort(80, 30201)))
+		tr.OnEndpointSliceAdd(testobj.Slice("new", "svc", "svc-1", tcp8080, eps(testobj.Ready("10.244.9.9", "node-b"))))
+		snap2 := tr.Snapshot()
+		mustSync(t, b, snap1, snap2)
+		checkKernelMatchesRender(t, knftables.IPv4Family, snap2, kernelOpts)
+
+		// A full resync of the same state, and of a different one.
+		mustSync(t, b, nil, snap2)
+		checkKernelMatchesRender(t, knftables.IPv4Family, snap2, kernelOpts)
+		small := cluster(3, 2).snapshot(t, v1.IPv4Protocol)
+		mustSync(t, b, nil, small)
+		checkKernelMatchesRender(t, knftables.IPv4Family, small, kernelOpts)
+
+		// IPv6 lives in its own table.
+		b6, err := nftables.New(kernelOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap6 := everyFeature(v1.IPv6Protocol).snapshot(t, v1.IPv6Protocol)
+		mustSync(t, b6, nil, snap6)
+		checkKernelMatchesRender(t, knftables.IPv6Family, snap6, kernelOpts)
+
+		if err := b.Cleanup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tables := run(t, "nft", "list", "tables")
+		if strings.Contains(tables, "lbkit") || !strings.Contains(tables, "table ip other") {
+			t.Errorf("after Cleanup, nft list tables says:\n%s", tables)
+		}
+		if !strings.Contains(run(t, "nft", "list", "table", "ip", "other"), "chain keep") {
+			t.Errorf("Cleanup touched the foreign table")
+		}
+	})
+}
+
+// BenchmarkKernelColdSync measures a full sync of 10,000 services x 10
+// endpoints into an empty table (deleted between iterations, untimed).
+func BenchmarkKernelColdSync(b *testing.B) {
+	benchKernelColdSync(b, 10000, 0)
+}
+
+// BenchmarkKernelColdSyncBatch compares batch sizes for the same load.
+func BenchmarkKernelColdSyncBatch(b *testing.B) {
+	for _, batch := range []int{250, 1000, 2500, 10000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchKernelColdSyncSized(b, 10000, batch) })
+	}
+}
+
+func benchKernelColdSync(b *testing.B, n, batch int) {
+	b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchKernelColdSyncSized(b, n, batch) })
+}
+
+func benchKernelColdSyncSized(b *testing.B, n, batch int) {
+	requireKernel(b)
+	snap := cluster(n, 10).snapshot(b, v1.IPv4Protocol)
+	inThrowawayNetns(b, "bench", func() {
+		ctx := context.Background()
+		be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, BatchSize: batch})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			if err := be.Cleanup(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := be.Sync(ctx, nil, snap); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkKernelUpdate measures a one-endpoint change applied to a loaded
+// table of 10,000 services x 10 endpoints: Diff, the transaction, and the
+// nft run.
+func BenchmarkKernelUpdate(b *testing.B) {
+	b.Run("services=10000", func(b *testing.B) {
+		requireKernel(b)
+		a, c := oneEndpointApart(b, 10000)
+		inThrowawayNetns(b, "bench", func() {
+			ctx := context.Background()
+			be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
+			if err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := be.Sync(ctx, nil, a); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("initial full sync: %v", time.Since(start))
+			prev, next := a, c
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := be.Sync(ctx, prev, next); err != nil {
+					b.Fatal(err)
+				}
+				prev, next = next, prev
+			}
+		})
+	})
+}

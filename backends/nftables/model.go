@@ -1,0 +1,161 @@
+//go:build linux
+
+package nftables
+
+import (
+	"time"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// The desired state is built once, as a model, from which both Render (text)
+// and the apply path (knftables transactions) are derived.
+
+// ruleset is the whole desired table.
+type ruleset struct {
+	skeleton
+	// ports are sorted by name.
+	ports []*portRules
+}
+
+// skeleton is the part of the table that does not depend on the services:
+// the base chains, the dispatch chains and the containers (maps and sets)
+// that service ports add elements to.
+type skeleton struct {
+	fam   family
+	table string
+	// containers are the declarations of the shared maps and sets, indexed
+	// by container.
+	containers [numContainers]set
+	// static are sets whose elements come from Options (pod CIDRs, node-port
+	// address ranges); absent when the option is empty.
+	static []set
+	// base are the chains attached to hooks; fixed are the regular chains
+	// they jump to.
+	base  []chain
+	fixed []chain
+}
+
+// portRules is everything one service port puts in the table: its own sets
+// and chains, and its elements in the shared containers.
+type portRules struct {
+	name   servicemap.ServicePortName
+	sets   []set
+	chains []chain
+	elems  []element
+}
+
+type chain struct {
+	name  string
+	hook  *hook // nil for a regular chain
+	rules []string
+	// pick, when set, adds the rules that choose an endpoint after rules.
+	// They are generated when needed (text, transaction, fingerprint) from
+	// the snapshot's endpoint list, so that a ruleset for 100,000 endpoints
+	// does not hold a copy of every rule's text.
+	pick *endpointPick
+}
+
+// eachRule calls f with the text of every rule of the chain, in order. The
+// bytes are valid only during the call. scratch is reused and returned.
+func (c *chain) eachRule(scratch []byte, f func(rule []byte)) []byte {
+	for _, r := range c.rules {
+		scratch = append(scratch[:0], r...)
+		f(scratch)
+	}
+	if c.pick != nil {
+		scratch = c.pick.eachRule(scratch, f)
+	}
+	return scratch
+}
+
+// ruleStrings returns the chain's rules as strings.
+func (c *chain) ruleStrings() []string {
+	if c.pick == nil {
+		return c.rules
+	}
+	out := make([]string, 0, len(c.rules)+c.pick.count())
+	c.eachRule(nil, func(r []byte) { out = append(out, string(r)) })
+	return out
+}
+
+type hook struct {
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority int
+}
+
+type set struct {
+	name    string
+	isMap   bool
+	typ     string // "type" text, e.g. "ipv4_addr . inet_proto . inet_service : verdict"
+	flags   []knftables.SetFlag
+	timeout time.Duration
+	// elems are the elements the set is filled with on every sync (static
+	// sets, firewall sources). Affinity sets have none: the packet path
+	// fills them.
+	elems []string
+}
+
+// container is one of the shared maps and sets.
+type container uint8
+
+const (
+	cServiceIPs container = iota
+	cServiceNodePorts
+	cNoEndpointServices
+	cNoEndpointNodePorts
+	cFirewallIPs
+	cHairpin
+	cHealthCheck
+	numContainers
+)
+
+var containerNames = [numContainers]string{
+	cServiceIPs:          mapServiceIPs,
+	cServiceNodePorts:    mapServiceNodePorts,
+	cNoEndpointServices:  mapNoEPServices,
+	cNoEndpointNodePorts: mapNoEPNodePorts,
+	cFirewallIPs:         mapFirewallIPs,
+	cHairpin:             setHairpin,
+	cHealthCheck:         setHealthCheck,
+}
+
+func (c container) name() string { return containerNames[c] }
+func (c container) isMap() bool  { return c <= cFirewallIPs }
+
+// element is one element a service port puts in a shared container.
+type element struct {
+	in container
+	// key is the nft text of the key, parts joined by " . ".
+	key string
+	// value is the verdict of a map element, "" in a set.
+	value string
+}
+
+// elemID identifies an element: its container and key.
+type elemID struct {
+	in  container
+	key string
+}
+
+func (e element) id() elemID { return elemID{e.in, e.key} }
+
+// forEachElement calls f once per element of the ruleset, in port order.
+// When several ports give the same key, the first (smallest name) wins, as
+// in the record of applied state.
+func (rs *ruleset) forEachElement(f func(e element)) {
+	seen := make(map[elemID]struct{}, len(rs.ports)*2)
+	for _, p := range rs.ports {
+		for _, e := range p.elems {
+			id := e.id()
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			f(e)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+//go:build linux
+
+package nftables
+
+import (
+	"strconv"
+
+	"sigs.k8s.io/knftables"
+)
+
+// Conversions from the model to knftables objects. Objects carry no family
+// or table: the knftables.Interface supplies them.
+
+func (c *chain) object() *knftables.Chain {
+	kc := &knftables.Chain{Name: c.name}
+	if h := c.hook; h != nil {
+		kc.Type = knftables.PtrTo(h.typ)
+		kc.Hook = knftables.PtrTo(h.hook)
+		kc.Priority = knftables.PtrTo(knftables.BaseChainPriority(strconv.Itoa(h.priority)))
+	}
+	return kc
+}
+
+func (s *set) object() knftables.Object {
+	if s.isMap {
+		return &knftables.Map{Name: s.name, Type: s.typ, Flags: s.flags}
+	}
+	ks := &knftables.Set{Name: s.name, Type: s.typ, Flags: s.flags}
+	if s.timeout > 0 {
+		ks.Timeout = knftables.PtrTo(s.timeout)
+	}
+	return ks
+}
+
+// setRef names a set or map for flush and delete.
+func setRef(name string, isMap bool) knftables.Object {
+	if isMap {
+		return &knftables.Map{Name: name}
+	}
+	return &knftables.Set{Name: name}
+}
+
+func setElement(set, key string) *knftables.Element {
+	return &knftables.Element{Set: set, Key: []string{key}}
+}
+
+func (e element) object() *knftables.Element {
+	if !e.in.isMap() {
+		return setElement(e.in.name(), e.key)
+	}
+	ke := &knftables.Element{Map: e.in.name(), Key: []string{e.key}}
+	if e.value != "" {
+		ke.Value = []string{e.value}
+	}
+	return ke
+}
+
+// ops is a list of transaction operations that can be turned into a
+// knftables transaction more than once (see Backend.run).
+type ops []op
+
+type op struct {
+	verb verb
+	obj  knftables.Object
+}
+
+type verb uint8
+
+const (
+	opAdd verb = iota
+	opFlush
+	opDelete
+)
+
+func (o *ops) add(obj knftables.Object)    { *o = append(*o, op{opAdd, obj}) }
+func (o *ops) flush(obj knftables.Object)  { *o = append(*o, op{opFlush, obj}) }
+func (o *ops) delete(obj knftables.Object) { *o = append(*o, op{opDelete, obj}) }
+
+func (o ops) fill(tx *knftables.Transaction) {
+	for _, x := range o {
+		switch x.verb {
+		case opAdd:
+			tx.Add(x.obj)
+		case opFlush:
+			tx.Flush(x.obj)
+		case opDelete:
+			tx.Delete(x.obj)
+		}
+	}
+}
+
+// addChain adds an (empty) chain, flushing it in case it holds rules from
+// an earlier run.
+func (o *ops) addChain(c *chain) {
+	o.add(c.object())
+	o.flush(&knftables.Chain{Name: c.name})
+}
+
+func (o *ops) rules(c *chain) {
+	for _, r := range c.ruleStrings() {
+		o.add(&knftables.Rule{Chain: c.name, Rule: r})
+	}
+}
+
+// fillSet adds a set and, when its content is static, replaces its elements.
+// Dynamic sets (affinity) keep what the packet path put in them.
+func (o *ops) fillSet(s *set) {
+	o.add(s.object())
+	if s.dynamic() {
+		return
+	}
+	o.flush(setRef(s.name, s.isMap))
+	for _, e := range s.elems {
+		o.add(setElement(s.name, e))
+	}
+}
+
+func (s *set) dynamic() bool { return s.timeout > 0 }

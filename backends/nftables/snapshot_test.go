@@ -1,0 +1,130 @@
+//go:build linux
+
+package nftables_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// thisNode is the node every test resolves for.
+const thisNode = "node-a"
+
+// objects is the input of one snapshot.
+type objects struct {
+	services []*v1.Service
+	slices   []*discoveryv1.EndpointSlice
+}
+
+func (o objects) tracker(family v1.IPFamily) *servicemap.Tracker {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode, IPFamily: family})
+	for _, s := range o.services {
+		tr.OnServiceAdd(s)
+	}
+	for _, es := range o.slices {
+		tr.OnEndpointSliceAdd(es)
+	}
+	return tr
+}
+
+func (o objects) snapshot(t testing.TB, family v1.IPFamily) *servicemap.Snapshot {
+	t.Helper()
+	tr := o.tracker(family)
+	if w := tr.Warnings(); len(w) > 0 {
+		t.Fatalf("test input has warnings: %v", w)
+	}
+	return tr.Snapshot()
+}
+
+// Mutators for testobj.Service.
+func nodePort(port, np int32) func(*v1.Service) {
+	return func(s *v1.Service) {
+		if s.Spec.Type == v1.ServiceTypeClusterIP {
+			s.Spec.Type = v1.ServiceTypeNodePort
+		}
+		s.Spec.Ports = slices.Clone(s.Spec.Ports) // testobj shares the caller's slice
+		for i := range s.Spec.Ports {
+			if s.Spec.Ports[i].Port == port {
+				s.Spec.Ports[i].NodePort = np
+			}
+		}
+	}
+}
+
+func loadBalancer(ips ...string) func(*v1.Service) {
+	return func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		for _, ip := range ips {
+			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
+		}
+	}
+}
+
+func externalIPs(ips ...string) func(*v1.Service) {
+	return func(s *v1.Service) { s.Spec.ExternalIPs = ips }
+}
+
+func etpLocal(healthCheckNodePort int32) func(*v1.Service) {
+	return func(s *v1.Service) {
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+		s.Spec.HealthCheckNodePort = healthCheckNodePort
+	}
+}
+
+func itpLocal(s *v1.Service) {
+	s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+}
+
+func clientIP(seconds int32) func(*v1.Service) {
+	return func(s *v1.Service) {
+		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &seconds}}
+	}
+}
+
+func sourceRanges(cidrs ...string) func(*v1.Service) {
+	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = cidrs }
+}
+
+func ports(ps ...v1.ServicePort) []v1.ServicePort { return ps }
+
+func slicePorts(ps ...discoveryv1.EndpointPort) []discoveryv1.EndpointPort { return ps }
+
+func eps(e ...testobj.Endpoint) []testobj.Endpoint { return e }
+
+// cluster builds n ClusterIP services with m ready endpoints each, spread
+// over 100 nodes (node0 is thisNode's neighbour; none is thisNode, so only
+// endpoints of node-a would be hairpin candidates).
+func cluster(n, m int) objects {
+	var o objects
+	for i := range n {
+		ns := fmt.Sprintf("ns%d", i%50)
+		name := fmt.Sprintf("svc%d", i)
+		o.services = append(o.services, testobj.Service(ns, name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, i>>8&255, i&255),
+			ports(testobj.Port("http", 80, v1.ProtocolTCP))))
+		list := make([]testobj.Endpoint, m)
+		for j := range m {
+			k := i*m + j
+			list[j] = testobj.Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), fmt.Sprintf("node%d", k%100))
+		}
+		o.slices = append(o.slices, testobj.Slice(ns, name, name+"-abcde",
+			slicePorts(testobj.SlicePort("http", 8080, v1.ProtocolTCP)), list))
+	}
+	return o
+}
+
+func mustPrefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
+}

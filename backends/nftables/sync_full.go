@@ -1,0 +1,260 @@
+//go:build linux
+
+package nftables
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// fullSync reconciles the whole table with next, whatever it holds now:
+//
+//  1. List what the kernel holds: chain, set and map names, and the
+//     elements of the shared maps and sets.
+//  2. One transaction creates the table, (re)creates the base chains, fills
+//     the fixed chains and static sets, and declares the shared containers.
+//  3. One transaction per BatchSize service ports creates or flushes and
+//     refills their chains and sets, then adds or replaces their elements.
+//  4. A last transaction deletes elements nobody wants any more, then the
+//     chains and sets no port uses (flushed first, so references go first).
+//
+// Every transaction leaves a consistent table: an element is added only
+// after its chain, and a chain is deleted only after what pointed at it.
+func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, next *servicemap.Snapshot) (int, error) {
+	rs := build(next, b.opts)
+	b.deferred = nil
+
+	kernel, err := listKernel(ctx, nft)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	run := func(o ops, deletes []deferredDelete) error {
+		n, err := b.run(ctx, nft, o, deletes)
+		total += n
+		return err
+	}
+
+	// Ownership of shared elements first: a batch adds an element only
+	// when one of its ports is the element's effective owner.
+	rec := newApplied(rs.fam, len(rs.ports))
+	rec.version = next.Version()
+	for _, p := range rs.ports {
+		rec.add(p)
+	}
+
+	if err := run(setupOps(&rs.skeleton), nil); err != nil {
+		return total, fmt.Errorf("set up table: %w", err)
+	}
+
+	done := make(map[elemID]struct{}, len(rec.elems))
+	for start := 0; start < len(rs.ports); start += b.opts.BatchSize {
+		batch := rs.ports[start:min(start+b.opts.BatchSize, len(rs.ports))]
+		var o ops
+		for _, p := range batch {
+			for i := range p.sets {
+				o.fillSet(&p.sets[i])
+			}
+			for i := range p.chains {
+				o.addChain(&p.chains[i])
+			}
+		}
+		for _, p := range batch {
+			for i := range p.chains {
+				o.rules(&p.chains[i])
+			}
+		}
+		for _, p := range batch {
+			for _, e := range p.elems {
+				id := e.id()
+				own := rec.elems[id]
+				if _, dup := done[id]; dup || own[0].port != p.name {
+					continue // another port's value wins, or a repeat
+				}
+				done[id] = struct{}{}
+				want := own[0].value
+				have, present := kernel.elems[id]
+				delete(kernel.elems, id)
+				switch {
+				case present && have == want:
+				case present:
+					o.delete(e.object())
+					o.add(element{e.in, e.key, want}.object())
+				default:
+					o.add(element{e.in, e.key, want}.object())
+				}
+			}
+		}
+		if err := run(o, nil); err != nil {
+			return total, fmt.Errorf("service ports %s to %s: %w", batch[0].name, batch[len(batch)-1].name, err)
+		}
+	}
+
+	var o ops
+	stale := slices.SortedFunc(maps.Keys(kernel.elems), func(a, b elemID) int {
+		return cmp.Or(cmp.Compare(a.in, b.in), strings.Compare(a.key, b.key))
+	})
+	for _, id := range stale {
+		o.delete(element{in: id.in, key: id.key}.object())
+	}
+	wanted := wantedNames(rs)
+	var deletes []deferredDelete
+	slices.Sort(kernel.chains)
+	for _, name := range kernel.chains {
+		if !wanted[objectKey{"chain", name}] {
+			o.flush(&knftables.Chain{Name: name})
+			deletes = append(deletes, deferredDelete{"chain", name})
+		}
+	}
+	for _, kind := range []string{"set", "map"} {
+		slices.Sort(kernel.sets[kind])
+		for _, name := range kernel.sets[kind] {
+			if !wanted[objectKey{kind, name}] {
+				deletes = append(deletes, deferredDelete{kind, name})
+			}
+		}
+	}
+	if err := run(o, deletes); err != nil {
+		return total, fmt.Errorf("remove stale objects: %w", err)
+	}
+	b.applied = rec
+	return total, nil
+}
+
+// setupOps creates the table and everything that does not depend on the
+// service ports.
+func setupOps(s *skeleton) ops {
+	var o ops
+	o.add(&knftables.Table{})
+	for i := range s.containers {
+		o.add(s.containers[i].object())
+	}
+	for i := range s.static {
+		o.fillSet(&s.static[i])
+	}
+	for i := range s.base {
+		// Delete and re-create, so that a base chain left with other
+		// properties (an older priority) does not fail the add.
+		c := &s.base[i]
+		o.add(&knftables.Chain{Name: c.name})
+		o.delete(&knftables.Chain{Name: c.name})
+		o.add(c.object())
+	}
+	for i := range s.fixed {
+		o.addChain(&s.fixed[i])
+	}
+	for i := range s.base {
+		o.rules(&s.base[i])
+	}
+	for i := range s.fixed {
+		o.rules(&s.fixed[i])
+	}
+	return o
+}
+
+type objectKey struct{ kind, name string }
+
+func wantedNames(rs *ruleset) map[objectKey]bool {
+	w := map[objectKey]bool{}
+	for i := range rs.containers {
+		c := &rs.containers[i]
+		w[objectKey{kindOf(c), c.name}] = true
+	}
+	for i := range rs.static {
+		w[objectKey{"set", rs.static[i].name}] = true
+	}
+	for _, c := range rs.base {
+		w[objectKey{"chain", c.name}] = true
+	}
+	for _, c := range rs.fixed {
+		w[objectKey{"chain", c.name}] = true
+	}
+	for _, p := range rs.ports {
+		for _, c := range p.chains {
+			w[objectKey{"chain", c.name}] = true
+		}
+		for i := range p.sets {
+			w[objectKey{kindOf(&p.sets[i]), p.sets[i].name}] = true
+		}
+	}
+	return w
+}
+
+func kindOf(s *set) string {
+	if s.isMap {
+		return "map"
+	}
+	return "set"
+}
+
+// kernelState is what listKernel found.
+type kernelState struct {
+	chains []string
+	sets   map[string][]string // "set" and "map" names
+	elems  map[elemID]string   // elements of the shared containers
+}
+
+// listKernel lists the table's objects and the elements of the shared
+// containers. A missing table (or container) is empty, not an error.
+func listKernel(ctx context.Context, nft knftables.Interface) (*kernelState, error) {
+	k := &kernelState{sets: map[string][]string{}, elems: map[elemID]string{}}
+	var err error
+	if k.chains, err = listNames(ctx, nft, "chain"); err != nil {
+		return nil, err
+	}
+	for _, kind := range []string{"set", "map"} {
+		if k.sets[kind], err = listNames(ctx, nft, kind); err != nil {
+			return nil, err
+		}
+	}
+	for c := range numContainers {
+		kind := "set"
+		if c.isMap() {
+			kind = "map"
+		}
+		if !slices.Contains(k.sets[kind], c.name()) {
+			continue
+		}
+		elems, err := nft.ListElements(ctx, kind, c.name())
+		if notFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s %s: %w", kind, c.name(), err)
+		}
+		for _, e := range elems {
+			k.elems[elemID{c, strings.Join(e.Key, " . ")}] = strings.Join(e.Value, " . ")
+		}
+	}
+	return k, nil
+}
+
+func listNames(ctx context.Context, nft knftables.Interface, kind string) ([]string, error) {
+	names, err := nft.List(ctx, kind)
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %ss: %w", kind, err)
+	}
+	return names, nil
+}
+
+// notFound reports a missing table or object, as the nft tool (knftables'
+// IsNotFound) or netlink (ENOENT) says it. knftables' netlink listing
+// formats the errno into its message (google/nftables uses %v), so the
+// text is the only thing left to recognise.
+func notFound(err error) bool {
+	return err != nil && (knftables.IsNotFound(err) || errors.Is(err, fs.ErrNotExist) ||
+		strings.Contains(err.Error(), "no such file or directory"))
+}

@@ -1,0 +1,216 @@
+// Command nodeproxy is a complete node proxy built from lbkit's public API:
+// informers from a kubeconfig or the in-cluster config, a Tracker, a Runner
+// driving the nftables (or iptables) backend with stale-conntrack cleanup,
+// health-check node ports, and /healthz. It is the program a custom-proxy
+// author starts from.
+//
+//	nodeproxy --kubeconfig ~/.kube/config --node $(hostname) --cluster-cidr 10.244.0.0/16
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/conntrack"
+	"github.com/lbkit/lbkit/backends/healthcheck"
+	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// config is what the command line sets.
+type config struct {
+	kubeconfig   string
+	node         string
+	family       v1.IPFamily
+	backend      string
+	clusterCIDRs []netip.Prefix
+	nodePorts    []netip.Prefix
+	healthzAddr  string
+	minInterval  time.Duration
+}
+
+func parseConfig(args []string) (config, error) {
+	c := config{family: v1.IPv4Protocol}
+	fs := flag.NewFlagSet("nodeproxy", flag.ContinueOnError)
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config)")
+	host, _ := os.Hostname()
+	fs.StringVar(&c.node, "node", envOr("NODE_NAME", host), "this node's name")
+	ipv6 := fs.Bool("ipv6", false, "proxy IPv6 services instead of IPv4")
+	fs.StringVar(&c.backend, "backend", "nftables", "nftables or iptables")
+	cidrs := fs.String("cluster-cidr", "", "pod CIDRs, comma separated")
+	nodePorts := fs.String("nodeport-addresses", "", "CIDRs of addresses that accept NodePorts, comma separated")
+	fs.StringVar(&c.healthzAddr, "healthz-addr", ":10256", "address of the /healthz endpoint")
+	fs.DurationVar(&c.minInterval, "min-sync-interval", time.Second, "minimum time between syncs")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if *ipv6 {
+		c.family = v1.IPv6Protocol
+	}
+	var err1, err2 error
+	c.clusterCIDRs, err1 = prefixes(*cidrs)
+	c.nodePorts, err2 = prefixes(*nodePorts)
+	return c, errors.Join(err1, err2)
+}
+
+// watch starts informers that feed tr, and returns their HasSynced funcs.
+// The label selector is kube-proxy's: skip objects of other proxies and
+// headless services' slices.
+func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Tracker, node string) []func() bool {
+	selector := "!" + servicemap.LabelServiceProxyName + ",!" + servicemap.LabelHeadless
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 15*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
+	nodes := informers.NewSharedInformerFactoryWithOptions(client, 15*time.Minute,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
+		}))
+	svc := factory.Core().V1().Services().Informer()
+	eps := factory.Discovery().V1().EndpointSlices().Informer()
+	nd := nodes.Core().V1().Nodes().Informer()
+	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
+		svc: tr.ServiceHandler(), eps: tr.EndpointSliceHandler(), nd: tr.NodeHandler(),
+	} {
+		_, _ = inf.AddEventHandler(h)
+	}
+	factory.Start(ctx.Done())
+	nodes.Start(ctx.Done())
+	return []func() bool{svc.HasSynced, eps.HasSynced}
+}
+
+// newBackend builds the data plane, with stale UDP flows cleaned after
+// every successful sync.
+func newBackend(c config) (backends.Interface, error) {
+	var b backends.Interface
+	var err error
+	switch c.backend {
+	case "nftables":
+		b, err = nftables.New(nftables.Options{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts})
+	case "iptables":
+		b, err = iptables.New(iptables.Options{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts})
+	default:
+		return nil, fmt.Errorf("unknown backend %q", c.backend)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cleaner, err := conntrack.New(conntrack.Options{NodePortAddresses: c.nodePorts})
+	if err != nil {
+		return nil, err
+	}
+	return conntrack.WithCleanup(b, cleaner), nil
+}
+
+// run proxies until ctx ends.
+func run(ctx context.Context, c config, client kubernetes.Interface, b backends.Interface, log *slog.Logger) error {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: c.node, IPFamily: c.family})
+	synced := watch(ctx, client, tr, c.node)
+	runner := backends.NewRunner(tr, b, backends.RunnerOptions{
+		MinSyncInterval: c.minInterval,
+		HasSynced:       synced,
+		Logger:          log,
+	})
+	hc := healthcheck.NewServer(healthcheck.Options{NodeName: c.node, Logger: log,
+		ProxyHealthy: func() bool { return runner.Health().Healthy }})
+	defer hc.Close()
+	go func() { // health-check node ports follow the snapshots
+		for {
+			if err := hc.Sync(tr.Snapshot()); err != nil {
+				log.Warn("health check ports", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.minInterval):
+			}
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", runner)
+	srv := &http.Server{Addr: c.healthzAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("healthz server", "err", err)
+		}
+	}()
+	defer srv.Close()
+	return runner.Run(ctx)
+}
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c, err := parseConfig(os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
+	if err := mainErr(c, log); err != nil {
+		log.Error("nodeproxy", "err", err)
+		os.Exit(1)
+	}
+}
+
+func mainErr(c config, log *slog.Logger) error {
+	var restConfig *rest.Config
+	var err error
+	if c.kubeconfig != "" {
+		restConfig, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	} else {
+		restConfig, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	b, err := newBackend(c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, c, client, b, log)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func prefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

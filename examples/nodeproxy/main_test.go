@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	fakebackend "github.com/lbkit/lbkit/backends/fake"
+	"github.com/lbkit/lbkit/internal/testobj"
+)
+
+// TestRun runs the proxy loop against a fake clientset and the fake
+// backend: objects created through the API end up programmed, and a
+// service labelled for another proxy does not.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := fake.NewClientset(
+		testobj.Service("default", "web", "10.96.0.10", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}),
+		testobj.Service("default", "theirs", "10.96.0.11", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+			func(s *v1.Service) { s.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other"} }),
+		testobj.Slice("default", "web", "web-1", []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)},
+			[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node-a")}),
+		testobj.Node("node-a", "zone-a"),
+	)
+	b := fakebackend.New(fakebackend.Options{})
+	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", minInterval: 10 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, c, client, b, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+
+	waitFor(t, func() bool { return strings.Contains(b.Dump(), "10.244.1.10:8080") })
+	if strings.Contains(b.Dump(), "theirs") {
+		t.Errorf("service of another proxy programmed:\n%s", b.Dump())
+	}
+	// An endpoint added through the API reaches the data plane.
+	es, _ := client.DiscoveryV1().EndpointSlices("default").Get(ctx, "web-1", metav1.GetOptions{})
+	es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.244.1.11"}})
+	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(b.Dump(), "10.244.1.11:8080") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
