@@ -86,8 +86,7 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 	if p := svc.Spec.InternalTrafficPolicy; p != nil && *p == v1.ServiceInternalTrafficPolicyLocal {
 		tmpl.InternalTrafficPolicy = v1.ServiceInternalTrafficPolicyLocal
 	}
-	externalType := svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer
-	if externalType && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
+	if externallyAccessible(svc) && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal {
 		tmpl.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 	}
 
@@ -172,6 +171,19 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 	}
 	slices.SortFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
 	return ports, warnings
+}
+
+// externallyAccessible is Kubernetes' rule for where externalTrafficPolicy
+// applies: NodePort and LoadBalancer services, and ClusterIP services with
+// external IPs. (An empty type is ClusterIP, the API server's default.)
+func externallyAccessible(svc *v1.Service) bool {
+	switch svc.Spec.Type {
+	case v1.ServiceTypeNodePort, v1.ServiceTypeLoadBalancer:
+		return true
+	case v1.ServiceTypeClusterIP, "":
+		return len(svc.Spec.ExternalIPs) > 0
+	}
+	return false
 }
 
 // clusterIPOfFamily returns the Service's cluster IP of the given family, as

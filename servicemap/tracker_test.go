@@ -136,18 +136,32 @@ func TestTrackerServiceFields(t *testing.T) {
 }
 
 func TestTrackerEffectivePolicies(t *testing.T) {
-	// externalTrafficPolicy only means something for NodePort and
-	// LoadBalancer services; healthCheckNodePort only for LoadBalancer+Local.
-	svc := testobj.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = 32000
-		s.Spec.ExternalIPs = []string{"192.0.2.1"}
-	})
-	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(svc)
-	p := tr.Snapshot().Ports()[0]
-	if p.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyCluster || p.HealthCheckNodePort != 0 {
-		t.Errorf("ClusterIP service: etp=%q hc=%d, want Cluster and 0", p.ExternalTrafficPolicy, p.HealthCheckNodePort)
+	// externalTrafficPolicy applies to externally accessible services:
+	// NodePort, LoadBalancer, and ClusterIP with external IPs (Kubernetes'
+	// ExternallyAccessible). healthCheckNodePort only to LoadBalancer+Local.
+	tests := []struct {
+		name    string
+		mutate  func(*v1.Service)
+		wantETP v1.ServiceExternalTrafficPolicy
+	}{
+		{"ClusterIP with external IPs", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"192.0.2.1"} }, v1.ServiceExternalTrafficPolicyLocal},
+		{"ClusterIP without external IPs", func(s *v1.Service) {}, v1.ServiceExternalTrafficPolicyCluster},
+		{"NodePort", func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }, v1.ServiceExternalTrafficPolicyLocal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := testobj.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+				s.Spec.HealthCheckNodePort = 32000
+				tt.mutate(s)
+			})
+			tr := servicemap.NewTracker(servicemap.Options{})
+			tr.OnServiceAdd(svc)
+			p := tr.Snapshot().Ports()[0]
+			if p.ExternalTrafficPolicy != tt.wantETP || p.HealthCheckNodePort != 0 {
+				t.Errorf("etp=%q hc=%d, want %q and 0", p.ExternalTrafficPolicy, p.HealthCheckNodePort, tt.wantETP)
+			}
+		})
 	}
 }
 
