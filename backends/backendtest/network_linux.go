@@ -49,19 +49,37 @@ const commandTimeout = 30 * time.Second
 // reach the host or beyond.
 func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
 	t.Helper()
+	n, err := Open(opts)
+	if n != nil {
+		t.Cleanup(func() {
+			if err := n.Close(); err != nil {
+				t.Errorf("backendtest: tear down network: %v", err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatalf("backendtest: %v", err)
+	}
+	return n
+}
+
+// Open builds a Network outside a test (lbctl demo uses it); the caller
+// must Close it. On error the returned Network, if not nil, holds what was
+// half built and must be closed too.
+func Open(opts NetworkOptions) (*Network, error) {
 	count := opts.Backends
 	if count == 0 {
 		count = defaultBackends
 	}
 	if count < 0 || count > maxBackends {
-		t.Fatalf("backendtest: NetworkOptions.Backends = %d, want 1..%d", opts.Backends, maxBackends)
+		return nil, fmt.Errorf("NetworkOptions.Backends = %d, want 1..%d", opts.Backends, maxBackends)
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
 		prefix = defaultPrefix
 	}
 	if !validPrefix.MatchString(prefix) {
-		t.Fatalf("backendtest: NetworkOptions.Prefix %q must match %s", prefix, validPrefix)
+		return nil, fmt.Errorf("NetworkOptions.Prefix %q must match %s", prefix, validPrefix)
 	}
 
 	seq := networkSeq.Add(1)
@@ -79,19 +97,15 @@ func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
 			IP:   netip.AddrFrom4([4]byte{10, 244, 1, byte(firstBackendHost + i)}),
 		})
 	}
-
-	// Registered before anything exists, so a half-built network is
-	// removed too.
-	t.Cleanup(func() {
-		if err := n.close(); err != nil {
-			t.Errorf("backendtest: tear down network %s: %v", base, err)
-		}
-	})
 	if err := n.build(seq, !opts.DisableBridgeNetfilter); err != nil {
-		t.Fatalf("backendtest: build network %s: %v", base, err)
+		return n, fmt.Errorf("build network %s: %w", base, err)
 	}
-	return n
+	return n, nil
 }
+
+// Close stops the servers and deletes the namespaces (their links go with
+// them). It is safe to call more than once.
+func (n *Network) Close() error { return n.close() }
 
 // build creates the namespaces and links. Veths are created directly inside
 // the namespaces (ip -n), so no interface ever appears in the host

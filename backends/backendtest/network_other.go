@@ -21,7 +21,13 @@ func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
 	return nil
 }
 
+// Open fails: namespace networks need Linux.
+func Open(opts NetworkOptions) (*Network, error) { return nil, errNotLinux }
+
 // Off Linux the methods below exist so callers compile; each one fails.
+
+func (n *Network) Close() error                { return errNotLinux }
+func (n *Network) ServePort(port uint16) error { return errNotLinux }
 
 func (n *Network) InNode(f func() error) error                          { return errNotLinux }
 func (n *Network) NodeExec(name string, args ...string) (string, error) { return "", errNotLinux }

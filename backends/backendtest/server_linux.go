@@ -23,20 +23,28 @@ const retryPause = 10 * time.Millisecond
 // listen fails the test.
 func (n *Network) Serve(t testing.TB, port uint16) {
 	t.Helper()
+	if err := n.ServePort(port); err != nil {
+		t.Fatalf("backendtest: %v", err)
+	}
+}
+
+// ServePort is Serve outside a test: it returns what went wrong.
+func (n *Network) ServePort(port uint16) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		t.Fatalf("backendtest: Serve(%d) after the network was torn down", port)
+		return fmt.Errorf("ServePort(%d) after the network was torn down", port)
 	}
 	if n.served[port] {
-		return
+		return nil
 	}
 	for _, b := range n.backends {
 		if err := n.serveBackend(b, port); err != nil {
-			t.Fatalf("backendtest: serve port %d in %s: %v", port, b.NS, err)
+			return fmt.Errorf("serve port %d in %s: %w", port, b.NS, err)
 		}
 	}
 	n.served[port] = true
+	return nil
 }
 
 // serveBackend opens both sockets inside b's namespace and starts their

@@ -12,6 +12,7 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/conntrack"
 	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -48,6 +49,8 @@ type backendFlags struct {
 	backend      string
 	nodePortAddr prefixList
 	clusterCIDR  prefixList
+	nodeIPs      string
+	scheduler    string
 }
 
 func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
@@ -55,8 +58,10 @@ func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
 		f.resolveFlags.register(fs)
 		fs.Var(&f.nodePortAddr, "nodeport-addresses", "CIDRs of the node addresses that accept NodePorts (default: every non-loopback address)")
 		fs.Var(&f.clusterCIDR, "cluster-cidr", "pod CIDRs, one per family, comma separated (default: no source counts as a pod)")
+		fs.StringVar(&f.nodeIPs, "node-ips", "", "ipvs: node addresses for NodePort virtual servers, comma separated (default for apply: the namespace's addresses)")
+		fs.StringVar(&f.scheduler, "scheduler", "rr", "ipvs: scheduler (rr, wrr, lc, wlc, sh, mh)")
 	}
-	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables or iptables")
+	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables, iptables or ipvs")
 }
 
 // renderer renders a snapshot as the backend's text.
@@ -82,8 +87,23 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		}
 		b, err := iptables.New(opts)
 		return r, b, err
+	case "ipvs":
+		nodeIPs, err := addrList(f.nodeIPs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: --node-ips: %v", errUsage, err)
+		}
+		if !ipvs.ValidScheduler(f.scheduler) {
+			return nil, nil, fmt.Errorf("%w: --scheduler %q is not an IPVS scheduler lbkit knows", errUsage, f.scheduler)
+		}
+		opts := ipvs.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler}
+		r := func(s *servicemap.Snapshot) string { return ipvs.Render(s, opts) }
+		if renderOnly {
+			return r, nil, nil
+		}
+		b, err := ipvs.New(opts)
+		return r, b, err
 	}
-	return nil, nil, fmt.Errorf("%w: --backend must be nftables or iptables, not %q", errUsage, f.backend)
+	return nil, nil, fmt.Errorf("%w: --backend must be nftables, iptables or ipvs, not %q", errUsage, f.backend)
 }
 
 // runBackendCommand runs render, apply, cleanup and demo.
@@ -157,4 +177,19 @@ func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "removed everything %s programmed for lbkit\n", b.Name())
 		return nil
 	}
+}
+
+func addrList(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
