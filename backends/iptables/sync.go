@@ -159,9 +159,12 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 		b.applied = next
 		return nil
 	}
-	rs, changed, stale := b.plan(c)
+	// Most changes (an endpoint comes or goes) leave the dispatch chains'
+	// lines as they were; then only the changed ports' own chains are
+	// written, and iptables-nft-restore does not re-read 10,000 rules.
+	rs, changed, stale, dispatchChanged := b.plan(c)
 	var buf bytes.Buffer
-	b.opts.writeTables(&buf, rs, tableWrite{own: changed, dispatch: true, stale: map[tableName][]string{tableNAT: stale}})
+	b.opts.writeTables(&buf, rs, tableWrite{own: changed, dispatch: dispatchChanged, stale: map[tableName][]string{tableNAT: stale}})
 	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
 		b.applied = nil
 		return err
@@ -174,8 +177,9 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 // ports, and the chains to delete. It works in place on the applied
 // ruleset: should the restore fail, the backend forgets what it applied and
 // the next sync is a full one, which renders afresh.
-func (b *Backend) plan(c servicemap.Changes) (*ruleset, []*portRules, []string) {
-	rs := b.rules
+func (b *Backend) plan(c servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool) {
+	rs = b.rules
+	dispatchChanged = len(c.Removed) > 0 || len(c.Added) > 0
 	find := func(name servicemap.ServicePortName) (int, bool) {
 		return slices.BinarySearchFunc(rs.ports, name, func(p *servicemap.ServicePort, n servicemap.ServicePortName) int {
 			return p.Name.Compare(n)
@@ -187,7 +191,6 @@ func (b *Backend) plan(c servicemap.Changes) (*ruleset, []*portRules, []string) 
 			oldChains[ch.name] = true
 		}
 	}
-	var changed []*portRules
 	render := func(p *servicemap.ServicePort) *portRules {
 		r := b.opts.rulesFor(p, rs.family)
 		changed = append(changed, &r)
@@ -203,7 +206,9 @@ func (b *Backend) plan(c servicemap.Changes) (*ruleset, []*portRules, []string) 
 	for _, u := range c.Updated {
 		if i, ok := find(u.New.Name); ok {
 			drop(i)
+			old := rs.rules[i]
 			rs.ports[i], rs.rules[i] = u.New, render(u.New)
+			dispatchChanged = dispatchChanged || old.text != rs.rules[i].text
 		}
 	}
 	for _, p := range c.Added {
@@ -216,12 +221,12 @@ func (b *Backend) plan(c servicemap.Changes) (*ruleset, []*portRules, []string) 
 			delete(oldChains, ch.name)
 		}
 	}
-	stale := make([]string, 0, len(oldChains))
+	stale = make([]string, 0, len(oldChains))
 	for name := range oldChains {
 		stale = append(stale, name)
 	}
 	slices.Sort(stale)
-	return rs, changed, stale
+	return rs, changed, stale, dispatchChanged
 }
 
 func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {
