@@ -74,7 +74,7 @@ func (r *recorder) Run(_ context.Context, program string, args []string, stdin [
 func BenchmarkUpdate(b *testing.B) {
 	tr, slices := bigCluster(10000, 10)
 	rec := &recorder{}
-	be, err := iptables.New(iptables.Options{Exec: rec, Flavour: iptables.FlavourNFT})
+	be, err := iptables.New(iptables.Options{Exec: rec, Flavour: iptables.FlavourNFT, BatchSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command nodeproxy is a complete node proxy built from lbkit's public API:
 // informers from a kubeconfig or the in-cluster config, a Tracker, a Runner
 // driving the nftables (or iptables) backend with stale-conntrack cleanup,

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// runBackendCommand: the kernel backends are Linux's; resolve works
+// everywhere.
+func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) error {
+	return fmt.Errorf("%s needs Linux: the kernel backends are Linux-only", cmd)
+}
