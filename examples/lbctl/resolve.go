@@ -75,6 +75,11 @@ func (r *resolveFlags) resolve() (*resolved, error) {
 	if err != nil {
 		return nil, err
 	}
+	return resolveInputs(r, in, family), nil
+}
+
+// resolveInputs feeds loaded objects to a Tracker and takes its snapshot.
+func resolveInputs(r *resolveFlags, in *inputs, family v1.IPFamily) *resolved {
 	node := r.node
 	if node == "" && len(in.Nodes) == 1 {
 		node = in.Nodes[0].Name
@@ -93,7 +98,7 @@ func (r *resolveFlags) resolve() (*resolved, error) {
 	for _, w := range tr.Warnings() {
 		out.warnings = append(out.warnings, w.String())
 	}
-	return out, nil
+	return out
 }
 
 func runResolve(args []string, stdout, stderr io.Writer) error {
