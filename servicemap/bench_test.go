@@ -5,38 +5,18 @@ import (
 	"runtime"
 	"testing"
 
-	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// cluster builds n services with eps endpoints each, spread over 3 zones.
-func cluster(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
-	svcs := make([]*v1.Service, n)
-	slices := make([]*discoveryv1.EndpointSlice, n)
-	for i := range n {
-		ns := fmt.Sprintf("ns%d", i%50)
-		name := fmt.Sprintf("svc%d", i)
-		svcs[i] = testobj.Service(ns, name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, i>>8&255, i&255), tcp80)
-		list := make([]testobj.Endpoint, eps)
-		for j := range eps {
-			k := i*eps + j
-			list[j] = testobj.Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), fmt.Sprintf("node%d", k%100))
-			list[j].Zone = fmt.Sprintf("zone%d", k%3)
-		}
-		slices[i] = testobj.Slice(ns, name, name+"-abcde", sliceP, list)
-	}
-	return svcs, slices
-}
-
 // BenchmarkBuild measures going from nothing to a Snapshot of 10,000
 // services x 10 endpoints, and reports the heap the snapshot keeps alive per
 // endpoint (after a GC, with the tracker and the input objects gone).
 func BenchmarkBuild(b *testing.B) {
 	const n, eps = 10000, 10
-	svcs, slices := cluster(n, eps)
+	svcs, slices := testobj.Cluster(n, eps)
 	b.ReportAllocs()
 	var retained float64
 	for i := 0; b.Loop(); i++ {
@@ -55,7 +35,7 @@ func BenchmarkBuild(b *testing.B) {
 			b.StopTimer()
 			retained = retainedBytes(func() any {
 				tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
-				s2, sl2 := cluster(n, eps)
+				s2, sl2 := testobj.Cluster(n, eps)
 				for _, s := range s2 {
 					tr.OnServiceAdd(s)
 				}
@@ -89,7 +69,7 @@ func retainedBytes(build func() any) float64 {
 func BenchmarkSliceUpdate(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			svcs, slices := cluster(n, 10)
+			svcs, slices := testobj.Cluster(n, 10)
 			tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
 			for _, s := range svcs {
 				tr.OnServiceAdd(s)

@@ -2,7 +2,6 @@ package iptables_test
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 
@@ -14,20 +13,13 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// bigCluster returns a tracker holding n ClusterIP services with eps ready
-// endpoints each, and the slices, so a benchmark can change one.
+// bigCluster returns a tracker holding testobj.Cluster(n, eps), and the
+// slices, so a benchmark can change one.
 func bigCluster(n, eps int) (*servicemap.Tracker, []*discoveryv1.EndpointSlice) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	slices := make([]*discoveryv1.EndpointSlice, n)
-	for i := range n {
-		name := fmt.Sprintf("svc%d", i)
-		tr.OnServiceAdd(testobj.Service("bench", name, fmt.Sprintf("10.96.%d.%d", i>>8, i&255), http80))
-		list := make([]testobj.Endpoint, eps)
-		for j := range eps {
-			k := i*eps + j
-			list[j] = testobj.Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), "other")
-		}
-		slices[i] = testobj.Slice("bench", name, name+"-1", http8080, list)
+	svcs, slices := testobj.Cluster(n, eps)
+	for i := range svcs {
+		tr.OnServiceAdd(svcs[i])
 		tr.OnEndpointSliceAdd(slices[i])
 	}
 	return tr, slices

@@ -106,15 +106,16 @@ func BenchmarkConnect(b *testing.B) {
 			k.n.Serve(b, 8080)
 			// The last service (matched last in SERVICES) points at the
 			// real servers.
-			last := fmt.Sprintf("svc%d", services-1)
+			last := k.slices[services-1]
+			service := last.Labels[discoveryv1.LabelServiceName]
 			var eps []testobj.Endpoint
 			for _, be := range k.n.Backends() {
 				eps = append(eps, testobj.Ready(be.IP.String(), "other"))
 			}
-			k.tr.OnEndpointSliceUpdate(nil, testobj.Slice("bench", last, last+"-1", http8080, eps))
+			k.tr.OnEndpointSliceUpdate(nil, testobj.Slice(last.Namespace, service, last.Name, last.Ports, eps))
 			snap := k.tr.Snapshot()
 			k.sync(b, nil, snap)
-			vip := snap.Service("bench", last)[0].ClusterIP
+			vip := snap.Service(last.Namespace, service)[0].ClusterIP
 			dst := netip.AddrPortFrom(vip, 80)
 			ctx := context.Background()
 			for b.Loop() {

@@ -3,7 +3,6 @@
 package nftables_test
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -104,21 +103,8 @@ func eps(e ...testobj.Endpoint) []testobj.Endpoint { return e }
 // over 100 nodes (node0 is thisNode's neighbour; none is thisNode, so only
 // endpoints of node-a would be hairpin candidates).
 func cluster(n, m int) objects {
-	var o objects
-	for i := range n {
-		ns := fmt.Sprintf("ns%d", i%50)
-		name := fmt.Sprintf("svc%d", i)
-		o.services = append(o.services, testobj.Service(ns, name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, i>>8&255, i&255),
-			ports(testobj.Port("http", 80, v1.ProtocolTCP))))
-		list := make([]testobj.Endpoint, m)
-		for j := range m {
-			k := i*m + j
-			list[j] = testobj.Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), fmt.Sprintf("node%d", k%100))
-		}
-		o.slices = append(o.slices, testobj.Slice(ns, name, name+"-abcde",
-			slicePorts(testobj.SlicePort("http", 8080, v1.ProtocolTCP)), list))
-	}
-	return o
+	svcs, slices := testobj.Cluster(n, m)
+	return objects{services: svcs, slices: slices}
 }
 
 func mustPrefixes(s ...string) []netip.Prefix {

@@ -7,6 +7,7 @@
 package testobj
 
 import (
+	"fmt"
 	"net/netip"
 
 	v1 "k8s.io/api/core/v1"
@@ -127,4 +128,27 @@ func Node(name, zone string) *v1.Node {
 		n.Labels[v1.LabelTopologyZone] = zone
 	}
 	return n
+}
+
+// Cluster returns n ClusterIP services (port "http" 80/TCP, spread over 50
+// namespaces) and one EndpointSlice each with eps ready endpoints on port
+// 8080, spread over 100 nodes and 3 zones: the shape every scale benchmark
+// uses. Cluster IPs start at 10.96.0.0, endpoint addresses at 10.128.0.0.
+func Cluster(n, eps int) ([]*v1.Service, []*discoveryv1.EndpointSlice) {
+	svcs := make([]*v1.Service, n)
+	slices := make([]*discoveryv1.EndpointSlice, n)
+	for i := range n {
+		ns := fmt.Sprintf("ns%d", i%50)
+		name := fmt.Sprintf("svc%d", i)
+		svcs[i] = Service(ns, name, fmt.Sprintf("10.%d.%d.%d", 96+i>>16, i>>8&255, i&255),
+			[]v1.ServicePort{Port("http", 80, v1.ProtocolTCP)})
+		list := make([]Endpoint, eps)
+		for j := range eps {
+			k := i*eps + j
+			list[j] = Ready(fmt.Sprintf("10.%d.%d.%d", 128+k>>16, k>>8&255, k&255), fmt.Sprintf("node%d", k%100))
+			list[j].Zone = fmt.Sprintf("zone%d", k%3)
+		}
+		slices[i] = Slice(ns, name, name+"-abcde", []discoveryv1.EndpointPort{SlicePort("http", 8080, v1.ProtocolTCP)}, list)
+	}
+	return svcs, slices
 }
