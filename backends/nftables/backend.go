@@ -15,20 +15,37 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// Backend programs a Snapshot into an nftables table. It implements
-// backends.Interface; like every backend it is used by one goroutine at a
-// time.
+// Backend programs a Snapshot into nftables tables (see Options.Shards). It
+// implements backends.Interface; like every backend it is used by one
+// goroutine at a time.
 type Backend struct {
 	opts Options
-	nfts map[knftables.Family]knftables.Interface
-	// applied is the record of the last successful sync; nil makes the next
-	// sync a full one.
-	applied *applied
+	w    writer
+	// listers list one table each, through netlink.
+	listers map[tableKey]knftables.Interface
+	// synced says that shards record what the kernel holds as of version,
+	// in family fam; when false the next sync is a full one.
+	synced  bool
+	version uint64
+	fam     family
+	shards  []*shard
+}
+
+// shard is the record of one table.
+type shard struct {
+	table string
+	// rec is what the last sync put in the table; no ports means no table.
+	rec *applied
 	// deferred are chains and sets whose deletion the kernel refused (kernels
 	// before 6.2 see a chain as referenced for a while after the map element
 	// pointing at it is deleted); they are flushed and unreferenced, and
 	// every later sync tries again.
 	deferred []deferredDelete
+}
+
+type tableKey struct {
+	fam   knftables.Family
+	table string
 }
 
 type deferredDelete struct {
@@ -38,41 +55,71 @@ type deferredDelete struct {
 
 var _ backends.Interface = (*Backend)(nil)
 
-// New returns a Backend. Without Options.NFT it checks that nft is
-// installed and usable (which needs CAP_NET_ADMIN) and returns an error
-// wrapping backends.ErrUnsupported when it is not.
+// New returns a Backend. Without Options.NFT it checks that nftables can be
+// used (the nft binary, which listing goes through, and CAP_NET_ADMIN) and
+// returns an error wrapping backends.ErrUnsupported when it cannot.
 func New(opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
-	b := &Backend{opts: opts, nfts: map[knftables.Family]knftables.Interface{}}
-	if opts.NFT != nil {
+	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
+	for i := range opts.Shards {
+		b.shards = append(b.shards, &shard{table: tableName(opts, i), rec: newApplied(0)})
+	}
+	switch {
+	case opts.NFT != nil:
+		b.w = nftWriter{b}
 		return b, nil
+	case opts.Transport == TransportNFT:
+		b.w = nftWriter{b}
+	case opts.Transport == TransportNetlink:
+		b.w = nftWriter{b} // TODO(netlink): newNetlinkWriter()
+	default:
+		return nil, fmt.Errorf("nftables: unknown transport %q", opts.Transport)
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
 		return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
 	}
-	if _, err := b.nftFor(ipv4); err != nil {
+	if _, err := b.nftFor(ipv4, opts.Table); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
-// nftFor returns the interface for a family's table. Listing goes through
-// netlink: `nft list table` prints every rule, which takes tens of seconds
-// at 10,000 services, where a netlink dump of the chain names takes
+// nftFor returns the knftables interface for one table. Listing goes
+// through netlink: `nft list table` prints every rule, which takes tens of
+// seconds at 10,000 services, where a netlink dump of the chain names takes
 // milliseconds.
-func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
+func (b *Backend) nftFor(fam family, table string) (knftables.Interface, error) {
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil
 	}
-	if nft := b.nfts[fam.nft]; nft != nil {
+	k := tableKey{fam.nft, table}
+	if nft := b.listers[k]; nft != nil {
 		return nft, nil
 	}
-	nft, err := knftables.New(fam.nft, b.opts.Table, knftables.UseNetlink)
+	nft, err := knftables.New(fam.nft, table, knftables.UseNetlink)
 	if err != nil {
 		return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
 	}
-	b.nfts[fam.nft] = nft
+	b.listers[k] = nft
 	return nft, nil
+}
+
+// writer sends ops to one table as one transaction.
+type writer interface {
+	run(ctx context.Context, fam family, table string, o ops) error
+}
+
+// nftWriter writes through knftables (the nft binary, or Options.NFT).
+type nftWriter struct{ b *Backend }
+
+func (w nftWriter) run(ctx context.Context, fam family, table string, o ops) error {
+	nft, err := w.b.nftFor(fam, table)
+	if err != nil {
+		return err
+	}
+	tx := nft.NewTransaction()
+	o.fill(tx)
+	return nft.Run(ctx, tx)
 }
 
 // Name returns "nftables".
@@ -85,23 +132,21 @@ func (b *Backend) Name() string { return "nftables" }
 // an error wrapping backends.ErrApply, and the next Sync is a full one.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
 	fam := familyOf(next.IPFamily())
-	nft, err := b.nftFor(fam)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	full := b.applied == nil || prev == nil || prev.Version() != b.applied.version ||
-		b.applied.fam != fam || familyOf(prev.IPFamily()) != fam
+	full := !b.synced || prev == nil || prev.Version() != b.version ||
+		b.fam != fam || familyOf(prev.IPFamily()) != fam
+	b.synced, b.fam = false, fam
 	var n int
+	var err error
 	if full {
-		n, err = b.fullSync(ctx, nft, next)
+		n, err = b.fullSync(ctx, next)
 	} else {
-		n, err = b.incrementalSync(ctx, nft, prev, next)
+		n, err = b.incrementalSync(ctx, prev, next)
 	}
 	if err != nil {
-		b.applied = nil
 		return fmt.Errorf("%w: nftables %s sync to version %d: %v", backends.ErrApply, syncKind(full), next.Version(), err)
 	}
+	b.synced, b.version = true, next.Version()
 	b.opts.Logger.Debug("nftables sync", "kind", syncKind(full), "version", next.Version(),
 		"servicePorts", next.Len(), "operations", n, "elapsed", time.Since(start))
 	return nil
@@ -114,34 +159,67 @@ func syncKind(full bool) string {
 	return "incremental"
 }
 
-// Cleanup deletes lbkit's tables (ip and ip6) and nothing else.
+// Cleanup deletes lbkit's tables (ip and ip6, any shard count) and nothing
+// else.
 func (b *Backend) Cleanup(ctx context.Context) error {
-	b.applied, b.deferred = nil, nil
+	b.synced = false
+	for _, sh := range b.shards {
+		sh.rec, sh.deferred = newApplied(0), nil
+	}
 	fams := []family{ipv4, ipv6}
 	if b.opts.NFT != nil {
 		fams = fams[:1] // the given interface has one family
 	}
 	var errs []error
 	for _, fam := range fams {
-		nft, err := b.nftFor(fam)
+		tables, err := b.ourTables(fam)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		tx := nft.NewTransaction()
-		tx.Delete(&knftables.Table{})
-		if err := nft.Run(ctx, tx); err != nil && !notFound(err) {
-			errs = append(errs, fmt.Errorf("delete table %s %s: %w", fam.nft, b.opts.Table, err))
+		for _, t := range tables {
+			if err := b.deleteTable(ctx, fam, t); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// run sends main and then deletes as one transaction. If that fails and
-// deletes is not empty, it sends main alone and keeps the deletes for a
-// later sync (see Backend.deferred): the objects they delete are already
-// flushed and unreferenced by main.
-func (b *Backend) run(ctx context.Context, nft knftables.Interface, main ops, deletes []deferredDelete) (int, error) {
+// ourTables lists the family's tables that this Backend's table name makes
+// its own, whatever shard count created them.
+func (b *Backend) ourTables(fam family) ([]string, error) {
+	if b.opts.NFT != nil {
+		return []string{b.opts.Table}, nil
+	}
+	names, err := listTables(fam)
+	if err != nil {
+		return nil, fmt.Errorf("list %s tables: %w", fam.nft, err)
+	}
+	var out []string
+	for _, n := range names {
+		if isOurTable(n, b.opts.Table) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// deleteTable deletes a table; a missing one is not an error.
+func (b *Backend) deleteTable(ctx context.Context, fam family, table string) error {
+	var o ops
+	o.delete(&knftables.Table{})
+	if err := b.w.run(ctx, fam, table, o); err != nil && !notFound(err) {
+		return fmt.Errorf("delete table %s %s: %w", fam.nft, table, err)
+	}
+	return nil
+}
+
+// run sends main and then deletes as one transaction to the shard's table.
+// If that fails and deletes is not empty, it sends main alone and keeps the
+// deletes for a later sync (see shard.deferred): the objects they delete
+// are already flushed and unreferenced by main.
+func (b *Backend) run(ctx context.Context, sh *shard, main ops, deletes []deferredDelete) (int, error) {
 	all := main
 	if len(deletes) > 0 {
 		all = append(main[:len(main):len(main)], deleteOps(deletes)...)
@@ -149,22 +227,18 @@ func (b *Backend) run(ctx context.Context, nft knftables.Interface, main ops, de
 	if len(all) == 0 {
 		return 0, nil
 	}
-	tx := nft.NewTransaction()
-	all.fill(tx)
-	err := nft.Run(ctx, tx)
+	err := b.w.run(ctx, b.fam, sh.table, all)
 	if err == nil || len(deletes) == 0 {
 		return len(all), err
 	}
 	if len(main) > 0 {
-		tx = nft.NewTransaction()
-		main.fill(tx)
-		if err2 := nft.Run(ctx, tx); err2 != nil {
+		if err2 := b.w.run(ctx, b.fam, sh.table, main); err2 != nil {
 			return 0, err // the first error says more
 		}
 	}
 	b.opts.Logger.Warn("nftables: deletion of unreferenced objects deferred to a later sync",
-		"objects", len(deletes), "error", err)
-	b.deferred = append(b.deferred, deletes...)
+		"table", sh.table, "objects", len(deletes), "error", err)
+	sh.deferred = append(sh.deferred, deletes...)
 	return len(main), nil
 }
 

@@ -121,7 +121,7 @@ func (b *builder) skeleton() skeleton {
 	addr := fam.addrType
 	svcKey := addr + " . inet_proto . inet_service : verdict"
 	portKey := "inet_proto . inet_service : verdict"
-	s := skeleton{fam: fam, table: b.opts.Table}
+	s := skeleton{fam: fam}
 	s.containers = [numContainers]set{
 		cServiceIPs:          {name: mapServiceIPs, isMap: true, typ: svcKey},
 		cServiceNodePorts:    {name: mapServiceNodePorts, isMap: true, typ: portKey},

@@ -16,18 +16,32 @@ import (
 )
 
 // TestConformance runs the backend conformance suite: real packets through
-// the rules, in namespaces the suite creates.
+// the rules, in namespaces the suite creates. The defaults (netlink, 16
+// tables) and the other shape (the nft binary, one table) both pass it.
 func TestConformance(t *testing.T) {
-	backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
-		b, err := nftables.New(nftables.Options{
-			ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()},
-			NodeIPs:      []netip.Addr{n.NodeIP()},
+	for _, v := range []struct {
+		name      string
+		transport nftables.Transport
+		shards    int
+	}{
+		{"netlink-sharded", nftables.TransportNetlink, 0},
+		{"nft-one-table", nftables.TransportNFT, 1},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
+				b, err := nftables.New(nftables.Options{
+					ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()},
+					NodeIPs:      []netip.Addr{n.NodeIP()},
+					Transport:    v.transport,
+					Shards:       v.shards,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}, backendtest.SuiteOptions{})
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}, backendtest.SuiteOptions{})
+	}
 }
 
 // TestKernelTraffic covers behaviour particular to this backend's ruleset,

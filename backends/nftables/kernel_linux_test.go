@@ -55,16 +55,39 @@ var sharedContainers = map[string]string{
 	"no-endpoint-nodeports": "map", "firewall-ips": "map", "hairpin": "set", "health-check-nodeports": "set",
 }
 
+// ourTables lists the family's lbkit tables (one per shard in use).
+func ourTables(t *testing.T, family knftables.Family) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(run(t, "nft", "list", "tables", string(family)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && (f[2] == "lbkit" || strings.HasPrefix(f[2], "lbkit-")) {
+			out = append(out, f[2])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func viewKernel(t *testing.T, family knftables.Family) kernelView {
 	t.Helper()
 	v := kernelView{Rules: map[string]int{}, Elements: map[string][]string{}}
+	for _, table := range ourTables(t, family) {
+		viewKernelTable(t, &v, family, table)
+	}
+	slices.Sort(v.Objects)
+	return v
+}
+
+func viewKernelTable(t *testing.T, v *kernelView, family knftables.Family, table string) {
+	t.Helper()
 	var chain string
-	for _, line := range strings.Split(run(t, "nft", "list", "table", string(family), "lbkit"), "\n") {
+	for _, line := range strings.Split(run(t, "nft", "list", "table", string(family), table), "\n") {
 		if m := objectLine.FindStringSubmatch(line); m != nil {
-			v.Objects = append(v.Objects, m[1]+" "+m[2])
+			v.Objects = append(v.Objects, table+" "+m[1]+" "+m[2])
 			chain = ""
 			if m[1] == "chain" {
-				chain = m[2]
+				chain = table + " " + m[2]
 				v.Rules[chain] = 0
 			}
 			continue
@@ -74,15 +97,14 @@ func viewKernel(t *testing.T, family knftables.Family) kernelView {
 			v.Rules[chain]++
 		}
 	}
-	slices.Sort(v.Objects)
-	nft, err := knftables.New(family, "lbkit")
+	nft, err := knftables.New(family, table)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, kind := range sharedContainers {
 		elems, err := nft.ListElements(context.Background(), kind, name)
 		if err != nil {
-			t.Fatalf("list %s %s: %v", kind, name, err)
+			t.Fatalf("list %s %s %s: %v", table, kind, name, err)
 		}
 		var lines []string
 		for _, e := range elems {
@@ -93,16 +115,16 @@ func viewKernel(t *testing.T, family knftables.Family) kernelView {
 			lines = append(lines, l)
 		}
 		slices.Sort(lines)
-		v.Elements[name] = lines
+		v.Elements[table+" "+name] = lines
 	}
-	return v
 }
 
 func viewRender(t *testing.T, text string) kernelView {
 	v := kernelView{Rules: map[string]int{}, Elements: map[string][]string{}}
 	for key, lines := range renderState(t, text) {
 		v.Objects = append(v.Objects, key)
-		kind, name, _ := strings.Cut(key, " ")
+		table, rest, _ := strings.Cut(key, " ")
+		kind, name, _ := strings.Cut(rest, " ")
 		if kind == "chain" {
 			n := 0
 			for _, l := range lines {
@@ -110,7 +132,7 @@ func viewRender(t *testing.T, text string) kernelView {
 					n++
 				}
 			}
-			v.Rules[name] = n
+			v.Rules[table+" "+name] = n
 		}
 		if _, shared := sharedContainers[name]; shared {
 			var elems []string
@@ -119,7 +141,7 @@ func viewRender(t *testing.T, text string) kernelView {
 					elems = append(elems, l)
 				}
 			}
-			v.Elements[name] = elems
+			v.Elements[table+" "+name] = elems
 		}
 	}
 	slices.Sort(v.Objects)
@@ -159,7 +181,7 @@ func TestKernelLoad(t *testing.T) {
 		snap1 := tr.Snapshot()
 		mustSync(t, b, nil, snap1)
 		checkKernelMatchesRender(t, knftables.IPv4Family, snap1, kernelOpts)
-		listing := run(t, "nft", "list", "table", "ip", "lbkit")
+		listing := run(t, "nft", "list", "ruleset", "ip")
 		for _, want := range []string{
 			"numgen random mod 3 0 meta l4proto tcp dnat to 10.244.1.5:8080",
 			"update @aff-", "fib saddr type local goto svc-shop/front/https/tcp-",
@@ -168,7 +190,7 @@ func TestKernelLoad(t *testing.T) {
 			"flags dynamic,timeout", "timeout 10m",
 		} {
 			if !strings.Contains(listing, want) {
-				t.Errorf("nft list table ip lbkit lacks %q", want)
+				t.Errorf("nft list ruleset ip lacks %q", want)
 			}
 		}
 

@@ -24,8 +24,7 @@ type ruleset struct {
 // the base chains, the dispatch chains and the containers (maps and sets)
 // that service ports add elements to.
 type skeleton struct {
-	fam   family
-	table string
+	fam family
 	// containers are the declarations of the shared maps and sets, indexed
 	// by container.
 	containers [numContainers]set
@@ -143,12 +142,12 @@ type elemID struct {
 
 func (e element) id() elemID { return elemID{e.in, e.key} }
 
-// forEachElement calls f once per element of the ruleset, in port order.
-// When several ports give the same key, the first (smallest name) wins, as
-// in the record of applied state.
-func (rs *ruleset) forEachElement(f func(e element)) {
-	seen := make(map[elemID]struct{}, len(rs.ports)*2)
-	for _, p := range rs.ports {
+// forEachElement calls f once per element of ports, in port order. When
+// several ports give the same key, the first (smallest name) wins, as in the
+// record of applied state.
+func forEachElement(ports []*portRules, f func(e element)) {
+	seen := make(map[elemID]struct{}, len(ports)*2)
+	for _, p := range ports {
 		for _, e := range p.elems {
 			id := e.id()
 			if _, dup := seen[id]; dup {

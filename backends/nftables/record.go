@@ -9,13 +9,11 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// applied is the Go-side record of what the last successful sync put in the
+// applied is the Go-side record of what the last successful sync put in one
 // table: enough to compute the next incremental transaction without listing
 // the kernel's state.
 type applied struct {
-	version uint64
-	fam     family
-	ports   map[servicemap.ServicePortName]*portRecord
+	ports map[servicemap.ServicePortName]*portRecord
 	// elems holds, for every element in a shared container, the ports that
 	// want it; the first owner (smallest name) decides its value.
 	elems map[elemID]owners
@@ -65,9 +63,8 @@ func (o owners) without(port servicemap.ServicePortName) owners {
 	return slices.DeleteFunc(o, func(x owner) bool { return x.port == port })
 }
 
-func newApplied(fam family, ports int) *applied {
+func newApplied(ports int) *applied {
 	return &applied{
-		fam:   fam,
 		ports: make(map[servicemap.ServicePortName]*portRecord, ports),
 		elems: make(map[elemID]owners, ports*2),
 	}

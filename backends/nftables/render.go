@@ -10,12 +10,21 @@ import (
 )
 
 // Render returns the whole ruleset Sync programs for snap, as text that
-// `nft -f` loads into an empty table: deterministic (objects in a fixed
+// `nft -f` loads into an empty namespace: one table per shard that holds a
+// service port, in shard order. It is deterministic (objects in a fixed
 // order, service ports sorted by name, stable names), so it can be compared
-// with golden files and shown to people (`lbctl render`). It is a pure
-// function of its arguments; Options.NFT and Logger are not used.
+// with golden files and shown to people (`lbctl render`), and a pure
+// function of its arguments; Options.NFT, Transport and Logger are not used.
 func Render(snap *servicemap.Snapshot, opts Options) string {
-	return build(snap, opts.withDefaults()).text()
+	opts = opts.withDefaults()
+	rs := build(snap, opts)
+	var out strings.Builder
+	for i, ports := range partition(rs.ports, opts.Shards) {
+		if len(ports) > 0 {
+			out.WriteString(rs.text(tableName(opts, i), ports))
+		}
+	}
+	return out.String()
 }
 
 // textWriter writes table objects separated by blank lines, as nft list
@@ -26,17 +35,18 @@ type textWriter struct {
 	scratch []byte
 }
 
-func (rs *ruleset) text() string {
+// text renders one table holding the skeleton and ports.
+func (rs *ruleset) text(table string, ports []*portRules) string {
 	var w textWriter
-	w.Grow(4096 + 1024*len(rs.ports))
+	w.Grow(4096 + 1024*len(ports))
 
 	var elems [numContainers][]element
-	elems[cServiceIPs] = make([]element, 0, len(rs.ports))
-	rs.forEachElement(func(e element) {
+	elems[cServiceIPs] = make([]element, 0, len(ports))
+	forEachElement(ports, func(e element) {
 		elems[e.in] = append(elems[e.in], e)
 	})
 
-	w.WriteString("table " + rs.fam.ip + " " + rs.table + " {\n")
+	w.WriteString("table " + rs.fam.ip + " " + table + " {\n")
 	for i := range rs.containers {
 		w.set(&rs.containers[i], elems[i])
 	}
@@ -49,7 +59,7 @@ func (rs *ruleset) text() string {
 	for i := range rs.fixed {
 		w.chain(&rs.fixed[i])
 	}
-	w.ports(rs.ports)
+	w.ports(ports)
 	w.WriteString("}\n")
 	return w.String()
 }

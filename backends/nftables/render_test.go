@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 var (
 	tcp80    = ports(testobj.Port("http", 80, v1.ProtocolTCP))
 	tcp8080  = slicePorts(testobj.SlicePort("http", 8080, v1.ProtocolTCP))
-	podCIDRs = nftables.Options{ClusterCIDRs: mustPrefixes("10.244.0.0/16", "fd00:10:244::/56")}
+	podCIDRs = nftables.Options{ClusterCIDRs: mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"), Shards: 1}
 )
 
 // goldenCases are the snapshots whose rendering is checked against
@@ -60,6 +60,7 @@ var goldenCases = []struct {
 	{
 		// No ready endpoint: the serving, terminating ones are used.
 		name: "only-terminating",
+		opts: oneTable,
 		objs: objects{
 			services: []*v1.Service{testobj.Service("default", "draining", "10.96.0.12", tcp80)},
 			slices: []*discoveryv1.EndpointSlice{testobj.Slice("default", "draining", "draining-1", tcp8080, eps(
@@ -92,6 +93,7 @@ var goldenCases = []struct {
 	{
 		name: "loadbalancer-ranges-healthcheck-affinity",
 		opts: nftables.Options{
+			Shards: 1,
 			ClusterCIDRs: mustPrefixes("10.244.0.0/16"),
 			NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
 		},
@@ -130,6 +132,7 @@ var goldenCases = []struct {
 	},
 	{
 		name: "udp-and-tcp-same-port",
+		opts: oneTable,
 		objs: objects{
 			services: []*v1.Service{testobj.Service("kube-system", "dns", "10.96.0.53", ports(
 				testobj.Port("dns", 53, v1.ProtocolUDP),
@@ -148,6 +151,7 @@ var goldenCases = []struct {
 		name:   "ipv6",
 		family: v1.IPv6Protocol,
 		opts: nftables.Options{
+			Shards: 1,
 			ClusterCIDRs:      mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"),
 			NodePortAddresses: mustPrefixes("2001:db8::/64", "::1/128"),
 		},

@@ -26,6 +26,7 @@ func fakeState(t testing.TB, f *knftables.Fake) state {
 	if f.Table == nil {
 		return s
 	}
+	tbl := "lbkit " // the fake's table (its Name is not filled in)
 	for name, c := range f.Table.Chains {
 		var lines []string
 		if c.Hook != nil {
@@ -34,15 +35,15 @@ func fakeState(t testing.TB, f *knftables.Fake) state {
 		for _, r := range c.Rules {
 			lines = append(lines, r.Rule)
 		}
-		s["chain "+name] = lines
+		s[tbl+"chain "+name] = lines
 	}
 	for name, set := range f.Table.Sets {
 		lines := setProps(set.Type, set.Flags, set.Timeout != nil && *set.Timeout > 0, func() string { return fmt.Sprintf("timeout %ds", int(set.Timeout.Seconds())) })
-		s["set "+name] = append(lines, elementLines(set.Elements)...)
+		s[tbl+"set "+name] = append(lines, elementLines(set.Elements)...)
 	}
 	for name, m := range f.Table.Maps {
 		lines := setProps(m.Type, m.Flags, false, nil)
-		s["map "+name] = append(lines, elementLines(m.Elements)...)
+		s[tbl+"map "+name] = append(lines, elementLines(m.Elements)...)
 	}
 	return s
 }
@@ -76,18 +77,22 @@ func elementLines(elems []*knftables.Element) []string {
 }
 
 // renderState parses Render's text (its own layout, not nft's grammar).
+// Keys start with the table's name.
 func renderState(t testing.TB, text string) state {
 	t.Helper()
 	s := state{}
-	var key string
+	var key, table string
 	var lines, elems []string
 	inElements := false
 	for _, raw := range strings.Split(text, "\n") {
 		line := strings.TrimSpace(raw)
 		switch {
-		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "table "):
+		case strings.HasPrefix(line, "table "):
+			f := strings.Fields(line)
+			table = f[len(f)-2]
+		case line == "" || strings.HasPrefix(line, "#"):
 		case key == "" && strings.HasSuffix(line, " {"):
-			key = strings.TrimSuffix(line, " {")
+			key = table + " " + strings.TrimSuffix(line, " {")
 			lines, elems = nil, nil
 		case line == "elements = {":
 			inElements = true
@@ -100,7 +105,7 @@ func renderState(t testing.TB, text string) state {
 			s[key] = append(lines, elems...)
 			key = ""
 		case key == "" && line == "}":
-		case strings.HasPrefix(key, "chain ") && strings.HasPrefix(line, "type "):
+		case strings.HasPrefix(strings.TrimPrefix(key, table+" "), "chain ") && strings.HasPrefix(line, "type "):
 			lines = append(lines, strings.TrimSuffix(line, "; policy accept;"))
 		case key != "":
 			lines = append(lines, line)

@@ -17,7 +17,45 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// fullSync reconciles the whole table with next, whatever it holds now:
+// fullSync reconciles every table with next, whatever the kernel holds
+// now: each shard that holds service ports is synced in full (see
+// fullSyncShard), then the tables no shard wants are deleted (shards left
+// empty, or tables of another shard count).
+func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int, error) {
+	rs := build(next, b.opts)
+	parts := partition(rs.ports, len(b.shards))
+	total := 0
+	wanted := map[string]bool{}
+	for i, sh := range b.shards {
+		sh.deferred = nil
+		if len(parts[i]) == 0 {
+			sh.rec = newApplied(0)
+			continue
+		}
+		wanted[sh.table] = true
+		n, err := b.fullSyncShard(ctx, sh, &rs.skeleton, parts[i])
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("table %s: %w", sh.table, err)
+		}
+	}
+	tables, err := b.ourTables(b.fam)
+	if err != nil {
+		return total, err
+	}
+	for _, t := range tables {
+		if wanted[t] {
+			continue
+		}
+		if err := b.deleteTable(ctx, b.fam, t); err != nil {
+			return total, err
+		}
+		total++
+	}
+	return total, nil
+}
+
+// fullSyncShard reconciles one table with its share of the ports:
 //
 //  1. List what the kernel holds: chain, set and map names, and the
 //     elements of the shared maps and sets.
@@ -30,36 +68,36 @@ import (
 //
 // Every transaction leaves a consistent table: an element is added only
 // after its chain, and a chain is deleted only after what pointed at it.
-func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, next *servicemap.Snapshot) (int, error) {
-	rs := build(next, b.opts)
-	b.deferred = nil
-
+func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, skel *skeleton, ports []*portRules) (int, error) {
+	nft, err := b.nftFor(b.fam, sh.table)
+	if err != nil {
+		return 0, err
+	}
 	kernel, err := listKernel(ctx, nft)
 	if err != nil {
 		return 0, err
 	}
 	total := 0
 	run := func(o ops, deletes []deferredDelete) error {
-		n, err := b.run(ctx, nft, o, deletes)
+		n, err := b.run(ctx, sh, o, deletes)
 		total += n
 		return err
 	}
 
 	// Ownership of shared elements first: a batch adds an element only
 	// when one of its ports is the element's effective owner.
-	rec := newApplied(rs.fam, len(rs.ports))
-	rec.version = next.Version()
-	for _, p := range rs.ports {
+	rec := newApplied(len(ports))
+	for _, p := range ports {
 		rec.add(p)
 	}
 
-	if err := run(setupOps(&rs.skeleton), nil); err != nil {
+	if err := run(setupOps(skel), nil); err != nil {
 		return total, fmt.Errorf("set up table: %w", err)
 	}
 
 	done := make(map[elemID]struct{}, len(rec.elems))
-	for start := 0; start < len(rs.ports); start += b.opts.BatchSize {
-		batch := rs.ports[start:min(start+b.opts.BatchSize, len(rs.ports))]
+	for start := 0; start < len(ports); start += b.opts.BatchSize {
+		batch := ports[start:min(start+b.opts.BatchSize, len(ports))]
 		var o ops
 		for _, p := range batch {
 			for i := range p.sets {
@@ -107,7 +145,7 @@ func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, next *s
 	for _, id := range stale {
 		o.delete(element{in: id.in, key: id.key}.object())
 	}
-	wanted := wantedNames(rs)
+	wanted := wantedNames(skel, ports)
 	var deletes []deferredDelete
 	slices.Sort(kernel.chains)
 	for _, name := range kernel.chains {
@@ -127,7 +165,7 @@ func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, next *s
 	if err := run(o, deletes); err != nil {
 		return total, fmt.Errorf("remove stale objects: %w", err)
 	}
-	b.applied = rec
+	sh.rec = rec
 	return total, nil
 }
 
@@ -164,22 +202,22 @@ func setupOps(s *skeleton) ops {
 
 type objectKey struct{ kind, name string }
 
-func wantedNames(rs *ruleset) map[objectKey]bool {
+func wantedNames(s *skeleton, ports []*portRules) map[objectKey]bool {
 	w := map[objectKey]bool{}
-	for i := range rs.containers {
-		c := &rs.containers[i]
+	for i := range s.containers {
+		c := &s.containers[i]
 		w[objectKey{kindOf(c), c.name}] = true
 	}
-	for i := range rs.static {
-		w[objectKey{"set", rs.static[i].name}] = true
+	for i := range s.static {
+		w[objectKey{"set", s.static[i].name}] = true
 	}
-	for _, c := range rs.base {
+	for _, c := range s.base {
 		w[objectKey{"chain", c.name}] = true
 	}
-	for _, c := range rs.fixed {
+	for _, c := range s.fixed {
 		w[objectKey{"chain", c.name}] = true
 	}
-	for _, p := range rs.ports {
+	for _, p := range ports {
 		for _, c := range p.chains {
 			w[objectKey{"chain", c.name}] = true
 		}

@@ -4,6 +4,7 @@ package nftables
 
 import (
 	"context"
+	"fmt"
 
 	"sigs.k8s.io/knftables"
 
@@ -18,39 +19,87 @@ type portChange struct {
 	new  *portRules
 }
 
-// incrementalSync sends one transaction proportional to Diff(prev, next),
-// computed against the record of what the last sync applied:
-//
-//	new and changed sets, then new chains, then changed chains (flush and
-//	refill; an unchanged chain is left alone), then the elements whose
-//	effective value changed (delete before add), then the chains no port
-//	uses any more are flushed, and last the chains and sets that went away
-//	are deleted.
-func (b *Backend) incrementalSync(ctx context.Context, nft knftables.Interface, prev, next *servicemap.Snapshot) (int, error) {
+// incrementalSync sends, to each table whose ports changed, one
+// transaction proportional to its part of Diff(prev, next) (see syncShard).
+// Tables are independent: a failure stops the sync, and the next one is
+// full.
+func (b *Backend) incrementalSync(ctx context.Context, prev, next *servicemap.Snapshot) (int, error) {
 	diff := servicemap.Diff(prev, next)
-	rec := b.applied
-	deferred := b.deferred
-	b.deferred = nil
-	if diff.Empty() && len(deferred) == 0 {
-		rec.version = next.Version()
-		return 0, nil
-	}
-
 	bld := newBuilder(next, b.opts)
-	changes := make([]portChange, 0, len(diff.Added)+len(diff.Updated)+len(diff.Removed))
+	byShard := make([][]portChange, len(b.shards))
+	change := func(name servicemap.ServicePortName, p *servicemap.ServicePort) {
+		i := shardOf(name, len(b.shards))
+		c := portChange{name: name, old: b.shards[i].rec.ports[name]}
+		if p != nil {
+			c.new = bld.port(p)
+		} else if c.old == nil {
+			return
+		}
+		byShard[i] = append(byShard[i], c)
+	}
 	for _, p := range diff.Added {
-		changes = append(changes, portChange{name: p.Name, old: rec.ports[p.Name], new: bld.port(p)})
+		change(p.Name, p)
 	}
 	for _, u := range diff.Updated {
-		changes = append(changes, portChange{name: u.New.Name, old: rec.ports[u.New.Name], new: bld.port(u.New)})
+		change(u.New.Name, u.New)
 	}
 	for _, p := range diff.Removed {
-		if old := rec.ports[p.Name]; old != nil {
-			changes = append(changes, portChange{name: p.Name, old: old})
+		change(p.Name, nil)
+	}
+	var skel *skeleton
+	total := 0
+	for i, sh := range b.shards {
+		if len(byShard[i]) == 0 && len(sh.deferred) == 0 {
+			continue
 		}
+		if skel == nil {
+			s := bld.skeleton()
+			skel = &s
+		}
+		n, err := b.syncShard(ctx, sh, skel, byShard[i])
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("table %s: %w", sh.table, err)
+		}
+	}
+	return total, nil
+}
+
+// syncShard brings one table through changes in one transaction, computed
+// against the record of what the last sync applied:
+//
+//	the table's skeleton if the table is new, then new and changed sets,
+//	then new chains, then changed chains (flush and refill; an unchanged
+//	chain is left alone), then the elements whose effective value changed
+//	(delete before add), then the chains no port uses any more are flushed,
+//	and last the chains and sets that went away are deleted.
+//
+// A table left without ports is deleted instead.
+func (b *Backend) syncShard(ctx context.Context, sh *shard, skel *skeleton, changes []portChange) (int, error) {
+	rec := sh.rec
+	deferred := sh.deferred
+	sh.deferred = nil
+	remaining := len(rec.ports)
+	for _, c := range changes {
+		switch {
+		case c.old == nil && c.new != nil:
+			remaining++
+		case c.old != nil && c.new == nil:
+			remaining--
+		}
+	}
+	if remaining == 0 {
+		sh.rec = newApplied(0)
+		if err := b.deleteTable(ctx, b.fam, sh.table); err != nil {
+			return 0, err
+		}
+		return 1, nil
 	}
 
 	var o ops
+	if len(rec.ports) == 0 {
+		o = setupOps(skel)
+	}
 	recreated := map[objectKey]bool{}
 	// Sets: new ones, and static ones whose content changed.
 	for _, c := range changes {
@@ -130,8 +179,7 @@ func (b *Backend) incrementalSync(ctx context.Context, nft knftables.Interface, 
 			rec.ports[c.name] = recordOf(c.new)
 		}
 	}
-	rec.version = next.Version()
-	return b.run(ctx, nft, o, deletes)
+	return b.run(ctx, sh, o, deletes)
 }
 
 // updateElements moves element ownership from the changes' old records to

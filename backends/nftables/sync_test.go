@@ -245,12 +245,12 @@ func TestSharedElements(t *testing.T) {
 	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
 	prev := tr.Snapshot()
 	mustSync(t, b, nil, prev)
-	checkMatchesRender(t, fake, nftables.Render(prev, nftables.Options{}))
+	checkMatchesRender(t, fake, nftables.Render(prev, oneTable))
 
 	tr.OnServiceDelete(a)
 	next := tr.Snapshot()
 	mustSync(t, b, prev, next)
-	checkMatchesRender(t, fake, nftables.Render(next, nftables.Options{}))
+	checkMatchesRender(t, fake, nftables.Render(next, oneTable))
 	fake.RLock()
 	defer fake.RUnlock()
 	if e := fake.Table.Maps["service-ips"].FindElement("192.0.2.1 . tcp . 80"); e == nil || !strings.Contains(e.Value[0], "ext-default/b/") {
@@ -310,7 +310,7 @@ func TestDeferredDeletes(t *testing.T) {
 	tr.OnServiceDelete(o.services[3])
 	last := tr.Snapshot()
 	mustSync(t, b, next, last)
-	checkMatchesRender(t, fake.Fake, nftables.Render(last, nftables.Options{}))
+	checkMatchesRender(t, fake.Fake, nftables.Render(last, oneTable))
 }
 
 func TestCleanup(t *testing.T) {
@@ -327,13 +327,17 @@ func TestCleanup(t *testing.T) {
 	}
 }
 
-// TestSyncEmpty: a nil snapshot is valid and empty; it still gets the
-// table's skeleton, and a later snapshot fills it.
+// TestSyncEmpty: a nil snapshot is valid and empty: no table (a table
+// exists only while it holds a service port), and a later snapshot makes
+// one.
+// oneTable renders what a Backend on a knftables fake (one table) holds.
+var oneTable = nftables.Options{Shards: 1}
+
 func TestSyncEmpty(t *testing.T) {
 	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
 	mustSync(t, b, nil, nil)
-	checkMatchesRender(t, fake, nftables.Render(nil, nftables.Options{}))
+	checkMatchesRender(t, fake, nftables.Render(nil, oneTable))
 	snap := cluster(2, 1).snapshot(t, v1.IPv4Protocol)
 	mustSync(t, b, nil, snap)
-	checkMatchesRender(t, fake, nftables.Render(snap, nftables.Options{}))
+	checkMatchesRender(t, fake, nftables.Render(snap, oneTable))
 }

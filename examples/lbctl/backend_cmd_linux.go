@@ -53,6 +53,7 @@ type backendFlags struct {
 	clusterCIDR  prefixList
 	nodeIPs      string
 	scheduler    string
+	shards       int
 }
 
 func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
@@ -62,6 +63,7 @@ func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
 		fs.Var(&f.clusterCIDR, "cluster-cidr", "pod CIDRs, one per family, comma separated (default: no source counts as a pod)")
 		fs.StringVar(&f.nodeIPs, "node-ips", "", "ipvs: node addresses for NodePort virtual servers, comma separated (default for apply: the namespace's addresses)")
 		fs.StringVar(&f.scheduler, "scheduler", "rr", "ipvs: scheduler (rr, wrr, lc, wlc, sh, mh)")
+		fs.IntVar(&f.shards, "shards", nftables.DefaultShards, "nftables: number of tables the services are spread over (1: one table named lbkit)")
 	}
 	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables, iptables or ipvs")
 }
@@ -74,7 +76,7 @@ type renderer func(*servicemap.Snapshot) string
 func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, error) {
 	switch f.backend {
 	case "nftables":
-		opts := nftables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
+		opts := nftables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, Shards: f.shards}
 		r := func(s *servicemap.Snapshot) string { return nftables.Render(s, opts) }
 		if renderOnly {
 			return r, nil, nil

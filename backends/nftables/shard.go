@@ -1,0 +1,70 @@
+//go:build linux
+
+package nftables
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// Service ports are spread over Options.Shards tables by a hash of their
+// service's namespace and name, so that the ports of one service share a
+// table (and its hairpin and health-check elements). Every table is a whole
+// ruleset for its share: base chains on the same hooks, its own dispatch
+// maps. A packet meets every table's base chains; the first nat chain that
+// DNATs a connection ends the nat hook for it, and a table that does not
+// know the destination lets the packet pass.
+//
+// Why: a transaction that adds a jump or dnat rule (or a verdict-map
+// element) makes the kernel re-validate every chain reachable from the base
+// chains of that table, not of the others. The cost of a one-endpoint
+// change then follows the size of one shard, not of the cluster.
+
+// tableName returns the name of shard i's table.
+func tableName(opts Options, i int) string {
+	if opts.Shards <= 1 {
+		return opts.Table
+	}
+	return fmt.Sprintf("%s-%02d", opts.Table, i)
+}
+
+// shardOf returns the shard of a service port.
+func shardOf(n servicemap.ServicePortName, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(n.Namespace))
+	h.Write([]byte{'/'})
+	h.Write([]byte(n.Name))
+	return int(h.Sum32() % uint32(shards))
+}
+
+// partition splits ports (sorted by name) by shard; each part stays sorted.
+func partition(ports []*portRules, shards int) [][]*portRules {
+	parts := make([][]*portRules, shards)
+	for _, p := range ports {
+		i := shardOf(p.name, shards)
+		parts[i] = append(parts[i], p)
+	}
+	return parts
+}
+
+// isOurTable reports whether name is one of the tables a Backend with table
+// base name base may have created, with any shard count: base itself or
+// base-NN.
+func isOurTable(name, base string) bool {
+	if name == base {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, base+"-")
+	if !ok || len(rest) < 2 {
+		return false
+	}
+	_, err := strconv.ParseUint(rest, 10, 16)
+	return err == nil
+}
