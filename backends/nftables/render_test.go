@@ -93,7 +93,7 @@ var goldenCases = []struct {
 	{
 		name: "loadbalancer-ranges-healthcheck-affinity",
 		opts: nftables.Options{
-			Shards: 1,
+			Shards:       1,
 			ClusterCIDRs: mustPrefixes("10.244.0.0/16"),
 			NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
 		},
@@ -151,7 +151,7 @@ var goldenCases = []struct {
 		name:   "ipv6",
 		family: v1.IPv6Protocol,
 		opts: nftables.Options{
-			Shards: 1,
+			Shards:            1,
 			ClusterCIDRs:      mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"),
 			NodePortAddresses: mustPrefixes("2001:db8::/64", "::1/128"),
 		},
