@@ -56,8 +56,8 @@ type deferredDelete struct {
 var _ backends.Interface = (*Backend)(nil)
 
 // New returns a Backend. Without Options.NFT it checks that nftables can be
-// used (the nft binary, which listing goes through, and CAP_NET_ADMIN) and
-// returns an error wrapping backends.ErrUnsupported when it cannot.
+// used (CAP_NET_ADMIN, and the nft binary for TransportNFT) and returns an
+// error wrapping backends.ErrUnsupported when it cannot.
 func New(opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
 	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
@@ -70,24 +70,27 @@ func New(opts Options) (*Backend, error) {
 		return b, nil
 	case opts.Transport == TransportNFT:
 		b.w = nftWriter{b}
+		if _, err := exec.LookPath("nft"); err != nil {
+			return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
+		}
+		if _, err := b.nftFor(ipv4, opts.Table); err != nil {
+			return nil, err
+		}
 	case opts.Transport == TransportNetlink:
-		b.w = nftWriter{b} // TODO(netlink): newNetlinkWriter()
+		b.w = newNetlinkWriter()
 	default:
 		return nil, fmt.Errorf("nftables: unknown transport %q", opts.Transport)
 	}
-	if _, err := exec.LookPath("nft"); err != nil {
+	// Listing goes over netlink with either transport: this checks that
+	// nftables is there and that the process may use it.
+	if _, err := listTables(ipv4); err != nil {
 		return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
-	}
-	if _, err := b.nftFor(ipv4, opts.Table); err != nil {
-		return nil, err
 	}
 	return b, nil
 }
 
-// nftFor returns the knftables interface for one table. Listing goes
-// through netlink: `nft list table` prints every rule, which takes tens of
-// seconds at 10,000 services, where a netlink dump of the chain names takes
-// milliseconds.
+// nftFor returns the knftables interface for one table (Options.NFT, or
+// the nft binary for TransportNFT).
 func (b *Backend) nftFor(fam family, table string) (knftables.Interface, error) {
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil

@@ -1,6 +1,9 @@
 // Package nftables is the lbkit backend that programs Services into the
-// kernel's nftables: one table of lbkit's own ("lbkit", family ip or ip6
-// after the snapshot), driven through sigs.k8s.io/knftables.
+// kernel's nftables: tables of lbkit's own (family ip or ip6 after the
+// snapshot), written over netlink, or through the nft binary with
+// sigs.k8s.io/knftables (Options.Transport). Services are spread over
+// Options.Shards tables ("lbkit-00" to "lbkit-15" by default; one table
+// named "lbkit" with Shards 1), each a complete ruleset for its share.
 //
 // [Render] returns the desired table as deterministic `nft -f` text, a pure
 // function of a servicemap.Snapshot and [Options]; [Backend] applies the same
@@ -10,7 +13,8 @@
 // when prev is not its last snapshot). A Backend is used by one goroutine at
 // a time. Errors wrap backends.ErrUnsupported (no usable nft) or
 // backends.ErrApply (the kernel refused a change; the next Sync is a full
-// one). Cleanup deletes lbkit's ip and ip6 tables and nothing else.
+// one). Cleanup deletes lbkit's ip and ip6 tables, whatever shard count made
+// them, and nothing else.
 //
 // # Semantics
 //

@@ -275,32 +275,87 @@ func benchKernelColdSyncSized(b *testing.B, n, batch int) {
 }
 
 // BenchmarkKernelUpdate measures a one-endpoint change applied to a loaded
-// table of 10,000 services x 10 endpoints: Diff, the transaction, and the
-// nft run.
+// kernel holding 10,000 services x 10 endpoints (default options: netlink,
+// 16 tables): Diff, the transaction, and the kernel's commit.
 func BenchmarkKernelUpdate(b *testing.B) {
 	b.Run("services=10000", func(b *testing.B) {
-		requireKernel(b)
-		a, c := oneEndpointApart(b, 10000)
-		inThrowawayNetns(b, "bench", func() {
-			ctx := context.Background()
-			be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
-			if err != nil {
-				b.Fatal(err)
-			}
-			start := time.Now()
-			if err := be.Sync(ctx, nil, a); err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("initial full sync: %v", time.Since(start))
-			prev, next := a, c
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				if err := be.Sync(ctx, prev, next); err != nil {
-					b.Fatal(err)
-				}
-				prev, next = next, prev
-			}
-		})
+		benchKernelUpdate(b, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
 	})
+}
+
+// BenchmarkKernelUpdateShapes compares the same update with each transport
+// and with one table or sixteen: what each design choice is worth.
+func BenchmarkKernelUpdateShapes(b *testing.B) {
+	for _, tr := range []nftables.Transport{nftables.TransportNetlink, nftables.TransportNFT} {
+		for _, shards := range []int{1, 16} {
+			b.Run(fmt.Sprintf("transport=%s/shards=%d", tr, shards), func(b *testing.B) {
+				benchKernelUpdate(b, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, Transport: tr, Shards: shards})
+			})
+		}
+	}
+}
+
+func benchKernelUpdate(b *testing.B, opts nftables.Options) {
+	requireKernel(b)
+	a, c := oneEndpointApart(b, 10000)
+	inThrowawayNetns(b, "bench", func() {
+		ctx := context.Background()
+		be, err := nftables.New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := be.Sync(ctx, nil, a); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("initial full sync: %v", time.Since(start))
+		prev, next := a, c
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			if err := be.Sync(ctx, prev, next); err != nil {
+				b.Fatal(err)
+			}
+			prev, next = next, prev
+		}
+		b.StopTimer()
+		// prev is what the kernel should hold now.
+		checkChangedChain(b, prev, opts, 10000/2)
+	})
+}
+
+// checkChangedChain checks that the kernel's cluster chain of service i
+// (of testobj.Cluster) DNATs to the endpoints Render says: the benchmark's
+// updates really landed.
+func checkChangedChain(b *testing.B, snap *servicemap.Snapshot, opts nftables.Options, i int) {
+	b.Helper()
+	prefix := fmt.Sprintf("chain svc-ns%d/svc%d/", i%50, i)
+	var table, chain string
+	var want []string
+	inChain := false
+	for _, line := range strings.Split(nftables.Render(snap, opts), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "table "):
+			table = strings.Fields(line)[2]
+		case strings.HasPrefix(line, prefix):
+			chain, inChain = strings.Fields(line)[1], true
+		case inChain && line == "}":
+			inChain = false
+		case inChain && strings.Contains(line, "dnat to "):
+			want = append(want, line[strings.Index(line, "dnat to "):])
+		}
+		if chain != "" && !inChain {
+			break
+		}
+	}
+	var got []string
+	for _, line := range strings.Split(run(b, "nft", "list", "chain", "ip", table, chain), "\n") {
+		if i := strings.Index(line, "dnat to "); i >= 0 {
+			got = append(got, strings.TrimSpace(line[i:]))
+		}
+	}
+	if len(want) == 0 || !slices.Equal(got, want) {
+		b.Fatalf("kernel chain %s %s DNATs to\n%v\nRender says\n%v", table, chain, got, want)
+	}
 }

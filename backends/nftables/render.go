@@ -18,13 +18,14 @@ import (
 func Render(snap *servicemap.Snapshot, opts Options) string {
 	opts = opts.withDefaults()
 	rs := build(snap, opts)
-	var out strings.Builder
+	var w textWriter
+	w.Grow(4096*opts.Shards + 1024*len(rs.ports))
 	for i, ports := range partition(rs.ports, opts.Shards) {
 		if len(ports) > 0 {
-			out.WriteString(rs.text(tableName(opts, i), ports))
+			rs.writeTable(&w, tableName(opts, i), ports)
 		}
 	}
-	return out.String()
+	return w.String()
 }
 
 // textWriter writes table objects separated by blank lines, as nft list
@@ -35,11 +36,9 @@ type textWriter struct {
 	scratch []byte
 }
 
-// text renders one table holding the skeleton and ports.
-func (rs *ruleset) text(table string, ports []*portRules) string {
-	var w textWriter
-	w.Grow(4096 + 1024*len(ports))
-
+// writeTable renders one table holding the skeleton and ports.
+func (rs *ruleset) writeTable(w *textWriter, table string, ports []*portRules) {
+	w.objects = 0
 	var elems [numContainers][]element
 	elems[cServiceIPs] = make([]element, 0, len(ports))
 	forEachElement(ports, func(e element) {
@@ -61,7 +60,6 @@ func (rs *ruleset) text(table string, ports []*portRules) string {
 	}
 	w.ports(ports)
 	w.WriteString("}\n")
-	return w.String()
 }
 
 func (w *textWriter) ports(ports []*portRules) {

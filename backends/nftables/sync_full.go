@@ -26,6 +26,7 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 	parts := partition(rs.ports, len(b.shards))
 	total := 0
 	wanted := map[string]bool{}
+	var chains map[string][]string
 	for i, sh := range b.shards {
 		sh.deferred = nil
 		if len(parts[i]) == 0 {
@@ -33,7 +34,23 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 			continue
 		}
 		wanted[sh.table] = true
-		n, err := b.fullSyncShard(ctx, sh, &rs.skeleton, parts[i])
+		var kernel *kernelState
+		var err error
+		switch {
+		case b.opts.NFT != nil:
+			kernel, err = listKernel(ctx, b.opts.NFT)
+		case chains == nil:
+			if chains, err = listChainsByTable(b.fam); err != nil {
+				return total, err
+			}
+			fallthrough
+		default:
+			kernel, err = listTableNetlink(b.fam, sh.table, chains[sh.table])
+		}
+		if err != nil {
+			return total, fmt.Errorf("table %s: %w", sh.table, err)
+		}
+		n, err := b.fullSyncShard(ctx, sh, kernel, &rs.skeleton, parts[i])
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("table %s: %w", sh.table, err)
@@ -55,28 +72,20 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 	return total, nil
 }
 
-// fullSyncShard reconciles one table with its share of the ports:
+// fullSyncShard reconciles one table with its share of the ports, given
+// what the kernel holds (chain, set and map names, and the elements of the
+// shared maps and sets):
 //
-//  1. List what the kernel holds: chain, set and map names, and the
-//     elements of the shared maps and sets.
-//  2. One transaction creates the table, (re)creates the base chains, fills
+//  1. One transaction creates the table, (re)creates the base chains, fills
 //     the fixed chains and static sets, and declares the shared containers.
-//  3. One transaction per BatchSize service ports creates or flushes and
+//  2. One transaction per BatchSize service ports creates or flushes and
 //     refills their chains and sets, then adds or replaces their elements.
-//  4. A last transaction deletes elements nobody wants any more, then the
+//  3. A last transaction deletes elements nobody wants any more, then the
 //     chains and sets no port uses (flushed first, so references go first).
 //
 // Every transaction leaves a consistent table: an element is added only
 // after its chain, and a chain is deleted only after what pointed at it.
-func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, skel *skeleton, ports []*portRules) (int, error) {
-	nft, err := b.nftFor(b.fam, sh.table)
-	if err != nil {
-		return 0, err
-	}
-	kernel, err := listKernel(ctx, nft)
-	if err != nil {
-		return 0, err
-	}
+func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelState, skel *skeleton, ports []*portRules) (int, error) {
 	total := 0
 	run := func(o ops, deletes []deferredDelete) error {
 		n, err := b.run(ctx, sh, o, deletes)
@@ -243,7 +252,8 @@ type kernelState struct {
 }
 
 // listKernel lists the table's objects and the elements of the shared
-// containers. A missing table (or container) is empty, not an error.
+// containers through knftables (used with Options.NFT). A missing table
+// (or container) is empty, not an error.
 func listKernel(ctx context.Context, nft knftables.Interface) (*kernelState, error) {
 	k := &kernelState{sets: map[string][]string{}, elems: map[elemID]string{}}
 	var err error

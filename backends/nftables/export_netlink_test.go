@@ -1,0 +1,135 @@
+//go:build linux
+
+package nftables
+
+import (
+	"context"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// ApplyNetlinkForTest programs snap's whole ruleset, the tables Render
+// prints, in the network namespace of the calling thread, through the
+// netlink writer: for each table the skeleton in one run, then its service
+// ports in a second. The second run uses a fresh writer, so the shared
+// containers' elements are encoded from their text alone, as after a
+// restart.
+func ApplyNetlinkForTest(snap *servicemap.Snapshot, opts Options) error {
+	ctx := context.Background()
+	for _, r := range NetlinkRunsForTest(snap, opts) {
+		for _, n := range []*NetlinkOps{r.Setup, r.Ports} {
+			if err := RunNetlinkForTest(ctx, r.V6, r.Table, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// NetlinkRun is what ApplyNetlinkForTest sends to one table.
+type NetlinkRun struct {
+	Table        string
+	V6           bool
+	Setup, Ports *NetlinkOps
+}
+
+// NetlinkRunsForTest returns the runs of ApplyNetlinkForTest: for every
+// table that holds a service port, the skeleton, then all its ports' sets,
+// chains, rules and elements (as a full sync's batch, not cut in batches).
+func NetlinkRunsForTest(snap *servicemap.Snapshot, opts Options) []NetlinkRun {
+	opts = opts.withDefaults()
+	rs := build(snap, opts)
+	var runs []NetlinkRun
+	for shard, ports := range partition(rs.ports, opts.Shards) {
+		if len(ports) == 0 {
+			continue
+		}
+		var o ops
+		for _, p := range ports {
+			for i := range p.sets {
+				o.fillSet(&p.sets[i])
+			}
+			for i := range p.chains {
+				o.addChain(&p.chains[i])
+			}
+		}
+		for _, p := range ports {
+			for i := range p.chains {
+				o.rules(&p.chains[i])
+			}
+		}
+		forEachElement(ports, func(e element) { o.add(e.object()) })
+		runs = append(runs, NetlinkRun{Table: tableName(opts, shard), V6: rs.fam.is6,
+			Setup: &NetlinkOps{setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o}})
+	}
+	return runs
+}
+
+// NetlinkOps are operations for RunNetlinkForTest, which can also fill a
+// knftables transaction, to compare the two transports.
+type NetlinkOps struct{ o ops }
+
+func (n *NetlinkOps) Add(obj knftables.Object)    { n.o.add(obj) }
+func (n *NetlinkOps) Flush(obj knftables.Object)  { n.o.flush(obj) }
+func (n *NetlinkOps) Delete(obj knftables.Object) { n.o.delete(obj) }
+func (n *NetlinkOps) Len() int                    { return len(n.o) }
+
+// Rules counts the rules added.
+func (n *NetlinkOps) Rules() int {
+	c := 0
+	for _, x := range n.o {
+		if _, ok := x.obj.(*knftables.Rule); ok {
+			c++
+		}
+	}
+	return c
+}
+
+// TranslateForTest builds the batch without sending it.
+func (n *NetlinkOps) TranslateForTest(v6 bool, table string) error {
+	fam := ipv4
+	if v6 {
+		fam = ipv6
+	}
+	_, err := newNetlinkWriter().translate(fam, table, n.o)
+	return err
+}
+
+// Fill adds the operations to a knftables transaction.
+func (n *NetlinkOps) Fill(tx *knftables.Transaction) { n.o.fill(tx) }
+
+// RunNetlinkForTest sends n to table (ip, or ip6 when v6) as one batch, in
+// the network namespace of the calling thread, with a fresh writer.
+func RunNetlinkForTest(ctx context.Context, v6 bool, table string, n *NetlinkOps) error {
+	fam := ipv4
+	if v6 {
+		fam = ipv6
+	}
+	return newNetlinkWriter().run(ctx, fam, table, n.o)
+}
+
+// ChurnOpsForTest returns a small update of snap's ruleset and the table
+// it applies to, the table of snap's first service port: delete the port's
+// first shared element, then flush and refill its first chain (the
+// services chain when it has none).
+func ChurnOpsForTest(snap *servicemap.Snapshot, opts Options) (string, *NetlinkOps) {
+	opts = opts.withDefaults()
+	rs := build(snap, opts)
+	n := &NetlinkOps{}
+	if len(rs.ports) == 0 {
+		return tableName(opts, 0), n
+	}
+	p := rs.ports[0]
+	if len(p.elems) > 0 {
+		n.o.delete(element{in: p.elems[0].in, key: p.elems[0].key}.object())
+	}
+	c := &rs.fixed[0]
+	if len(p.chains) > 0 {
+		c = &p.chains[0]
+	}
+	n.o.flush(&knftables.Chain{Name: c.name})
+	n.o.rules(c)
+	return tableName(opts, shardOf(p.name, opts.Shards)), n
+}

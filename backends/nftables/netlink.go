@@ -1,0 +1,214 @@
+//go:build linux
+
+package nftables
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
+)
+
+// netlinkWriter sends ops to one table of one family as a single netlink
+// transaction (batch): all of it commits or none of it does. It writes what
+// `nft -f` would write for knftables' text of the same ops, without the
+// cost of starting nft and having it parse, check and fetch the table.
+//
+// Rules are parsed into google/nftables expressions (parseRule); the
+// messages and the batch are written here rather than through
+// google/nftables' Conn, which asks the kernel to acknowledge every message
+// (and to echo every rule back): 20,000 answers to read for a batch that
+// succeeded, and no way to tell which message an error belongs to. See
+// exchange and appendExpr.
+//
+// A writer is used by one goroutine at a time.
+type netlinkWriter struct {
+	// decls are the set and map declarations earlier runs committed. Element
+	// keys are encoded from their text (lbkit's key types say what they are),
+	// so this is only a hint: it tells an interval set's single address from
+	// a hash set's, and a protocol number from a port.
+	decls map[declKey]*setDecl
+	// buf is the last batch's buffer, reused: a full sync sends a dozen
+	// batches of several megabytes each.
+	buf []byte
+}
+
+var _ writer = (*netlinkWriter)(nil)
+
+// maxKeptBuffer bounds the buffer a writer keeps between runs.
+const maxKeptBuffer = 32 << 20
+
+type declKey struct {
+	fam         knftables.Family
+	table, name string
+}
+
+func newNetlinkWriter() *netlinkWriter {
+	return &netlinkWriter{decls: map[declKey]*setDecl{}}
+}
+
+// run sends o to table in fam's family, in the network namespace of the
+// calling thread. Kernel errors name the operation they belong to, and keep
+// their errno: errors.Is(err, fs.ErrNotExist) holds for ENOENT.
+func (w *netlinkWriter) run(ctx context.Context, fam family, table string, o ops) error {
+	if len(o) == 0 {
+		return ctx.Err()
+	}
+	b, err := w.translate(fam, table, o)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		kerrs, lost, err := exchange(b.b)
+		if err != nil {
+			return fmt.Errorf("netlink: table %s %s: %w", fam.nft, table, err)
+		}
+		if len(kerrs) == 0 && !lost {
+			break
+		}
+		// EAGAIN on the batch itself: the kernel has just loaded nf_tables
+		// and asks for the batch again.
+		if attempt < 3 && len(kerrs) == 1 && kerrs[0].seq == 1 && kerrs[0].errno == unix.EAGAIN {
+			continue
+		}
+		return b.kernelError(o, kerrs, lost)
+	}
+	w.commit(b)
+	if cap(b.b) <= maxKeptBuffer {
+		w.buf = b.b[:0]
+	}
+	return nil
+}
+
+// nlBatch is one run's batch being built, with what is needed to explain
+// the kernel's errors.
+type nlBatch struct {
+	nlBuf
+	w       *netlinkWriter
+	fam     family
+	nfproto byte
+	table   string
+	// infos describe the messages, by sequence number - 1.
+	infos []msgInfo
+	// decls are this run's declarations (nil: deleted), and dropped says the
+	// run deletes the table (and so every declaration before).
+	decls   map[string]*setDecl
+	dropped bool
+	setID   uint32
+	// empty are the sets this run declared or flushed and has added no
+	// interval to since: nft starts the intervals it adds to an empty set
+	// with an end element at zero, and only then.
+	empty map[string]bool
+}
+
+type msgInfo struct {
+	op int // index in ops; -1 for the batch's begin and end
+	// elems locate the elements of an element message: their offsets from
+	// the message's start, where the kernel counts its error offsets from.
+	elems []elemAt
+}
+
+type elemAt struct{ off, op int }
+
+func nfproto(fam family) (byte, error) {
+	switch fam.nft {
+	case knftables.IPv4Family:
+		return unix.NFPROTO_IPV4, nil
+	case knftables.IPv6Family:
+		return unix.NFPROTO_IPV6, nil
+	}
+	return 0, fmt.Errorf("netlink: unsupported family %q", fam.nft)
+}
+
+func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, error) {
+	proto, err := nfproto(fam)
+	if err != nil {
+		return nil, err
+	}
+	b := &nlBatch{w: w, fam: fam, nfproto: proto, table: table, decls: map[string]*setDecl{}, empty: map[string]bool{}}
+	// A cold sync's batch takes about 320 bytes per operation.
+	if need := 128 + 384*len(o); cap(w.buf) >= need {
+		b.b = w.buf[:0]
+	} else {
+		b.b = make([]byte, 0, need)
+	}
+	w.buf = nil // the batch owns it until the run ends
+	b.infos = make([]msgInfo, 0, len(o)+2)
+	b.delimiter(unix.NFNL_MSG_BATCH_BEGIN)
+	for i := 0; i < len(o); i++ {
+		at := i
+		switch obj := o[i].obj.(type) {
+		case *knftables.Table:
+			err = b.addTable(i, o[i].verb, obj)
+		case *knftables.Chain:
+			err = b.addChain(i, o[i].verb, obj)
+		case *knftables.Rule:
+			err = b.addRule(i, o[i].verb, obj)
+		case *knftables.Set:
+			err = b.addSet(i, o[i].verb, obj.Name, false, setPropsOf(obj))
+		case *knftables.Map:
+			err = b.addSet(i, o[i].verb, obj.Name, true, mapPropsOf(obj))
+		case *knftables.Element:
+			j := i + 1
+			for j < len(o) && sameElementGroup(o[i], o[j]) {
+				j++
+			}
+			at, err = b.addElements(o, i, j)
+			i = j - 1
+		default:
+			err = fmt.Errorf("unsupported object %T", obj)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", fam.nft, table, describeOp(o[at]), err)
+		}
+	}
+	b.delimiter(unix.NFNL_MSG_BATCH_END)
+	if b.err != nil {
+		return nil, fmt.Errorf("netlink: table %s %s: %w", fam.nft, table, b.err)
+	}
+	return b, nil
+}
+
+// message begins an nf_tables message of type NFT_MSG_* for operation op.
+func (b *nlBatch) message(op int, typ, flags uint16) int {
+	start := b.begin(nftMsgPrefix|typ, flags, b.nfproto)
+	b.infos = append(b.infos, msgInfo{op: op})
+	return start
+}
+
+// delimiter writes the batch's begin or end message.
+func (b *nlBatch) delimiter(typ uint16) {
+	b.end(b.begin(typ, 0, unix.AF_UNSPEC))
+	b.infos = append(b.infos, msgInfo{op: -1})
+}
+
+// decl returns what is known of a set's declaration, nil if nothing.
+func (b *nlBatch) decl(name string) *setDecl {
+	if d, ok := b.decls[name]; ok || b.dropped {
+		return d
+	}
+	return b.w.decls[declKey{b.fam.nft, b.table, name}]
+}
+
+// commit records a successful run's declarations.
+func (w *netlinkWriter) commit(b *nlBatch) {
+	if b.dropped {
+		for k := range w.decls {
+			if k.fam == b.fam.nft && k.table == b.table {
+				delete(w.decls, k)
+			}
+		}
+	}
+	for name, d := range b.decls {
+		k := declKey{b.fam.nft, b.table, name}
+		if d == nil {
+			delete(w.decls, k)
+		} else {
+			w.decls[k] = d
+		}
+	}
+}
