@@ -22,7 +22,7 @@ func BenchmarkRender(b *testing.B) {
 			b.ReportAllocs()
 			var out string
 			for b.Loop() {
-				out = nftables.Render(snap, podCIDRs)
+				out = nftables.Render(snap, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
 			}
 			b.ReportMetric(float64(len(out)), "bytes")
 		})

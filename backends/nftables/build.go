@@ -103,9 +103,14 @@ func newBuilder(snap *servicemap.Snapshot, opts Options) *builder {
 // allocated in slabs: a 10,000-service ruleset would otherwise be tens of
 // thousands of small objects for the garbage collector to trace.
 func build(snap *servicemap.Snapshot, opts Options) *ruleset {
+	return buildPorts(snap, opts, sortedPorts(snap))
+}
+
+// buildPorts returns the ruleset for some of a snapshot's ports, sorted by
+// name.
+func buildPorts(snap *servicemap.Snapshot, opts Options, ports []*servicemap.ServicePort) *ruleset {
 	b := newBuilder(snap, opts)
 	rs := &ruleset{skeleton: b.skeleton()}
-	ports := sortedPorts(snap)
 	b.slabSize = min(max(len(ports), 1), maxSlabSize)
 	slab := make([]portRules, len(ports))
 	rs.ports = make([]*portRules, len(ports))

@@ -3,8 +3,11 @@
 package nftables
 
 import (
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -15,26 +18,74 @@ import (
 // order, service ports sorted by name, stable names), so it can be compared
 // with golden files and shown to people (`lbctl render`), and a pure
 // function of its arguments; Options.NFT, Transport and Logger are not used.
+//
+// Shards are independent, so they are built and written on up to
+// GOMAXPROCS goroutines; the result does not depend on how many.
 func Render(snap *servicemap.Snapshot, opts Options) string {
 	opts = opts.withDefaults()
-	rs := build(snap, opts)
-	var w textWriter
-	w.Grow(4096*opts.Shards + 1024*len(rs.ports))
-	for i, ports := range partition(rs.ports, opts.Shards) {
-		if len(ports) > 0 {
-			rs.writeTable(&w, tableName(opts, i), ports)
+	byShard := make([][]*servicemap.ServicePort, opts.Shards)
+	for _, p := range sortedPorts(snap) {
+		i := shardOf(p.Name, opts.Shards)
+		byShard[i] = append(byShard[i], p)
+	}
+	texts := make([]*[]byte, opts.Shards)
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), opts.Shards) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < opts.Shards; i = int(next.Add(1) - 1) {
+				if len(byShard[i]) > 0 {
+					texts[i] = renderShard(snap, opts, tableName(opts, i), byShard[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	size := 0
+	for _, t := range texts {
+		if t != nil {
+			size += len(*t)
 		}
 	}
-	return w.String()
+	var out strings.Builder
+	out.Grow(size)
+	for _, t := range texts {
+		if t != nil {
+			out.Write(*t)
+			shardBuffers.Put(t)
+		}
+	}
+	return out.String()
+}
+
+// renderShard builds and writes one table.
+func renderShard(snap *servicemap.Snapshot, opts Options, table string, ports []*servicemap.ServicePort) *[]byte {
+	rs := buildPorts(snap, opts, ports)
+	var w textWriter
+	if b, ok := shardBuffers.Get().(*[]byte); ok {
+		w.buf = (*b)[:0]
+	}
+	rs.writeTable(&w, table, rs.ports)
+	return &w.buf
 }
 
 // textWriter writes table objects separated by blank lines, as nft list
 // prints them.
 type textWriter struct {
-	strings.Builder
+	buf     []byte
 	objects int
 	scratch []byte
 }
+
+func (w *textWriter) WriteString(s string) { w.buf = append(w.buf, s...) }
+func (w *textWriter) Write(b []byte)       { w.buf = append(w.buf, b...) }
+func (w *textWriter) byte(c byte)          { w.buf = append(w.buf, c) }
+
+// shardBuffers keeps the per-shard text buffers between Renders: at 10,000
+// services they are 9 MB in all, and writing into fresh memory costs a page
+// fault per 4 KB, more than the rest of the copy. The final string is new
+// memory on every call; only these intermediates are reused.
+var shardBuffers sync.Pool
 
 // writeTable renders one table holding the skeleton and ports.
 func (rs *ruleset) writeTable(w *textWriter, table string, ports []*portRules) {
@@ -68,15 +119,15 @@ func (w *textWriter) ports(ports []*portRules) {
 		w.separate()
 		w.WriteString("\t# ")
 		w.WriteString(p.name.Namespace)
-		w.WriteByte('/')
+		w.byte('/')
 		w.WriteString(p.name.Name)
 		if p.name.Port != "" {
-			w.WriteByte(':')
+			w.byte(':')
 			w.WriteString(p.name.Port)
 		}
-		w.WriteByte(' ')
+		w.byte(' ')
 		w.WriteString(string(p.name.Protocol))
-		w.WriteByte('\n')
+		w.byte('\n')
 		w.objects = 0
 		for i := range p.sets {
 			w.set(&p.sets[i], staticElements(p.sets[i].elems))
@@ -89,7 +140,7 @@ func (w *textWriter) ports(ports []*portRules) {
 
 func (w *textWriter) separate() {
 	if w.objects > 0 {
-		w.WriteByte('\n')
+		w.byte('\n')
 	}
 	w.objects++
 }
@@ -114,11 +165,11 @@ func (w *textWriter) set(s *set, elems []element) {
 		w.WriteString("\t\tflags ")
 		for i, f := range s.flags {
 			if i > 0 {
-				w.WriteByte(',')
+				w.byte(',')
 			}
 			w.WriteString(string(f))
 		}
-		w.WriteByte('\n')
+		w.byte('\n')
 	}
 	if s.timeout > 0 {
 		w.WriteString("\t\ttimeout " + strconv.FormatInt(int64(s.timeout.Seconds()), 10) + "s\n")
@@ -133,9 +184,9 @@ func (w *textWriter) set(s *set, elems []element) {
 				w.WriteString(e.value)
 			}
 			if i < len(elems)-1 {
-				w.WriteByte(',')
+				w.byte(',')
 			}
-			w.WriteByte('\n')
+			w.byte('\n')
 		}
 		w.WriteString("\t\t}\n")
 	}
@@ -154,13 +205,13 @@ func (w *textWriter) chain(c *chain) {
 	for _, r := range c.rules {
 		w.WriteString("\t\t")
 		w.WriteString(r)
-		w.WriteByte('\n')
+		w.byte('\n')
 	}
 	if c.pick != nil {
 		w.scratch = c.pick.eachRule(w.scratch, func(r []byte) {
 			w.WriteString("\t\t")
 			w.Write(r)
-			w.WriteByte('\n')
+			w.byte('\n')
 		})
 	}
 	w.WriteString("\t}\n")
