@@ -359,3 +359,73 @@ func checkChangedChain(b *testing.B, snap *servicemap.Snapshot, opts nftables.Op
 		b.Fatalf("kernel chain %s %s DNATs to\n%v\nRender says\n%v", table, chain, got, want)
 	}
 }
+
+// TestKernelShards: tables appear and disappear with the shards that hold
+// service ports, incrementally and in full syncs, and a Backend with
+// another shard count (or the nft transport) takes over what an earlier one
+// left, deleting the tables it no longer wants.
+func TestKernelShards(t *testing.T) {
+	requireKernel(t)
+	inThrowawayNetns(t, "shards", func() {
+		ctx := context.Background()
+		o := cluster(40, 2)
+		tr := o.tracker(v1.IPv4Protocol)
+		full := tr.Snapshot()
+		b, err := nftables.New(kernelOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSync(t, b, nil, full)
+		checkKernelMatchesRender(t, knftables.IPv4Family, full, kernelOpts)
+		if n := len(ourTables(t, knftables.IPv4Family)); n < 10 {
+			t.Fatalf("40 services over 16 shards made %d tables", n)
+		}
+
+		// Incrementally remove all but one service: the emptied tables go.
+		prev := full
+		for _, svc := range o.services[1:] {
+			tr.OnServiceDelete(svc)
+			next := tr.Snapshot()
+			mustSync(t, b, prev, next)
+			prev = next
+		}
+		checkKernelMatchesRender(t, knftables.IPv4Family, prev, kernelOpts)
+		if got := ourTables(t, knftables.IPv4Family); len(got) != 1 {
+			t.Fatalf("one service left, tables %v", got)
+		}
+		// And back: tables are created with their skeleton on the way.
+		for _, svc := range o.services[1:] {
+			tr.OnServiceAdd(svc)
+		}
+		next := tr.Snapshot()
+		mustSync(t, b, prev, next)
+		checkKernelMatchesRender(t, knftables.IPv4Family, next, kernelOpts)
+
+		// Another process with one table, through nft, takes over.
+		one := kernelOpts
+		one.Shards, one.Transport = 1, nftables.TransportNFT
+		b1, err := nftables.New(one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSync(t, b1, nil, next)
+		if got := ourTables(t, knftables.IPv4Family); !slices.Equal(got, []string{"lbkit"}) {
+			t.Fatalf("after a one-table sync, tables %v", got)
+		}
+		checkKernelMatchesRender(t, knftables.IPv4Family, next, one)
+
+		// And back to sixteen over netlink.
+		b16, err := nftables.New(kernelOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSync(t, b16, nil, next)
+		checkKernelMatchesRender(t, knftables.IPv4Family, next, kernelOpts)
+		if err := b16.Cleanup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := ourTables(t, knftables.IPv4Family); len(got) != 0 {
+			t.Fatalf("after Cleanup, tables %v", got)
+		}
+	})
+}

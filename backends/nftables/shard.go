@@ -37,11 +37,20 @@ func shardOf(n servicemap.ServicePortName, shards int) int {
 	if shards <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
+	h := fnv.New64a()
 	h.Write([]byte(n.Namespace))
 	h.Write([]byte{'/'})
 	h.Write([]byte(n.Name))
-	return int(h.Sum32() % uint32(shards))
+	// FNV's low bits follow the XOR of the input's low bits: "ns1/svc1" and
+	// "ns2/svc2" always land on the same parity. A finalizer (murmur3's)
+	// spreads every input bit over the bits the modulo keeps.
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return int(x % uint64(shards))
 }
 
 // partition splits ports (sorted by name) by shard; each part stays sorted.
