@@ -77,10 +77,10 @@
 //   - Listing is over netlink too: one dump of the family's chains for all
 //     tables, one of each table's sets, and the shared containers' elements
 //     decoded here (`nft list table` prints every rule and took 16-39 s).
-//   - Measured: a one-endpoint change takes 1.7 ms end to end (65 ms with one
+//   - Measured: a one-endpoint change takes about 2 ms end to end (65 ms with one
 //     table, 113-132 ms through nft); lbkit's own part of it, Diff and the
 //     transaction, about 20 us. A full sync into an empty kernel takes
-//     0.75 s, in transactions of up to 1,000 ports of one table. Render
+//     0.9 s, in transactions of up to 1,000 ports of one table. Render
 //     takes about 39 ms on two cores (51 ms on one); the model keeps no copy
 //     of the endpoint rules' text (they are generated from the snapshot when
 //     written) and its small values are allocated in slabs.
