@@ -14,8 +14,9 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// Render shows what Sync would program: here, the dispatch element of a
-// cluster IP and the rules that pick one of its two endpoints.
+// Render shows what Sync would program: here, the table the service is
+// hashed to, the dispatch element of its cluster IP and the rules that pick
+// one of its two endpoints.
 func ExampleRender() {
 	ready := discoveryv1.EndpointConditions{Ready: ptr(true), Serving: ptr(true), Terminating: ptr(false)}
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
@@ -42,11 +43,12 @@ func ExampleRender() {
 
 	text := nftables.Render(tr.Snapshot(), nftables.Options{})
 	for _, line := range strings.Split(text, "\n") {
-		if strings.Contains(line, "10.96.0.10 . tcp") || strings.Contains(line, "dnat to") {
+		if strings.HasPrefix(line, "table ") || strings.Contains(line, "10.96.0.10 . tcp") || strings.Contains(line, "dnat to") {
 			fmt.Println(strings.TrimSpace(line))
 		}
 	}
 	// Output:
+	// table ip lbkit-02 {
 	// 10.96.0.10 . tcp . 80 : goto svc-default/web/http/tcp-rtgfca5m
 	// numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.1.5:8080
 	// meta l4proto tcp dnat to 10.244.2.5:8080
