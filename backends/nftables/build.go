@@ -135,6 +135,7 @@ func (b *builder) skeleton() skeleton {
 		cFirewallIPs:         {name: mapFirewallIPs, isMap: true, typ: svcKey},
 		cHairpin:             {name: setHairpin, typ: addr + " . " + addr},
 		cHealthCheck:         {name: setHealthCheck, typ: "inet_service"},
+		cClusterIPs:          {name: setClusterIPs, typ: addr},
 	}
 
 	ip := fam.ip
@@ -161,11 +162,11 @@ func (b *builder) skeleton() skeleton {
 				ctNew + "jump " + chainServiceEPCheck,
 			}},
 		{name: "filter-forward", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT},
-			rules: []string{ctNew + "jump " + chainServiceEPCheck}},
+			rules: []string{ctNew + "jump " + chainServiceEPCheck, ctNew + "jump " + chainClusterIPsCheck}},
 		{name: "filter-output", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPreDNAT},
 			rules: []string{ctNew + "jump " + chainFirewallCheck}},
 		{name: "filter-output-post-dnat", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT},
-			rules: []string{ctNew + "jump " + chainServiceEPCheck}},
+			rules: []string{ctNew + "jump " + chainServiceEPCheck, ctNew + "jump " + chainClusterIPsCheck}},
 		{name: "nat-prerouting", hook: &hook{knftables.NATType, knftables.PreroutingHook, prioDNAT},
 			rules: []string{"jump " + chainServices}},
 		{name: "nat-output", hook: &hook{knftables.NATType, knftables.OutputHook, prioDNAT},
@@ -190,6 +191,12 @@ func (b *builder) skeleton() skeleton {
 		{name: chainNodePortEPCheck, rules: []string{nodePortDaddr + "meta l4proto . th dport vmap @" + mapNoEPNodePorts}},
 		// Map values can only be verdicts, and reject is not one.
 		{name: chainReject, rules: []string{"reject"}},
+		// A new connection still addressed to a cluster IP at the forward
+		// hook, or after output's DNAT, asked for a port the service does
+		// not have (a port it has was DNATed to an endpoint by then): it is
+		// refused at once, as kube-proxy does, rather than routed towards an
+		// address nothing owns.
+		{name: chainClusterIPsCheck, rules: []string{ip + " daddr @" + setClusterIPs + " reject"}},
 	}
 	return s
 }

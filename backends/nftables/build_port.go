@@ -137,7 +137,7 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 		return string(buf)
 	}
 	external := len(p.ExternalIPs) + len(p.LoadBalancerIPs)
-	n := 1 + external
+	n := 2 + external
 	if !pl.hasExternal {
 		n += external
 	}
@@ -155,6 +155,7 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 	}
 	pr.elems = b.takeElems(n)
 
+	pr.elem(cClusterIPs, p.ClusterIP.String(), "")
 	switch {
 	case pl.internal == pl.cluster && pl.hasInternal:
 		pr.elem(cServiceIPs, vip(p.ClusterIP), pl.gotoCluster)

@@ -92,4 +92,17 @@ func TestKernelTraffic(t *testing.T) {
 	if got, err := n.DialTCP(ctx, netip.Addr{}, external, 500*time.Millisecond); !backendtest.IsTimeout(err) {
 		t.Errorf("outside client to an eTP=Local external IP without local endpoint got %q, %v; want it dropped", got, err)
 	}
+
+	// A port the service does not have is refused at once (cluster-ips),
+	// for forwarded and for the node's own traffic; its real port works.
+	wrongPort := netip.MustParseAddrPort("10.96.0.11:81")
+	if got, err := n.DialTCP(ctx, netip.Addr{}, wrongPort, 2*time.Second); !backendtest.IsRefused(err) {
+		t.Errorf("client to a cluster IP's unknown port got %q, %v; want it refused", got, err)
+	}
+	if got, err := n.DialTCPFrom(n.NodeNS(), netip.Addr{}, wrongPort, 2*time.Second); !backendtest.IsRefused(err) {
+		t.Errorf("node to a cluster IP's unknown port got %q, %v; want it refused", got, err)
+	}
+	if got, err := n.DialTCP(ctx, netip.Addr{}, netip.MustParseAddrPort("10.96.0.11:80"), 2*time.Second); err != nil || got != bes[1].Name {
+		t.Errorf("client to the cluster IP's port got %q, %v; want %q", got, err, bes[1].Name)
+	}
 }

@@ -35,8 +35,11 @@
 // connections to an externalTrafficPolicy=Local address without local
 // endpoints; lbkit checks output after DNAT (filter-output-post-dnat), so
 // those connections work, as they do in kube-proxy's iptables mode.
-// Not implemented: kube-proxy's rejection of unknown ports and unallocated
-// addresses in the service CIDRs (the snapshot carries no service CIDRs).
+// A new connection to a cluster IP on a port the service does not have is
+// rejected (cluster-ips-check), as kube-proxy does. Not implemented: its
+// drop of unallocated addresses in the service CIDRs (the snapshot carries
+// no service CIDRs, and with shards a drop in one table could beat another
+// table's reject).
 //
 // # Ruleset shape, chosen for scale
 //

@@ -53,6 +53,7 @@ var objectLine = regexp.MustCompile(`^\t(chain|set|map) (\S+) \{$`)
 var sharedContainers = map[string]string{
 	"service-ips": "map", "service-nodeports": "map", "no-endpoint-services": "map",
 	"no-endpoint-nodeports": "map", "firewall-ips": "map", "hairpin": "set", "health-check-nodeports": "set",
+	"cluster-ips": "set",
 }
 
 // ourTables lists the family's lbkit tables (one per shard in use).

@@ -108,6 +108,8 @@ func decodeElement(fam family, ct container, e gnft.SetElement) (key, value stri
 		key = d.addr() + " . " + d.addr()
 	case cHealthCheck:
 		key = d.port()
+	case cClusterIPs:
+		key = d.addr()
 	}
 	if d.bad || len(d.b) != 0 {
 		return "", "", fmt.Errorf("element with an unexpected key %x", e.Key)

@@ -109,6 +109,7 @@ const (
 	cFirewallIPs
 	cHairpin
 	cHealthCheck
+	cClusterIPs
 	numContainers
 )
 
@@ -120,6 +121,7 @@ var containerNames = [numContainers]string{
 	cFirewallIPs:         mapFirewallIPs,
 	cHairpin:             setHairpin,
 	cHealthCheck:         setHealthCheck,
+	cClusterIPs:          setClusterIPs,
 }
 
 func (c container) name() string { return containerNames[c] }

@@ -21,6 +21,7 @@ const (
 	chainServiceEPCheck  = "service-endpoints-check"
 	chainNodePortEPCheck = "nodeport-endpoints-check"
 	chainReject          = "reject-chain"
+	chainClusterIPsCheck = "cluster-ips-check"
 
 	mapServiceIPs       = "service-ips"
 	mapServiceNodePorts = "service-nodeports"
@@ -29,6 +30,7 @@ const (
 	mapFirewallIPs      = "firewall-ips"
 	setHairpin          = "hairpin"
 	setHealthCheck      = "health-check-nodeports"
+	setClusterIPs       = "cluster-ips"
 	setClusterCIDRs     = "cluster-cidrs"
 	setNodePortAddrs    = "nodeport-addresses"
 )
