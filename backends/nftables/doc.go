@@ -83,8 +83,8 @@
 //   - Measured: a one-endpoint change takes about 2 ms end to end (65 ms with one
 //     table, 113-132 ms through nft); lbkit's own part of it, Diff and the
 //     transaction, about 20 us. A full sync into an empty kernel takes
-//     0.9 s, in transactions of up to 1,000 ports of one table. Render
-//     takes about 39 ms on two cores (51 ms on one); the model keeps no copy
+//     about 1 s, in transactions of up to 1,000 ports of one table. Render
+//     takes about 37 ms on two cores (51 ms on one); the model keeps no copy
 //     of the endpoint rules' text (they are generated from the snapshot when
 //     written) and its small values are allocated in slabs.
 //   - Tables are independent: an incremental sync sends one transaction per
