@@ -47,19 +47,7 @@ func NetlinkRunsForTest(snap *servicemap.Snapshot, opts Options) []NetlinkRun {
 			continue
 		}
 		var o ops
-		for _, p := range ports {
-			for i := range p.sets {
-				o.fillSet(&p.sets[i])
-			}
-			for i := range p.chains {
-				o.addChain(&p.chains[i])
-			}
-		}
-		for _, p := range ports {
-			for i := range p.chains {
-				o.rules(&p.chains[i])
-			}
-		}
+		o.portObjects(ports)
 		forEachElement(ports, func(e element) { o.add(e.object()) })
 		runs = append(runs, NetlinkRun{Table: tableName(opts, shard), V6: rs.fam.is6,
 			Setup: &NetlinkOps{setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o}})

@@ -96,6 +96,24 @@ func (o *ops) addChain(c *chain) {
 	o.flush(&knftables.Chain{Name: c.name})
 }
 
+// portObjects creates or refills the ports' sets and chains, then adds the
+// chains' rules: every chain exists before a rule can jump to it.
+func (o *ops) portObjects(ports []*portRules) {
+	for _, p := range ports {
+		for i := range p.sets {
+			o.fillSet(&p.sets[i])
+		}
+		for i := range p.chains {
+			o.addChain(&p.chains[i])
+		}
+	}
+	for _, p := range ports {
+		for i := range p.chains {
+			o.rules(&p.chains[i])
+		}
+	}
+}
+
 func (o *ops) rules(c *chain) {
 	for _, r := range c.ruleStrings() {
 		o.add(&knftables.Rule{Chain: c.name, Rule: r})

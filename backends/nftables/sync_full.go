@@ -108,19 +108,7 @@ func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelSt
 	for start := 0; start < len(ports); start += b.opts.BatchSize {
 		batch := ports[start:min(start+b.opts.BatchSize, len(ports))]
 		var o ops
-		for _, p := range batch {
-			for i := range p.sets {
-				o.fillSet(&p.sets[i])
-			}
-			for i := range p.chains {
-				o.addChain(&p.chains[i])
-			}
-		}
-		for _, p := range batch {
-			for i := range p.chains {
-				o.rules(&p.chains[i])
-			}
-		}
+		o.portObjects(batch)
 		for _, p := range batch {
 			for _, e := range p.elems {
 				id := e.id()
