@@ -27,6 +27,11 @@ type Request struct {
 	// Key is the consistent-hashing key of the Maglev policy (a hash of a
 	// header, a session id...). Zero hashes Client instead.
 	Key uint64
+	// FromNode says the request comes from this node itself, whatever
+	// Options.NodeIPs hold (a proxy knows its local addresses best: a
+	// connection from the node to one of its virtual addresses carries
+	// that address as its source).
+	FromNode bool
 }
 
 // Result is the outcome of a Pick.
@@ -93,13 +98,40 @@ func (p *Picker) PickNodePort(proto v1.Protocol, port uint16, req Request) (Resu
 	return p.pick(v.port, req), nil
 }
 
-func (p *Picker) pick(pp *portPicker, req Request) Result {
-	d := pp.plan.Decide(backends.Connection{
+// DecideFrontend returns the decision for req to addr over proto (as
+// PickFrontend would make it) without choosing an endpoint: which list the
+// request may use, or why it may not. A proxy uses it to check that an
+// established flow's endpoint is still one the request may reach.
+func (p *Picker) DecideFrontend(proto v1.Protocol, addr netip.AddrPort, req Request) (backends.Decision, error) {
+	v, ok := p.state.Load().frontends.Get(frontendKey{proto, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
+	if !ok || v.kind == backends.FrontendNodePort {
+		return backends.Decision{}, ErrNotFound
+	}
+	req.Frontend = v.kind
+	return p.decide(v.port, req), nil
+}
+
+// DecideNodePort is DecideFrontend for a node port.
+func (p *Picker) DecideNodePort(proto v1.Protocol, port uint16, req Request) (backends.Decision, error) {
+	v, ok := p.state.Load().frontends.Get(nodePortKey(proto, port))
+	if !ok {
+		return backends.Decision{}, ErrNotFound
+	}
+	req.Frontend = backends.FrontendNodePort
+	return p.decide(v.port, req), nil
+}
+
+func (p *Picker) decide(pp *portPicker, req Request) backends.Decision {
+	return pp.plan.Decide(backends.Connection{
 		Frontend:  req.Frontend,
-		From:      p.classify(req.Client),
+		From:      p.source(req),
 		PodsKnown: len(p.opts.PodCIDRs) > 0,
 		Addr:      req.Client,
 	})
+}
+
+func (p *Picker) pick(pp *portPicker, req Request) Result {
+	d := p.decide(pp, req)
 	res := Result{Verdict: d.Verdict, Firewalled: d.Firewalled}
 	if d.Verdict != backends.Forward {
 		return res

@@ -204,9 +204,13 @@ func hashFrontend(k frontendKey) uint64 {
 	return pmap.Finalize(h)
 }
 
-// classify tells whether client is one of the cluster's pods, this node,
-// or neither.
-func (p *Picker) classify(client netip.Addr) backends.Source {
+// source tells whether a request comes from one of the cluster's pods,
+// this node, or neither.
+func (p *Picker) source(req Request) backends.Source {
+	client := req.Client
+	if req.FromNode {
+		return backends.FromNode
+	}
 	if len(p.opts.NodeIPs) == 0 && len(p.opts.PodCIDRs) == 0 {
 		return backends.FromOutside
 	}
