@@ -71,4 +71,3 @@ func BenchmarkPickerUpdate(b *testing.B) {
 		})
 	}
 }
-
