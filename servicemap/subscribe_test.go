@@ -120,3 +120,20 @@ func TestSubscribeConcurrent(t *testing.T) {
 		t.Errorf("snapshot holds %d ports, want 800", got)
 	}
 }
+
+// Each reader of a Tracker takes its own subscription: a Runner, a
+// health-check server and a metrics exporter all see every change.
+func ExampleTracker_Subscribe() {
+	tr := servicemap.NewTracker(servicemap.Options{})
+	changes, unsubscribe := tr.Subscribe()
+	defer unsubscribe()
+	last := tr.Snapshot() // subscribe first, then read: nothing is missed
+
+	tr.OnServiceAdd(testobj.Service("default", "web", "10.96.0.10", tcp80))
+	<-changes
+	next := tr.Snapshot()
+	c := servicemap.Diff(last, next)
+	fmt.Println("version", next.Version(), "added", c.Added[0].Name)
+	// Output:
+	// version 1 added default/web:http
+}
