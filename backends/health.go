@@ -87,9 +87,8 @@ type healthState struct {
 // Health returns the Runner's health now.
 func (r *Runner) Health() Health {
 	now := time.Now()
-	running := r.running.Load()
 	r.mu.Lock()
-	s := r.health
+	s, running := r.health, r.running
 	r.mu.Unlock()
 	h := Health{
 		LastSync:      s.lastSync,
@@ -120,11 +119,23 @@ func (r *Runner) Health() Health {
 	return h
 }
 
-// resetHealth starts a Run's health afresh.
-func (r *Runner) resetHealth() {
+// start marks the Runner running, with its health afresh; false when it
+// already runs.
+func (r *Runner) start() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.health = healthState{}
+	if r.running {
+		return false
+	}
+	r.running, r.health = true, healthState{}
+	return true
+}
+
+// stop marks the Runner stopped: unhealthy from now on.
+func (r *Runner) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = false
 }
 
 // noteChange records a change notification seen at t.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lbkit/lbkit/servicemap"
@@ -144,10 +143,10 @@ type Runner struct {
 	backend Interface
 	opts    RunnerOptions
 	log     *slog.Logger
-	running atomic.Bool
 
-	mu     sync.Mutex
-	health healthState
+	mu      sync.Mutex
+	running bool // Run has not returned
+	health  healthState
 }
 
 // NewRunner returns a Runner that syncs b to t's snapshots. Call Run to
@@ -210,11 +209,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	if len(r.opts.HasSynced) == 0 && !r.opts.NoWaitForSync {
 		return ErrNoHasSynced
 	}
-	if !r.running.CompareAndSwap(false, true) {
+	if !r.start() {
 		return ErrRunning
 	}
-	r.resetHealth()
-	defer r.running.Store(false)
+	defer r.stop()
 
 	// The subscription is drained by its own goroutine, which records when
 	// each change was seen: a change is pending from then on, even while

@@ -11,9 +11,9 @@ import (
 )
 
 // Reading a canary chain with `iptables -S` costs a process and, with the
-// legacy flavour, a copy of the whole table out of the kernel: 7-11 ms
-// (nft) and 1.6 s (legacy) at 10,000 services here. When the backend
-// drives the real programs, the kernel is asked directly instead.
+// legacy flavour, a copy of the whole table out of the kernel, which grows
+// with the number of services (see the README). When the backend drives
+// the real programs, the kernel is asked directly instead.
 
 // kernelCanary answers the canary check without starting a program: the
 // nft flavour counts the canary chains' rules over netlink; the legacy

@@ -103,9 +103,9 @@ func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapsh
 // of each table, which an outside flush of the table (iptables -F,
 // iptables-restore without --noflush, a firewall reload) empties and an
 // outside delete removes. It asks the kernel directly (see kernelCanary):
-// well under a millisecond with the nft flavour; with the legacy flavour
-// too while nobody changed the nat and filter tables, and otherwise two
-// iptables runs, which read the whole table. Changes other programs make
+// a netlink request per table with the nft flavour; with the legacy
+// flavour the tables' headers while nobody changed the nat and filter
+// tables, and otherwise two iptables runs, which read the whole table. Changes other programs make
 // are never a drift by themselves. Before the first successful Sync, and
 // after a failed one, it returns true: the next Sync is a full one anyway.
 func (b *Backend) Drifted(ctx context.Context) (bool, error) {

@@ -12,8 +12,7 @@ import (
 // nlQuery is a netfilter netlink socket for the drift check's small
 // requests: the ruleset generation, the list of tables, the rules of one
 // chain. Answers are counted or read in place, without decoding rules into
-// expressions, which keeps a check of sixteen tables well under a
-// millisecond. The socket belongs to the network namespace of the thread
+// expressions. The socket belongs to the network namespace of the thread
 // that opened it.
 type nlQuery struct {
 	fd   int
