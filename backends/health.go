@@ -63,9 +63,9 @@ type Health struct {
 	// them began; zero when there is none or no sync has run yet.
 	Pending      bool
 	PendingSince time.Time
-	// Busy is when the backend call in progress (a sync or a drift check)
+	// BusySince is when the backend call in progress (a sync or a drift check)
 	// started; zero when none is.
-	Busy time.Time
+	BusySince time.Time
 	// SyncedVersion is the version of the snapshot last synced.
 	SyncedVersion uint64
 }
@@ -96,7 +96,7 @@ func (r *Runner) Health() Health {
 		ErrorClass:    Classify(s.lastErr),
 		Pending:       !s.pendingSince.IsZero() || !s.synced,
 		PendingSince:  s.pendingSince,
-		Busy:          s.busy,
+		BusySince:     s.busy,
 		SyncedVersion: s.syncedVersion,
 	}
 	oldest := s.pendingSince

@@ -132,7 +132,9 @@ type SyncResult struct {
 // the Tracker made it, whatever the Runner is doing then: a hung sync does
 // not hide the changes waiting behind it, and a sync still running after
 // SyncTimeout counts as failed. Health is unhealthy whenever Run is not
-// running, before and after.
+// running, before and after. ServeHTTP (/healthz) answers 200 or 503 with
+// the state and the class of the last error (Classify), never the error's
+// text, which goes to the log.
 //
 // The Runner calls the backend from the goroutine running Run only (so a
 // backend whose calls must happen in one network namespace can be run with

@@ -133,7 +133,7 @@ func TestRunnerHungSyncTurnsUnhealthy(t *testing.T) {
 	opts := backends.RunnerOptions{MinSyncInterval: 10 * time.Millisecond, SyncPeriod: period, HealthTimeout: healthTimeout, SyncTimeout: syncTimeout}
 	runnerTest(t, opts, hang, func(t *testing.T, e *env) {
 		after(period + 5*time.Second) // the periodic sync started at 1m and hangs
-		if h := e.r.Health(); !h.Healthy || h.Busy.IsZero() {
+		if h := e.r.Health(); !h.Healthy || h.BusySince.IsZero() {
 			t.Fatalf("Health during a hung sync with nothing pending = %+v, want healthy, busy", h)
 		}
 		changed := time.Now()
