@@ -1,6 +1,7 @@
 package picker_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -504,5 +505,37 @@ func TestPickAllocatesNothing(t *testing.T) {
 		}); n != 0 {
 			t.Errorf("%v PickFrontend allocates %v times", policy, n)
 		}
+	}
+}
+
+func TestRunFollowsTracker(t *testing.T) {
+	svc := lbService("run")
+	tr, _ := snapshotOf(t, svc)
+	p := picker.New(nil, picker.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, tr) }()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	wait("the service without endpoints", func() bool {
+		res, err := p.Pick(portName(svc), picker.Request{})
+		return err == nil && res.Verdict == backends.Reject
+	})
+	tr.OnEndpointSliceAdd(threeEndpoints(svc))
+	wait("the endpoints", func() bool {
+		res, err := p.Pick(portName(svc), picker.Request{})
+		return err == nil && res.Verdict == backends.Forward
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v after cancel, want nil", err)
 	}
 }
