@@ -238,12 +238,6 @@ func TestDecideFirewall(t *testing.T) {
 			t.Errorf("%v from %v = %q, want %q", tc.frontend, tc.addr, got, tc.want)
 		}
 	}
-	// Allow-all ranges mean no firewall.
-	if pl := planPort(t, lbService("open", func(s *v1.Service) {
-		s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24", "0.0.0.0/0"}
-	}), localAndRemote...); pl.Firewall {
-		t.Errorf("with 0.0.0.0/0 among the ranges, Firewall = true, want false")
-	}
 }
 
 // TestPlanRoutes checks the structural facts data planes build from: which
