@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/lbkit/lbkit/servicemap"
@@ -13,34 +12,50 @@ import (
 
 // Defaults of RunnerOptions.
 const (
-	DefaultMinSyncInterval = time.Second
-	DefaultSyncPeriod      = time.Hour
-	DefaultRetryMin        = time.Second
-	DefaultRetryMax        = time.Minute
+	DefaultMinSyncInterval    = time.Second
+	DefaultSyncPeriod         = time.Hour
+	DefaultRetryMin           = time.Second
+	DefaultRetryMax           = time.Minute
+	DefaultSyncTimeout        = 2 * time.Minute
+	DefaultDriftCheckInterval = 10 * time.Second
 )
 
-// RunnerOptions configure a Runner. The zero value is usable.
+// RunnerOptions configure a Runner. The zero value is usable once HasSynced
+// or NoWaitForSync is set.
 type RunnerOptions struct {
 	// MinSyncInterval is the least time between the starts of two syncs:
 	// events arriving closer together are coalesced into one sync. Zero
 	// means DefaultMinSyncInterval; negative means no minimum.
 	MinSyncInterval time.Duration
 	// SyncPeriod is how often a full sync (prev nil) runs even when nothing
-	// changed, to repair a data plane altered behind the backend's back.
-	// It is measured from the start of the last successful full sync. Zero
-	// means DefaultSyncPeriod; negative disables periodic full syncs.
+	// changed, to repair what a drift check cannot see. It is measured
+	// from the start of the last successful full sync. Zero means
+	// DefaultSyncPeriod; negative disables periodic full syncs.
 	SyncPeriod time.Duration
 	// RetryMin and RetryMax bound the exponential backoff after a failed
 	// sync: the first retry waits RetryMin after the failure, each further
 	// one twice as long as the one before, up to RetryMax. Zero means
 	// DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
+	// SyncTimeout is the deadline of each call of the backend (Sync,
+	// SyncChanges, Drifted), passed as its context. A call that ends with
+	// an error after its deadline failed with ErrTimeout; a call still
+	// running after it (a backend ignoring its context) makes the Runner
+	// unhealthy as a failed sync would. Zero means DefaultSyncTimeout;
+	// negative means no deadline.
+	SyncTimeout time.Duration
+	// DriftCheckInterval is how often the Runner asks a backend that
+	// implements DriftChecker whether its data plane was changed behind its
+	// back; a drift makes the next sync a full one. Checks are counted
+	// from the last check or successful full sync. Zero means
+	// DefaultDriftCheckInterval; negative disables drift checks.
+	DriftCheckInterval time.Duration
 	// HealthTimeout is how long a change may stay pending (seen but not in
-	// the data plane, including while retries fail) before the Runner
-	// reports itself unhealthy. Zero means 2*MinSyncInterval + RetryMax
-	// (62s with the defaults, close to kube-proxy's 60s): a change waits
-	// at most about one interval, and a failing data plane turns unhealthy
-	// once the backoff has reached its maximum.
+	// the data plane, including while retries fail or a sync hangs) before
+	// the Runner reports itself unhealthy. Zero means 2*MinSyncInterval +
+	// RetryMax (62s with the defaults, close to kube-proxy's 60s): a
+	// change waits at most about one interval, and a failing data plane
+	// turns unhealthy once the backoff has reached its maximum.
 	HealthTimeout time.Duration
 	// Logger receives the Runner's logs; nil discards them.
 	Logger *slog.Logger
@@ -48,16 +63,23 @@ type RunnerOptions struct {
 	// from the goroutine running Run (for metrics). It must not block.
 	OnSync func(SyncResult)
 	// HasSynced are polled before the first sync, which waits until all of
-	// them return true: typically the HasSynced of the Service and
-	// EndpointSlice informers feeding the Tracker, so the first sync does
-	// not program a half-listed cluster.
+	// them return true: the HasSynced of the registrations that
+	// AddEventHandler returned for the handlers feeding the Tracker (not
+	// the informers' own HasSynced, which can be true before the handlers
+	// have seen every object), so the first sync does not program a
+	// half-listed cluster.
 	HasSynced []func() bool
+	// NoWaitForSync must be set to run without HasSynced: the first sync
+	// then programs whatever the Tracker holds, and, being a full sync,
+	// removes everything else the backend finds. For a Tracker fed
+	// completely before Run (a file, a test), not for informers.
+	NoWaitForSync bool
 }
 
 // SyncResult describes one call of the backend's Sync.
 type SyncResult struct {
 	// Full is true for a full sync (prev nil): the first one, a retry after
-	// a failure, or a periodic one.
+	// a failure, a repair after a drift, or a periodic one.
 	Full bool
 	// From is the version of the prev snapshot (0 for a full sync), To the
 	// version of the snapshot synced to.
@@ -68,7 +90,8 @@ type SyncResult struct {
 	// Changes is the number of service ports added, updated or removed
 	// between prev and next; for a full sync, every port of next.
 	Changes int
-	// Err is what Sync returned.
+	// Err is what Sync returned, wrapped in ErrTimeout when it failed
+	// after its deadline; a *PanicError when it panicked.
 	Err error
 }
 
@@ -76,36 +99,60 @@ type SyncResult struct {
 // sync, then brings the backend to the Tracker's latest snapshot whenever it
 // changes, at most once per MinSyncInterval. Rules:
 //
+//   - Run refuses to start (ErrNoHasSynced) without HasSynced, unless
+//     NoWaitForSync says so: a first sync of a half-listed cluster would
+//     remove what a previous process programmed.
 //   - The first sync is a full one and happens as soon as every HasSynced
 //     returns true, even if the snapshot is empty (a restarted process must
 //     remove what it left behind).
-//   - A change notification starts a sync once MinSyncInterval has passed
-//     since the last one started; everything that arrives meanwhile is
-//     coalesced into it. A change that arrives during a sync is synced
-//     after it: none is lost.
+//   - The Runner reads changes from its own Tracker subscription
+//     (Tracker.Subscribe), so other readers of the Tracker take nothing
+//     from it. A change starts a sync once MinSyncInterval has passed since
+//     the last one started; everything that arrives meanwhile is coalesced
+//     into it. A change that arrives during a sync is synced after it: none
+//     is lost.
 //   - A snapshot whose version equals the one last synced is not synced,
-//     except by the periodic full sync.
+//     except by a full sync.
+//   - An incremental sync computes servicemap.Diff once and hands it to a
+//     backend that implements ChangesSyncer.
+//   - Every call of the backend gets a context with a SyncTimeout
+//     deadline. A panic in it is recovered, logged with its stack, and
+//     counts as a failed sync (a *PanicError).
 //   - A failed sync is retried as a full sync (prev nil), after an
 //     exponential backoff between RetryMin and RetryMax; a success resets
 //     the backoff. Changes arriving during the backoff wait for the retry.
+//   - Every DriftCheckInterval, a backend that implements DriftChecker is
+//     asked whether its data plane was changed behind its back; a drift (or
+//     an error answering) makes the next sync full, MinSyncInterval after
+//     the last sync started at the earliest.
 //   - Every SyncPeriod after the last successful full sync, a full sync
 //     runs even when nothing changed.
 //
-// The Runner calls the backend from one goroutine only. Health and
-// ServeHTTP are safe to call concurrently with Run.
+// Health (see Health for the rule) counts a change as pending from when
+// the Tracker made it, whatever the Runner is doing then: a hung sync does
+// not hide the changes waiting behind it, and a sync still running after
+// SyncTimeout counts as failed. Health is unhealthy whenever Run is not
+// running, before and after. ServeHTTP (/healthz) answers 200 or 503 with
+// the state and the class of the last error (Classify), never the error's
+// text, which goes to the log.
+//
+// The Runner calls the backend from the goroutine running Run only (so a
+// backend whose calls must happen in one network namespace can be run with
+// that goroutine locked there). Health and ServeHTTP are safe to call
+// concurrently with Run.
 type Runner struct {
 	tracker *servicemap.Tracker
 	backend Interface
 	opts    RunnerOptions
 	log     *slog.Logger
-	running atomic.Bool
 
-	mu     sync.Mutex
-	health healthState
+	mu      sync.Mutex
+	running bool // Run has not returned
+	health  healthState
 }
 
 // NewRunner returns a Runner that syncs b to t's snapshots. Call Run to
-// start it.
+// start it; Run checks that opts has HasSynced or NoWaitForSync.
 func NewRunner(t *servicemap.Tracker, b Interface, opts RunnerOptions) *Runner {
 	if opts.MinSyncInterval == 0 {
 		opts.MinSyncInterval = DefaultMinSyncInterval
@@ -123,6 +170,12 @@ func NewRunner(t *servicemap.Tracker, b Interface, opts RunnerOptions) *Runner {
 	opts.RetryMax = max(opts.RetryMax, opts.RetryMin)
 	if opts.HealthTimeout <= 0 {
 		opts.HealthTimeout = 2*opts.MinSyncInterval + opts.RetryMax
+	}
+	if opts.SyncTimeout == 0 {
+		opts.SyncTimeout = DefaultSyncTimeout
+	}
+	if opts.DriftCheckInterval == 0 {
+		opts.DriftCheckInterval = DefaultDriftCheckInterval
 	}
 	log := opts.Logger
 	if log == nil {
@@ -142,39 +195,76 @@ var ErrRunning = errors.New("backends: Runner is already running")
 // loop is the state of one Run call.
 type loop struct {
 	prev      *servicemap.Snapshot // last snapshot synced; nil makes the next sync full
-	changed   bool                 // a change notification not yet acted on
+	drifted   bool                 // a drift check asked for a full sync
 	lastStart time.Time            // start of the last sync attempt
 	lastFull  time.Time            // start of the last successful full sync
+	lastCheck time.Time            // last drift check, or lastFull if later
 	backoff   time.Duration        // wait before the last retry; 0 after a success
 	retryAt   time.Time            // when a failed sync is retried
 }
 
 // Run syncs until ctx is done, then returns nil. It returns ErrRunning if
-// another Run of the same Runner has not returned. Each Run starts with a
-// full sync.
+// another Run of the same Runner has not returned, and ErrNoHasSynced when
+// the options have neither HasSynced nor NoWaitForSync. Each Run starts
+// with a full sync, and health starts afresh.
 func (r *Runner) Run(ctx context.Context) error {
-	if !r.running.CompareAndSwap(false, true) {
+	if len(r.opts.HasSynced) == 0 && !r.opts.NoWaitForSync {
+		return ErrNoHasSynced
+	}
+	if !r.start() {
 		return ErrRunning
 	}
-	defer r.running.Store(false)
+	defer r.stop()
+
+	// The subscription is drained by its own goroutine, which records when
+	// each change was seen: a change is pending from then on, even while
+	// the loop is stuck in a backend call.
+	changes, unsubscribe := r.tracker.Subscribe()
+	wake := make(chan struct{}, 1)
+	var drained sync.WaitGroup
+	drained.Go(func() {
+		for range changes {
+			r.noteChange(time.Now())
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	})
+	defer drained.Wait()
+	defer unsubscribe()
+
 	if !r.waitForCaches(ctx) {
 		return nil
 	}
 	r.log.Info("starting sync loop")
 
+	_, canCheck := r.backend.(DriftChecker)
+	canCheck = canCheck && r.opts.DriftCheckInterval > 0
 	var l loop
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
 		now := time.Now()
-		at, ok := r.nextSync(&l)
-		if ok && !at.After(now) {
+		syncAt, syncWanted := r.nextSync(&l, r.unclaimed())
+		checkAt, checkWanted := l.lastCheck.Add(r.opts.DriftCheckInterval), canCheck && l.prev != nil && !l.drifted
+		switch {
+		case checkWanted && !checkAt.After(now):
+			if r.checkDrift(ctx, &l, now) {
+				return nil
+			}
+			continue
+		case syncWanted && !syncAt.After(now):
 			if r.syncIfNeeded(ctx, &l, now) {
 				return nil
 			}
 			continue
 		}
-		if ok {
+		at, wait := syncAt, syncWanted
+		if checkWanted && (!wait || checkAt.Before(at)) {
+			at, wait = checkAt, true
+		}
+		if wait {
 			timer.Reset(at.Sub(now))
 		} else {
 			timer.Stop()
@@ -182,9 +272,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-r.tracker.Changed():
-			l.changed = true
-			r.markPending(time.Now())
+		case <-wake:
 		case <-timer.C:
 		}
 	}
@@ -222,14 +310,14 @@ func (r *Runner) waitForCaches(ctx context.Context) bool {
 }
 
 // nextSync returns when the next sync should start, or false when none is
-// wanted until something changes.
-func (r *Runner) nextSync(l *loop) (time.Time, bool) {
+// wanted until something changes. changed says a change waits.
+func (r *Runner) nextSync(l *loop, changed bool) (time.Time, bool) {
 	var at time.Time
 	want := false
 	switch {
 	case l.prev == nil: // the first sync, or a retry
 		at, want = l.retryAt, true
-	case l.changed:
+	case changed || l.drifted:
 		at, want = l.lastStart, true
 	}
 	if r.opts.SyncPeriod > 0 && l.prev != nil {
@@ -244,65 +332,4 @@ func (r *Runner) nextSync(l *loop) (time.Time, bool) {
 		at = earliest
 	}
 	return at, true
-}
-
-// syncIfNeeded takes a snapshot and syncs it when that is needed. It
-// returns true when ctx was cancelled during the sync.
-func (r *Runner) syncIfNeeded(ctx context.Context, l *loop, now time.Time) bool {
-	full := l.prev == nil ||
-		(r.opts.SyncPeriod > 0 && !now.Before(l.lastFull.Add(r.opts.SyncPeriod)))
-	l.changed = false
-	snap := r.tracker.Snapshot()
-	if !full && snap.Version() == l.prev.Version() {
-		r.clearPending()
-		return false
-	}
-
-	var prev *servicemap.Snapshot
-	res := SyncResult{Full: full, To: snap.Version(), Start: now}
-	if full {
-		res.Changes = snap.Len()
-	} else {
-		prev = l.prev
-		res.From = prev.Version()
-		c := servicemap.Diff(prev, snap)
-		res.Changes = len(c.Added) + len(c.Updated) + len(c.Removed)
-	}
-	l.lastStart = now
-	res.Err = r.backend.Sync(ctx, prev, snap)
-	end := time.Now()
-	res.Duration = end.Sub(now)
-	if res.Err != nil && ctx.Err() != nil {
-		return true // shutting down: not a failure of the data plane
-	}
-
-	if res.Err != nil {
-		l.prev = nil
-		l.backoff = min(max(2*l.backoff, r.opts.RetryMin), r.opts.RetryMax)
-		l.retryAt = end.Add(l.backoff)
-		r.log.Error("sync failed; retrying with a full sync",
-			"full", full, "from", res.From, "to", res.To, "retryIn", l.backoff, "err", res.Err)
-		r.recordFailure(now, res.Err)
-	} else {
-		l.prev = snap
-		l.backoff, l.retryAt = 0, time.Time{}
-		if full {
-			l.lastFull = now
-		}
-		r.log.Debug("synced", "full", full, "from", res.From, "to", res.To,
-			"changes", res.Changes, "duration", res.Duration)
-		// A change that arrived during the sync is pending since the sync
-		// began, at the latest; look at it now rather than lose its age.
-		select {
-		case <-r.tracker.Changed():
-			l.changed = true
-			r.recordSuccess(end, snap.Version(), now)
-		default:
-			r.recordSuccess(end, snap.Version(), time.Time{})
-		}
-	}
-	if r.opts.OnSync != nil {
-		r.opts.OnSync(res)
-	}
-	return false
 }

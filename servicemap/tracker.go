@@ -47,7 +47,7 @@ type Tracker struct {
 	dirty         map[string]struct{}
 	allDirty      bool
 	snap          *Snapshot
-	notify        chan struct{}
+	subs          subscribers // see Subscribe
 }
 
 type trackedService struct {
@@ -69,20 +69,12 @@ func NewTracker(opts Options) *Tracker {
 		sliceWarnings: map[string][]Warning{},
 		dirty:         map[string]struct{}{},
 		snap:          &Snapshot{node: topology.Node{Name: opts.NodeName}, family: opts.IPFamily},
-		notify:        make(chan struct{}, 1),
 	}
 }
 
-// Changed returns a channel that receives a value after events changed what
-// the next Snapshot will hold. Several changes may be reported by one value.
-func (t *Tracker) Changed() <-chan struct{} { return t.notify }
-
 func (t *Tracker) markDirty(key string) {
 	t.dirty[key] = struct{}{}
-	select {
-	case t.notify <- struct{}{}:
-	default:
-	}
+	t.subs.notify()
 }
 
 // OnServiceAdd records a new Service.
@@ -240,10 +232,7 @@ func (t *Tracker) setZone(zone string) {
 	}
 	t.zone = zone
 	t.allDirty = true
-	select {
-	case t.notify <- struct{}{}:
-	default:
-	}
+	t.subs.notify()
 }
 
 // Snapshot returns the current snapshot. When nothing changed since the last

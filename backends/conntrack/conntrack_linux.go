@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -55,8 +56,22 @@ func New(opts Options) (*Cleaner, error) {
 // Call it after every Sync that succeeded, with the snapshot synced to: a
 // flow is only stale once the rules no longer lead to its endpoint.
 func (c *Cleaner) Reconcile(snap *servicemap.Snapshot) (deleted int, err error) {
+	return c.ReconcileChanges(snap, nil)
+}
+
+// ReconcileChanges is Reconcile for a sync that applied changes (the Diff
+// from the previous snapshot to snap; nil: none known). On top of what
+// Reconcile deletes, it deletes the flows that went through a frontend the
+// changes removed (changes.StaleServices and StaleEndpoints): a UDP flow to
+// a deleted service's cluster IP would otherwise keep reaching the pod it
+// was DNATed to, since no rule of snap mentions that address any more.
+// It still reads the table once.
+func (c *Cleaner) ReconcileChanges(snap *servicemap.Snapshot, changes *servicemap.Changes) (deleted int, err error) {
 	start := time.Now()
 	x := newIndex(snap, c.opts.NodePortAddresses)
+	if changes != nil {
+		x.addGone(changes)
+	}
 	if x.empty() {
 		return 0, nil
 	}
@@ -76,7 +91,7 @@ func (c *Cleaner) Reconcile(snap *servicemap.Snapshot) (deleted int, err error) 
 	c.log.Debug("conntrack reconciled", "version", snap.Version(), "family", snap.IPFamily(),
 		"deleted", deleted, "took", time.Since(start), "error", err)
 	if err != nil {
-		return deleted, fmt.Errorf("conntrack: delete stale UDP flows: %w", err)
+		return deleted, fmt.Errorf("conntrack: delete stale UDP flows: %w", backends.WithCause(err))
 	}
 	return deleted, nil
 }

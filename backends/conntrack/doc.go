@@ -23,6 +23,13 @@
 // port on any node address) and the endpoints each one uses, then deletes
 // the matching entries in one pass over the table.
 //
+// A whole snapshot cannot show a third kind: a flow DNATed through a
+// frontend that is gone (a deleted service's cluster IP, kubernetes#141371),
+// which keeps reaching the old pod although no rule mentions the address.
+// [Cleaner.ReconcileChanges] also deletes those, from a Diff's
+// StaleServices and StaleEndpoints; [WithCleanup] passes it the Diff of
+// every sync (for a full sync, the Diff from the last snapshot it synced).
+//
 // Only UDP entries are touched: TCP and SCTP connections end by themselves.
 // Unlike kube-proxy, which keeps flows to every serving endpoint, "used"
 // means [servicemap.ServicePort.UsedEndpoints]: the endpoints this node's
@@ -33,5 +40,5 @@
 // namespace of its Options.Handle, or, without one, in the namespace of the
 // calling thread (lock the goroutine to its thread to aim it at another
 // namespace). It needs CAP_NET_ADMIN. Off Linux, New returns an error
-// wrapping backends.ErrUnsupported.
+// wrapping backends.ErrNotSupported.
 package conntrack

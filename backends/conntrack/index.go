@@ -22,6 +22,9 @@ const (
 	staleEndpoint
 	// staleUnNATed: not DNATed, to a frontend that now has endpoints.
 	staleUnNATed
+	// staleGone: DNATed, through a frontend that is gone, to an endpoint
+	// it used.
+	staleGone
 )
 
 func (v verdict) String() string {
@@ -30,6 +33,8 @@ func (v verdict) String() string {
 		return "endpoint no longer used"
 	case staleUnNATed:
 		return "not DNATed, service has endpoints now"
+	case staleGone:
+		return "service port or address removed"
 	}
 	return "keep"
 }
@@ -53,6 +58,10 @@ type index struct {
 	// nodePortAddrs narrows node port flows to these destinations; empty
 	// means any address but a cluster IP.
 	nodePortAddrs []netip.Prefix
+	// goneAddr and goneNodePort are frontends a Diff removed (see
+	// addGone), with the endpoints they led to.
+	goneAddr     map[netip.AddrPort]backendSet
+	goneNodePort map[uint16]backendSet
 }
 
 // newIndex indexes the UDP service ports of snap. A nil snapshot gives an
@@ -96,20 +105,72 @@ func (s backendSet) add(eps []endpoints.Endpoint) {
 	}
 }
 
-// empty reports whether no flow can be stale: the snapshot has no UDP port.
-func (x *index) empty() bool { return len(x.byAddr) == 0 && len(x.byNodePort) == 0 }
+// addGone records the frontends that c took away and next no longer has,
+// from c's StaleServices (a removed UDP port, in its From version: flows
+// through any of its frontends to any of its endpoints) and StaleEndpoints
+// (flows through the old port's frontends to that endpoint). Flows through
+// a frontend next still has are judged by next alone, as before.
+func (x *index) addGone(c *servicemap.Changes) {
+	if x.goneAddr == nil {
+		x.goneAddr, x.goneNodePort = map[netip.AddrPort]backendSet{}, map[uint16]backendSet{}
+	}
+	add := func(p *servicemap.ServicePort, eps backendSet) {
+		if p.Protocol != v1.ProtocolUDP || len(eps) == 0 {
+			return
+		}
+		for _, a := range slices.Concat([]netip.Addr{p.ClusterIP}, p.ExternalIPs, p.LoadBalancerIPs) {
+			if k := netip.AddrPortFrom(a, p.Port); x.byAddr[k] == nil {
+				setFor(x.goneAddr, k).union(eps)
+			}
+		}
+		if p.NodePort != 0 && x.byNodePort[p.NodePort] == nil {
+			setFor(x.goneNodePort, p.NodePort).union(eps)
+		}
+	}
+	for _, p := range c.StaleServices {
+		eps := backendSet{}
+		eps.add(p.Endpoints)
+		add(p, eps)
+	}
+	for _, se := range c.StaleEndpoints {
+		add(se.Service, backendSet{se.Endpoint: {}})
+	}
+}
+
+func (s backendSet) union(o backendSet) {
+	for a := range o {
+		s[a] = struct{}{}
+	}
+}
+
+// empty reports whether no flow can be stale: the snapshot has no UDP port
+// and nothing is gone.
+func (x *index) empty() bool {
+	return len(x.byAddr) == 0 && len(x.byNodePort) == 0 && len(x.goneAddr) == 0 && len(x.goneNodePort) == 0
+}
 
 // check decides one flow, given its protocol, original destination and reply
 // source. A flow whose reply comes from where it was sent was not DNATed.
 //
 // A flow to a known service address and port is judged by that frontend
-// alone; only a flow to any other address can be a node port flow.
+// alone; only a flow to any other address can be a node port flow. A flow
+// through a frontend that is gone is stale when it was DNATed to one of the
+// endpoints that frontend led to (so a flow to an address that now belongs
+// to someone else outside the cluster is left alone).
 func (x *index) check(proto uint8, origDst, replySrc netip.AddrPort) verdict {
 	if proto != protoUDP {
 		return keep
 	}
 	set, ok := x.byAddr[origDst]
 	if !ok {
+		if _, was := x.goneAddr[origDst][replySrc]; was && replySrc != origDst {
+			return staleGone
+		}
+		if _, np := x.byNodePort[origDst.Port()]; !np && x.maybeNodeAddr(origDst.Addr()) {
+			if _, was := x.goneNodePort[origDst.Port()][replySrc]; was && replySrc != origDst {
+				return staleGone
+			}
+		}
 		if set, ok = x.byNodePort[origDst.Port()]; !ok || !x.maybeNodeAddr(origDst.Addr()) {
 			return keep
 		}

@@ -17,13 +17,20 @@
 //     Diff(prev, next) and checks every step against what the state holds:
 //     adding a port that is present, or removing or replacing one that is
 //     missing or differs from what prev says, is rejected, as a kernel
-//     rejects deleting a rule that is not there.
+//     rejects deleting a rule that is not there. [Backend.SyncChanges]
+//     (backends.ChangesSyncer) applies the Diff its caller passes instead
+//     of computing it.
 //   - The resulting state is validated: a service port must have a valid
 //     cluster IP, port and protocol, and no two ports may claim the same
 //     frontend (protocol, address and port; or protocol and node port).
 //
+// [Backend.Drifted] (backends.DriftChecker) reports a state altered behind
+// the Backend's back ([Backend.Corrupt], [Backend.Flush]) until a full Sync
+// repairs it.
+//
 // Failures can be injected with [Backend.FailNext] and [Backend.FailAfter],
-// or with Options.BeforeSync, which may also block to make a Sync slow.
+// or with Options.BeforeSync (and BeforeDriftCheck), which may also block
+// or panic, as a stuck or broken kernel call would.
 //
 // A Backend is safe for concurrent use: tests may call Dump, Syncs and the
 // failure hooks while another goroutine runs Sync.

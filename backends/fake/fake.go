@@ -25,6 +25,11 @@ type Options struct {
 	// backends.ErrApply. It may block to make a Sync slow; it should return
 	// when ctx is done.
 	BeforeSync func(ctx context.Context, prev, next *servicemap.Snapshot) error
+	// BeforeDriftCheck, when set, is called at the start of every
+	// Drifted, without the Backend's lock held; a non-nil error is what
+	// Drifted returns. It may block or panic, as a broken kernel check
+	// would.
+	BeforeDriftCheck func(ctx context.Context) error
 }
 
 // SyncRecord describes one call of Sync, successful or not.
@@ -38,6 +43,9 @@ type SyncRecord struct {
 	// Ops is the number of service ports the Sync added, replaced or
 	// removed in the data plane; 0 when it failed.
 	Ops int
+	// Given is true when the caller passed the Diff (SyncChanges), so the
+	// Backend did not compute it.
+	Given bool
 	// Err is what Sync returned.
 	Err error
 }
@@ -51,6 +59,9 @@ type Backend struct {
 	syncs   []SyncRecord
 	failIn  int // Syncs to let through before failing with failErr
 	failErr error
+	// drifted: the state was altered behind the Backend's back (Corrupt)
+	// since the last successful full Sync.
+	drifted bool
 }
 
 // entry is one service port as the data plane holds it.
@@ -60,7 +71,10 @@ type entry struct {
 	invalid   bool // the port has no valid cluster IP, port or protocol
 }
 
-var _ backends.Interface = (*Backend)(nil)
+var (
+	_ backends.ChangesSyncer = (*Backend)(nil)
+	_ backends.DriftChecker  = (*Backend)(nil)
+)
 
 // New returns an empty Backend.
 func New(opts Options) *Backend {
@@ -73,15 +87,23 @@ func (b *Backend) Name() string { return "fake" }
 // Sync brings the fake data plane to next; see the package documentation
 // for what it checks. A context that is done fails the Sync with its error.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
-	rec := SyncRecord{Full: prev == nil, From: prev.Version(), To: next.Version(), Start: time.Now()}
-	rec.Ops, rec.Err = b.sync(ctx, prev, next)
+	return b.SyncChanges(ctx, prev, next, nil)
+}
+
+// SyncChanges is Sync with c = servicemap.Diff(prev, next) given by the
+// caller (backends.ChangesSyncer); a nil c is computed. The fake applies c
+// as it is, so a c that does not match prev and next fails as a wrong prev
+// does.
+func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapshot, c *servicemap.Changes) error {
+	rec := SyncRecord{Full: prev == nil, From: prev.Version(), To: next.Version(), Start: time.Now(), Given: c != nil && prev != nil}
+	rec.Ops, rec.Err = b.sync(ctx, prev, next, c)
 	b.mu.Lock()
 	b.syncs = append(b.syncs, rec)
 	b.mu.Unlock()
 	return rec.Err
 }
 
-func (b *Backend) sync(ctx context.Context, prev, next *servicemap.Snapshot) (int, error) {
+func (b *Backend) sync(ctx context.Context, prev, next *servicemap.Snapshot, c *servicemap.Changes) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -99,10 +121,13 @@ func (b *Backend) sync(ctx context.Context, prev, next *servicemap.Snapshot) (in
 	state := maps.Clone(b.state)
 	var ops int
 	var err error
-	if prev == nil {
+	switch {
+	case prev == nil:
 		ops = reconcile(state, next)
-	} else {
+	case c == nil:
 		ops, err = applyChanges(state, servicemap.Diff(prev, next))
+	default:
+		ops, err = applyChanges(state, *c)
 	}
 	if err == nil {
 		err = validate(state)
@@ -111,7 +136,23 @@ func (b *Backend) sync(ctx context.Context, prev, next *servicemap.Snapshot) (in
 		return 0, fmt.Errorf("%w: fake: %w", backends.ErrApply, err)
 	}
 	b.state = state
+	if prev == nil {
+		b.drifted = false
+	}
 	return ops, nil
+}
+
+// Drifted reports whether the state was altered behind the Backend's back
+// (Corrupt) since the last successful full Sync (backends.DriftChecker).
+func (b *Backend) Drifted(ctx context.Context) (bool, error) {
+	if hook := b.opts.BeforeDriftCheck; hook != nil {
+		if err := hook(ctx); err != nil {
+			return false, err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.drifted, nil
 }
 
 // injectedFailure returns the error FailNext or FailAfter asked for, when
@@ -227,6 +268,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	clear(b.state)
+	b.drifted = false
 	return nil
 }
 
@@ -265,11 +307,22 @@ func (b *Backend) FailAfter(n int, err error) {
 
 // Corrupt removes the entry of one service port behind the Backend's back,
 // as another program flushing a rule would, and reports whether it was
-// there. Only a full Sync is bound to repair it.
+// there. Drifted reports it; only a full Sync is bound to repair it.
 func (b *Backend) Corrupt(name servicemap.ServicePortName) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.state[name]
 	delete(b.state, name)
+	b.drifted = b.drifted || ok
 	return ok
+}
+
+// Flush removes every entry behind the Backend's back, as another program
+// flushing the whole ruleset would. Drifted reports it when there was
+// something to remove; a full Sync repairs it.
+func (b *Backend) Flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.drifted = b.drifted || len(b.state) > 0
+	clear(b.state)
 }

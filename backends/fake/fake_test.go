@@ -268,3 +268,83 @@ func TestCleanupAndCancel(t *testing.T) {
 		t.Errorf("Name() = %q", name)
 	}
 }
+
+// SyncChanges applies the Diff it is given, not one of its own: a Diff
+// that leaves out a change leaves it out of the data plane.
+func TestSyncChangesUsesTheGivenDiff(t *testing.T) {
+	tr := newTracker()
+	tr.OnServiceAdd(web())
+	s1 := tr.Snapshot()
+	tr.OnServiceAdd(dns())
+	tr.OnEndpointSliceAdd(webSlice(testobj.Ready("10.244.1.5", node)))
+	s2 := tr.Snapshot()
+
+	b := fake.New(fake.Options{})
+	mustSync(t, b, nil, s1)
+	c := servicemap.Diff(s1, s2)
+	if len(c.Added) == 0 || len(c.Updated) != 1 {
+		t.Fatalf("Diff = %+v, want an addition and one update", c)
+	}
+	partial := c
+	partial.Added = nil
+	if err := b.SyncChanges(context.Background(), s1, s2, &partial); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.Dump(), "dns") || !strings.Contains(b.Dump(), "10.244.1.5:8080") {
+		t.Errorf("Dump() after a Diff without the addition:\n%s", b.Dump())
+	}
+	if last := b.Syncs()[1]; !last.Given || last.Full || last.Ops != 1 {
+		t.Errorf("record = %+v, want an incremental sync with the Diff given, 1 op", last)
+	}
+	mustSync(t, b, nil, s2)
+	if last := b.Syncs()[2]; last.Given {
+		t.Errorf("full Sync recorded as given a Diff: %+v", last)
+	}
+}
+
+// Drifted reports a state altered behind the Backend's back until a full
+// Sync repairs it; an incremental Sync does not clear it.
+func TestDrifted(t *testing.T) {
+	tr := newTracker()
+	tr.OnServiceAdd(web())
+	s1 := tr.Snapshot()
+	tr.OnServiceAdd(dns())
+	s2 := tr.Snapshot()
+	ctx := context.Background()
+	b := fake.New(fake.Options{})
+	drifted := func() bool {
+		t.Helper()
+		d, err := b.Drifted(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	mustSync(t, b, nil, s1)
+	if drifted() {
+		t.Fatal("Drifted after a full sync")
+	}
+	b.Corrupt(servicemap.ServicePortName{Namespace: "default", Name: "web", Port: "http", Protocol: v1.ProtocolTCP})
+	if !drifted() {
+		t.Fatal("Drifted = false after Corrupt")
+	}
+	mustSync(t, b, s1, s2) // adds dns; web is still missing
+	if !drifted() {
+		t.Error("an incremental sync cleared the drift")
+	}
+	mustSync(t, b, nil, s2)
+	if drifted() {
+		t.Error("Drifted after the repairing full sync")
+	}
+	checkDump(t, b, fake.Render(s2))
+	b.Flush()
+	if !drifted() || b.Dump() != "" {
+		t.Errorf("after Flush: Drifted false or state %q", b.Dump())
+	}
+
+	boom := errors.New("netlink: no buffer space")
+	b2 := fake.New(fake.Options{BeforeDriftCheck: func(context.Context) error { return boom }})
+	if _, err := b2.Drifted(ctx); !errors.Is(err, boom) {
+		t.Errorf("Drifted with a failing hook = %v, want %v", err, boom)
+	}
+}

@@ -2,6 +2,7 @@ package iptables_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -54,8 +55,8 @@ func (r *recorder) Run(_ context.Context, program string, args []string, stdin [
 	if stdin != nil {
 		r.lastSize = len(stdin)
 	}
-	if len(args) > 0 && args[0] == "-w" && len(args) > 3 && args[3] == "-S" { // the canary check
-		return []byte("-A " + args[4] + " -j RETURN\n"), nil
+	if i := slices.Index(args, "-S"); i >= 0 && i+1 < len(args) { // the canary check
+		return []byte("-A " + args[i+1] + " -j RETURN\n"), nil
 	}
 	return nil, nil
 }

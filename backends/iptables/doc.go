@@ -16,6 +16,13 @@
 // that rewrites only the chains of the service ports that changed plus the
 // dispatch chains. Chains no longer wanted are deleted. A canary chain in
 // each table reveals an outside flush, which turns the next sync into a full
-// one. Cleanup removes every LBKIT- chain and every jump to one, and nothing
-// else.
+// one; [Backend.Drifted] checks it for a Runner between syncs, asking the
+// kernel directly rather than starting a program. Cleanup removes every
+// LBKIT- chain and every jump to one, and nothing else.
+//
+// Every program that takes the xtables lock is run with -w and a number of
+// seconds (Options.LockWait), never without a bound. Errors wrap
+// backends.ErrApply and, read from the programs' messages, ErrPermission
+// (not root), ErrTimeout (the lock stayed taken) or ErrNotSupported (a
+// program or table missing).
 package iptables

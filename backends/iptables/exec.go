@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // Executor runs the iptables programs. The default runs them as processes;
@@ -59,4 +61,35 @@ func detectFlavour(ctx context.Context, e Executor) (Flavour, error) {
 		return FlavourLegacy, nil
 	}
 	return FlavourNFT, nil
+}
+
+// cause wraps err, from running an iptables program, in the sentinel that
+// its cause implies. The programs report most causes only in their
+// messages (exit status 4 for all of them), so the messages are read:
+//
+//	"Permission denied (you must be root)"                    ErrPermission
+//	"Another app is currently holding the xtables lock. ..."  ErrTimeout
+//	"Table does not exist (do you need to insmod?)"           ErrNotSupported
+//
+// besides what backends.WithCause finds (a program not found, EPERM, a
+// context deadline).
+func cause(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	var sentinel error
+	switch {
+	case strings.Contains(msg, "you must be root") || strings.Contains(msg, "Permission denied") ||
+		strings.Contains(msg, "Operation not permitted"):
+		sentinel = backends.ErrPermission
+	case strings.Contains(msg, "xtables lock"):
+		sentinel = backends.ErrTimeout
+	case strings.Contains(msg, "do you need to insmod") || strings.Contains(msg, "Table does not exist") ||
+		strings.Contains(msg, "Protocol not supported") || strings.Contains(msg, "Address family not supported"):
+		sentinel = backends.ErrNotSupported
+	default:
+		return backends.WithCause(err)
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
 }

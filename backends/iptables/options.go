@@ -3,8 +3,14 @@ package iptables
 import (
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 )
+
+// DefaultLockWait is how long an iptables program waits for the xtables
+// lock by default: kube-proxy's 5 seconds.
+const DefaultLockWait = 5 * time.Second
 
 // Flavour selects the iptables implementation.
 type Flavour string
@@ -44,6 +50,11 @@ type Options struct {
 	// in batches of 100. The legacy flavour rewrites the whole table on
 	// every commit, so it always uses one restore (11 s).
 	BatchSize int
+	// LockWait bounds how long each iptables program waits for the xtables
+	// lock another program holds (-w, in whole seconds, rounded up):
+	// DefaultLockWait when zero. A sync never waits without a bound; one
+	// that gives up fails with backends.ErrTimeout and is retried.
+	LockWait time.Duration
 	// Exec runs the iptables programs; nil runs them for real. Tests pass a
 	// fake.
 	Exec Executor
@@ -65,5 +76,14 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.LockWait <= 0 {
+		o.LockWait = DefaultLockWait
+	}
 	return o
+}
+
+// wait returns the -w argument and its value in whole seconds.
+func (o *Options) wait() []string {
+	secs := max(1, int((o.LockWait+time.Second-1)/time.Second))
+	return []string{"-w", strconv.Itoa(secs)}
 }

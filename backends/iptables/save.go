@@ -85,7 +85,7 @@ func (b *Backend) inspect(ctx context.Context, progs programs, table tableName, 
 		}
 	}
 	for _, chain := range builtinChains[table] {
-		out, err := b.exec.Run(ctx, progs.iptables, []string{"-w", "-t", string(table), "-S", chain}, nil)
+		out, err := b.exec.Run(ctx, progs.iptables, append(b.opts.wait(), "-t", string(table), "-S", chain), nil)
 		if err != nil {
 			continue // the chain does not exist yet in a fresh table
 		}

@@ -25,9 +25,17 @@ type Backend struct {
 	// What the last successful Sync applied; nil forces a full sync.
 	applied *servicemap.Snapshot
 	rules   *ruleset // what applied renders to
+	// seen is the legacy tables' state when the canaries were last known
+	// intact (see kernelCanary).
+	seen tablesInfo
 }
 
-// New returns an iptables backend. It fails with backends.ErrUnsupported
+var (
+	_ backends.ChangesSyncer = (*Backend)(nil)
+	_ backends.DriftChecker  = (*Backend)(nil)
+)
+
+// New returns an iptables backend. It fails with backends.ErrNotSupported
 // when the iptables programs are missing.
 func New(opts Options) (*Backend, error) {
 	o := opts.withDefaults()
@@ -35,27 +43,27 @@ func New(opts Options) (*Backend, error) {
 	if b.exec == nil {
 		b.exec = osExec{}
 		if _, err := exec.LookPath("iptables"); err != nil {
-			return nil, fmt.Errorf("%w: iptables: %v", backends.ErrUnsupported, err)
+			return nil, fmt.Errorf("%w: iptables: %w", backends.ErrNotSupported, err)
 		}
 	}
 	b.flavour = o.Flavour
 	if b.flavour == FlavourAuto {
 		fl, err := detectFlavour(context.Background(), b.exec)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", backends.ErrUnsupported, err)
+			return nil, fmt.Errorf("%w: %w", backends.ErrNotSupported, cause(err))
 		}
 		b.flavour = fl
 	}
 	if o.Exec == nil {
 		if b.flavour == FlavourNFT {
 			if _, err := exec.LookPath("nft"); err != nil {
-				return nil, fmt.Errorf("%w: the nft flavour lists chains with nft: %v", backends.ErrUnsupported, err)
+				return nil, fmt.Errorf("%w: the nft flavour lists chains with nft: %w", backends.ErrNotSupported, err)
 			}
 		}
 		for _, ipv6 := range []bool{false, true} {
 			progs := programsFor(b.flavour, ipv6)
 			if _, err := exec.LookPath(progs.restore); err != nil && !ipv6 {
-				return nil, fmt.Errorf("%w: %v", backends.ErrUnsupported, err)
+				return nil, fmt.Errorf("%w: %w", backends.ErrNotSupported, err)
 			}
 		}
 	}
@@ -72,25 +80,59 @@ func (b *Backend) Flavour() Flavour { return b.flavour }
 // applied, and lbkit's chains intact, it sends a partial restore: the chains
 // of changed service ports and the dispatch chains. Otherwise it reads the
 // tables with iptables-save and sends a full restore that also deletes chains
-// no longer wanted and restores missing jumps from built-in chains.
+// no longer wanted and restores missing jumps from built-in chains. Errors
+// wrap backends.ErrApply, and ErrPermission (not root), ErrNotSupported (a
+// program or table missing) or ErrTimeout (the xtables lock stayed taken
+// for Options.LockWait, or ctx ended) when one is the cause.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
+	return b.SyncChanges(ctx, prev, next, nil)
+}
+
+// SyncChanges is Sync with c = servicemap.Diff(prev, next) computed by the
+// caller (backends.ChangesSyncer); nil c is computed when needed.
+func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapshot, c *servicemap.Changes) error {
 	progs := programsFor(b.flavour, next.IPFamily() == v1.IPv6Protocol)
 	if prev == nil || b.applied == nil || prev != b.applied || !b.intact(ctx, progs) {
 		return b.full(ctx, progs, next)
 	}
-	return b.partial(ctx, progs, prev, next)
+	return b.partial(ctx, progs, prev, next, c)
+}
+
+// Drifted reports whether lbkit's rules were flushed from outside since the
+// last successful Sync (backends.DriftChecker): it checks the canary chain
+// of each table, which an outside flush of the table (iptables -F,
+// iptables-restore without --noflush, a firewall reload) empties and an
+// outside delete removes. It asks the kernel directly (see kernelCanary):
+// a netlink request per table with the nft flavour; with the legacy
+// flavour the tables' headers while nobody changed the nat and filter
+// tables, and otherwise two iptables runs, which read the whole table. Changes other programs make
+// are never a drift by themselves. Before the first successful Sync, and
+// after a failed one, it returns true: the next Sync is a full one anyway.
+func (b *Backend) Drifted(ctx context.Context) (bool, error) {
+	if b.applied == nil {
+		return true, nil
+	}
+	return !b.intact(ctx, programsFor(b.flavour, b.rules.family.ipv6)), nil
 }
 
 // intact checks the canary chains: an outside flush of lbkit's tables
 // empties them, and the next sync must then be a full one.
 func (b *Backend) intact(ctx context.Context, progs programs) bool {
+	ipv6 := strings.HasPrefix(progs.iptables, "ip6")
+	if ok, known := b.kernelCanary(ipv6); known {
+		if !ok {
+			b.opts.Logger.Info("lbkit chains changed from outside; full sync")
+		}
+		return ok
+	}
 	for _, table := range []tableName{tableNAT, tableFilter} {
-		out, err := b.exec.Run(ctx, progs.iptables, []string{"-w", "-t", string(table), "-S", b.opts.Prefix + "-CANARY"}, nil)
+		out, err := b.exec.Run(ctx, progs.iptables, append(b.opts.wait(), "-t", string(table), "-S", b.opts.Prefix+"-CANARY"), nil)
 		if err != nil || !strings.Contains(string(out), "-A "+b.opts.Prefix+"-CANARY -j RETURN") {
-			b.opts.Logger.Info("lbkit chains changed from outside; full sync", "table", table)
+			b.opts.Logger.Info("lbkit chains changed from outside; full sync", "table", table, "err", err)
 			return false
 		}
 	}
+	b.canarySeen(ipv6)
 	return true
 }
 
@@ -103,7 +145,7 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 	for _, table := range []tableName{tableFilter, tableNAT} {
 		s, err := b.inspect(ctx, progs, table, next.IPFamily() == v1.IPv6Protocol)
 		if err != nil {
-			return fmt.Errorf("%w: %v", backends.ErrApply, err)
+			return fmt.Errorf("%w: %w", backends.ErrApply, cause(err))
 		}
 		existing[table] = s
 	}
@@ -153,8 +195,11 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 	return nil
 }
 
-func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servicemap.Snapshot) error {
-	c := servicemap.Diff(prev, next)
+func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servicemap.Snapshot, c *servicemap.Changes) error {
+	if c == nil {
+		d := servicemap.Diff(prev, next)
+		c = &d
+	}
 	if c.Empty() {
 		b.applied = next
 		return nil
@@ -177,7 +222,7 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 // ports, and the chains to delete. It works in place on the applied
 // ruleset: should the restore fail, the backend forgets what it applied and
 // the next sync is a full one, which renders afresh.
-func (b *Backend) plan(c servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool) {
+func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool) {
 	rs = b.rules
 	dispatchChanged = len(c.Removed) > 0 || len(c.Added) > 0
 	find := func(name servicemap.ServicePortName) (int, bool) {
@@ -231,13 +276,14 @@ func (b *Backend) plan(c servicemap.Changes) (rs *ruleset, changed []*portRules,
 
 func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {
 	b.applied, b.rules = next, rs
+	b.canarySeen(rs.family.ipv6)
 }
 
 func (b *Backend) restore(ctx context.Context, progs programs, input []byte) error {
 	b.opts.Logger.Debug("iptables-restore", "bytes", len(input))
-	if _, err := b.exec.Run(ctx, progs.restore, []string{"-w", "--noflush"}, input); err != nil {
+	if _, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), input); err != nil {
 		b.applied = nil
-		return fmt.Errorf("%w: %v", backends.ErrApply, err)
+		return fmt.Errorf("%w: %w", backends.ErrApply, cause(err))
 	}
 	return nil
 }
@@ -265,7 +311,7 @@ func (o *Options) wantedChains(rs *ruleset) map[tableName]map[string]bool {
 // Cleanup removes every lbkit chain and every jump to one from built-in
 // chains, in both tables and both IP families, and nothing else.
 func (b *Backend) Cleanup(ctx context.Context) error {
-	b.applied, b.rules = nil, nil
+	b.applied, b.rules, b.seen = nil, nil, tablesInfo{}
 	var errs []error
 	for _, ipv6 := range []bool{false, true} {
 		progs := programsFor(b.flavour, ipv6)
@@ -275,7 +321,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			s, err := b.inspect(ctx, progs, table, ipv6)
 			if err != nil {
 				if !ipv6 {
-					errs = append(errs, err)
+					errs = append(errs, cause(err))
 				}
 				continue
 			}
@@ -303,8 +349,8 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		if empty {
 			continue
 		}
-		if _, err := b.exec.Run(ctx, progs.restore, []string{"-w", "--noflush"}, []byte(sb.String())); err != nil {
-			errs = append(errs, err)
+		if _, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), []byte(sb.String())); err != nil {
+			errs = append(errs, cause(err))
 		}
 	}
 	return errors.Join(errs...)

@@ -55,7 +55,8 @@ var sysctls = []struct{ name, value string }{
 // it opens netlink sockets in the network namespace of the calling thread
 // and checks that the kernel has IPVS; without IPVS, or without the nft
 // binary (when Options.NFT is nil), it returns an error wrapping
-// backends.ErrUnsupported.
+// backends.ErrNotSupported, and without CAP_NET_ADMIN one wrapping
+// backends.ErrPermission.
 func New(opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -65,7 +66,7 @@ func New(opts Options) (*Backend, error) {
 		nfts: map[knftables.Family]knftables.Interface{}, close: func() {}}
 	if opts.NFT == nil {
 		if _, err := exec.LookPath("nft"); err != nil {
-			return nil, fmt.Errorf("%w: ipvs: the netfilter half needs nft: %v", backends.ErrUnsupported, err)
+			return nil, fmt.Errorf("%w: ipvs: the netfilter half needs nft: %w", backends.ErrNotSupported, err)
 		}
 	}
 	if b.ipvs != nil && b.host != nil {
@@ -105,7 +106,7 @@ func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
 	}
 	nft, err := knftables.New(fam.nft, b.opts.Table)
 	if err != nil {
-		return nil, fmt.Errorf("%w: ipvs: nftables: %v", backends.ErrUnsupported, err)
+		return nil, unusable("nftables", err)
 	}
 	b.nfts[fam.nft] = nft
 	return nft, nil
@@ -135,13 +136,23 @@ func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) err
 	b.applied = nil
 	st, err := b.sync(ctx, nft, fam, last, next)
 	if err != nil {
-		return fmt.Errorf("%w: ipvs %s sync to version %d: %w", backends.ErrApply, syncKind(full), next.Version(), err)
+		return fmt.Errorf("%w: ipvs %s sync to version %d: %w", backends.ErrApply, syncKind(full), next.Version(), backends.WithCause(err))
 	}
 	b.applied = &applied{version: next.Version(), plan: st.plan, draining: st.draining}
 	b.opts.Logger.Debug("ipvs sync", "kind", syncKind(full), "version", next.Version(),
 		"servicePorts", next.Len(), "virtualServers", len(st.plan.servers), "changes", st.changes,
 		"draining", len(st.draining), "elapsed", time.Since(start))
 	return nil
+}
+
+// unusable explains why IPVS cannot be used: a missing privilege
+// (ErrPermission), or else something missing (ErrNotSupported).
+func unusable(what string, err error) error {
+	err = backends.WithCause(err)
+	if errors.Is(err, backends.ErrPermission) {
+		return fmt.Errorf("ipvs: %s: %w", what, err)
+	}
+	return fmt.Errorf("%w: ipvs: %s: %w", backends.ErrNotSupported, what, err)
 }
 
 func syncKind(full bool) string {

@@ -103,7 +103,7 @@
 // net.ipv4.vs.conntrack=1, so that netfilter tracks the connections IPVS
 // makes. Virtual addresses are all local (on the dummy link), so no
 // forward chain is needed. knftables runs the nft binary; New fails with
-// backends.ErrUnsupported without it.
+// backends.ErrNotSupported without it.
 //
 // # Sysctls
 //
@@ -168,7 +168,7 @@
 // IPVS (ip_vs and the scheduler modules; a kernel without modprobe loads
 // them beforehand), nf_conntrack, nf_nat, nf_tables with the nft_ct,
 // nft_masq, nft_nat, nft_chain_nat and nft_reject modules, and dummy. New
-// returns an error wrapping backends.ErrUnsupported when the kernel has no
+// returns an error wrapping backends.ErrNotSupported when the kernel has no
 // IPVS: github.com/moby/ipvs, which this package uses, reports success for
 // every request on such a kernel, so New resolves IPVS's generic netlink
 // family itself and lists the virtual servers once.

@@ -23,8 +23,10 @@ import (
 type fakeIPVS struct {
 	servers map[ipvs.Key]*fakeServer
 	calls   []string
-	// fail makes the next call whose log line starts with it fail.
-	fail string
+	// fail makes the next call whose log line starts with it fail, with
+	// failErr when set.
+	fail    string
+	failErr error
 }
 
 type fakeServer struct {
@@ -41,6 +43,9 @@ func (f *fakeIPVS) log(format string, args ...any) error {
 	f.calls = append(f.calls, call)
 	if f.fail != "" && strings.HasPrefix(call, f.fail) {
 		f.fail = ""
+		if f.failErr != nil {
+			return f.failErr
+		}
 		return fmt.Errorf("injected failure of %q", call)
 	}
 	return nil

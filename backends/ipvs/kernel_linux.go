@@ -34,21 +34,20 @@ type kernel struct {
 // succeed too.
 func openKernel() (*kernel, error) {
 	if _, err := netlink.GenlFamilyGet("IPVS"); err != nil {
-		return nil, fmt.Errorf("%w: ipvs: the kernel has no IPVS (generic netlink family IPVS: %v); load the ip_vs module",
-			backends.ErrUnsupported, err)
+		return nil, unusable("the kernel has no IPVS (load the ip_vs module): generic netlink family IPVS", err)
 	}
 	ih, err := ipvs.New("")
 	if err != nil {
-		return nil, fmt.Errorf("%w: ipvs: open IPVS netlink socket: %v", backends.ErrUnsupported, err)
+		return nil, unusable("open IPVS netlink socket", err)
 	}
 	if _, err := ih.GetServices(); err != nil {
 		ih.Close()
-		return nil, fmt.Errorf("%w: ipvs: list virtual servers: %v", backends.ErrUnsupported, err)
+		return nil, unusable("list virtual servers", err)
 	}
 	nh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		ih.Close()
-		return nil, fmt.Errorf("ipvs: open rtnetlink socket: %w", err)
+		return nil, fmt.Errorf("ipvs: open rtnetlink socket: %w", backends.WithCause(err))
 	}
 	return &kernel{
 		ipvs:  &ipvsHandle{h: ih},

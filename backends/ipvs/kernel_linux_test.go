@@ -356,22 +356,22 @@ func tally(t *testing.T, n *backendtest.Network, src netip.Addr, dst netip.AddrP
 }
 
 // TestNewDetectsMissingIPVS: on a kernel without IPVS, where moby/ipvs
-// would report success for everything, New says ErrUnsupported.
+// would report success for everything, New says ErrNotSupported.
 func TestNewDetectsMissingIPVS(t *testing.T) {
 	_, famErr := netlink.GenlFamilyGet("IPVS")
 	b, err := ipvs.New(ipvs.Options{NFT: nil})
 	switch {
 	case famErr == nil && err == nil:
 		b.Close()
-	case famErr == nil && errors.Is(err, backends.ErrUnsupported) && strings.Contains(err.Error(), "nft"):
+	case famErr == nil && errors.Is(err, backends.ErrNotSupported) && strings.Contains(err.Error(), "nft"):
 		t.Skipf("IPVS present, nft missing: %v", err)
 	case famErr == nil:
 		if os.Geteuid() != 0 {
 			t.Skipf("IPVS present but not usable unprivileged: %v", err)
 		}
 		t.Errorf("kernel has IPVS, New: %v", err)
-	case !errors.Is(err, backends.ErrUnsupported):
-		t.Errorf("kernel without IPVS: New = %v, want an error wrapping ErrUnsupported", err)
+	case !errors.Is(err, backends.ErrNotSupported):
+		t.Errorf("kernel without IPVS: New = %v, want an error wrapping ErrNotSupported", err)
 	}
 }
 

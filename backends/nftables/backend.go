@@ -29,6 +29,12 @@ type Backend struct {
 	version uint64
 	fam     family
 	shards  []*shard
+	// markerRules is how many rules the dispatch chain of every table
+	// holds (see Drifted); gen is the ruleset generation at which Drifted
+	// last found every table in place, valid when genKnown.
+	markerRules int
+	gen         uint32
+	genKnown    bool
 }
 
 // shard is the record of one table.
@@ -53,11 +59,15 @@ type deferredDelete struct {
 	name string
 }
 
-var _ backends.Interface = (*Backend)(nil)
+var (
+	_ backends.ChangesSyncer = (*Backend)(nil)
+	_ backends.DriftChecker  = (*Backend)(nil)
+)
 
 // New returns a Backend. Without Options.NFT it checks that nftables can be
-// used (CAP_NET_ADMIN, and the nft binary for TransportNFT) and returns an
-// error wrapping backends.ErrUnsupported when it cannot.
+// used: it returns an error wrapping backends.ErrPermission without
+// CAP_NET_ADMIN, and backends.ErrNotSupported without nftables in the
+// kernel (or the nft binary, for TransportNFT).
 func New(opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
 	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
@@ -71,7 +81,7 @@ func New(opts Options) (*Backend, error) {
 	case opts.Transport == TransportNFT:
 		b.w = nftWriter{b}
 		if _, err := exec.LookPath("nft"); err != nil {
-			return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
+			return nil, fmt.Errorf("%w: nftables: %w", backends.ErrNotSupported, err)
 		}
 		if _, err := b.nftFor(ipv4, opts.Table); err != nil {
 			return nil, err
@@ -84,9 +94,19 @@ func New(opts Options) (*Backend, error) {
 	// Listing goes over netlink with either transport: this checks that
 	// nftables is there and that the process may use it.
 	if _, err := listTables(ipv4); err != nil {
-		return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
+		return nil, unusable(err)
 	}
 	return b, nil
+}
+
+// unusable explains why nftables cannot be used: a missing privilege
+// (ErrPermission), or else something missing (ErrNotSupported).
+func unusable(err error) error {
+	err = backends.WithCause(err)
+	if errors.Is(err, backends.ErrPermission) {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return fmt.Errorf("%w: nftables: %w", backends.ErrNotSupported, err)
 }
 
 // nftFor returns the knftables interface for one table (Options.NFT, or
@@ -101,7 +121,7 @@ func (b *Backend) nftFor(fam family, table string) (knftables.Interface, error) 
 	}
 	nft, err := knftables.New(fam.nft, table, knftables.UseNetlink)
 	if err != nil {
-		return nil, fmt.Errorf("%w: nftables: %v", backends.ErrUnsupported, err)
+		return nil, unusable(err)
 	}
 	b.listers[k] = nft
 	return nft, nil
@@ -132,24 +152,35 @@ func (b *Backend) Name() string { return "nftables" }
 // applied last, it sends one transaction with what changed (nothing, if
 // nothing did); otherwise it reconciles the whole table against what the
 // kernel holds, BatchSize service ports per transaction. A failure returns
-// an error wrapping backends.ErrApply, and the next Sync is a full one.
+// an error wrapping backends.ErrApply (and backends.ErrPermission,
+// ErrNotSupported or ErrTimeout when that is the cause), and the next Sync
+// is a full one.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
+	return b.SyncChanges(ctx, prev, next, nil)
+}
+
+// SyncChanges is Sync with c = servicemap.Diff(prev, next) computed by the
+// caller (backends.ChangesSyncer); nil c is computed when needed.
+func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapshot, c *servicemap.Changes) error {
 	fam := familyOf(next.IPFamily())
 	start := time.Now()
 	full := !b.synced || prev == nil || prev.Version() != b.version ||
 		b.fam != fam || familyOf(prev.IPFamily()) != fam
-	b.synced, b.fam = false, fam
+	b.synced, b.fam, b.genKnown = false, fam, false
 	var n int
 	var err error
 	if full {
 		n, err = b.fullSync(ctx, next)
 	} else {
-		n, err = b.incrementalSync(ctx, prev, next)
+		n, err = b.incrementalSync(ctx, prev, next, c)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: nftables %s sync to version %d: %v", backends.ErrApply, syncKind(full), next.Version(), err)
+		return fmt.Errorf("%w: nftables %s sync to version %d: %w", backends.ErrApply, syncKind(full), next.Version(), backends.WithCause(err))
 	}
 	b.synced, b.version = true, next.Version()
+	if full {
+		b.markerRules = markerRules(next, b.opts)
+	}
 	b.opts.Logger.Debug("nftables sync", "kind", syncKind(full), "version", next.Version(),
 		"servicePorts", next.Len(), "operations", n, "elapsed", time.Since(start))
 	return nil
@@ -165,7 +196,7 @@ func syncKind(full bool) string {
 // Cleanup deletes lbkit's tables (ip and ip6, any shard count) and nothing
 // else.
 func (b *Backend) Cleanup(ctx context.Context) error {
-	b.synced = false
+	b.synced, b.genKnown = false, false
 	for _, sh := range b.shards {
 		sh.rec, sh.deferred = newApplied(0), nil
 	}

@@ -11,10 +11,14 @@
 // snapshot it applied last, or reconciles every table against what the
 // kernel holds when it has no such record (first sync, after a failure, or
 // when prev is not its last snapshot). A Backend is used by one goroutine at
-// a time. Errors wrap backends.ErrUnsupported (nftables unusable) or
-// backends.ErrApply (the kernel refused a change; the next Sync is a full
-// one). Cleanup deletes lbkit's ip and ip6 tables, whatever shard count made
-// them, and nothing else.
+// a time. New's errors wrap backends.ErrPermission (no CAP_NET_ADMIN) or
+// backends.ErrNotSupported (no nftables); Sync's wrap backends.ErrApply (the
+// change was not made; the next Sync is a full one), and with it
+// ErrPermission, ErrNotSupported or ErrTimeout when one is the cause.
+// [Backend.SyncChanges] takes a Diff its caller computed, and
+// [Backend.Drifted] tells cheaply whether lbkit's tables were flushed or
+// deleted from outside. Cleanup deletes lbkit's ip and ip6 tables, whatever
+// shard count made them, and nothing else.
 //
 // # Semantics
 //

@@ -23,8 +23,11 @@ type portChange struct {
 // transaction proportional to its part of Diff(prev, next) (see syncShard).
 // Tables are independent: a failure stops the sync, and the next one is
 // full.
-func (b *Backend) incrementalSync(ctx context.Context, prev, next *servicemap.Snapshot) (int, error) {
-	diff := servicemap.Diff(prev, next)
+func (b *Backend) incrementalSync(ctx context.Context, prev, next *servicemap.Snapshot, diff *servicemap.Changes) (int, error) {
+	if diff == nil {
+		d := servicemap.Diff(prev, next)
+		diff = &d
+	}
 	bld := newBuilder(next, b.opts)
 	byShard := make([][]portChange, len(b.shards))
 	change := func(name servicemap.ServicePortName, p *servicemap.ServicePort) {

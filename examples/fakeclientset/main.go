@@ -22,38 +22,43 @@ import (
 )
 
 // watch registers the tracker on informers of client and starts them. It
-// returns once the informers' caches have synced.
+// returns once the tracker's event handlers have seen every object of the
+// initial listing: the registrations' HasSynced, not the informers' (an
+// informer's cache can be complete before its handlers have been called).
 func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Tracker) error {
 	factory := informers.NewSharedInformerFactory(client, 0)
 	svcInformer := factory.Core().V1().Services().Informer()
 	sliceInformer := factory.Discovery().V1().EndpointSlices().Informer()
 	nodeInformer := factory.Core().V1().Nodes().Informer()
+	var synced []cache.InformerSynced
 	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
 		svcInformer:   tr.ServiceHandler(),
 		sliceInformer: tr.EndpointSliceHandler(),
 		nodeInformer:  tr.NodeHandler(),
 	} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
 			return err
 		}
+		synced = append(synced, reg.HasSynced)
 	}
 	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("informer for %v did not sync", typ)
-		}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("event handlers did not sync: %w", ctx.Err())
 	}
 	return nil
 }
 
 // waitForVersion waits until the tracker's snapshot reaches at least v.
-func waitForVersion(ctx context.Context, tr *servicemap.Tracker, v uint64) (*servicemap.Snapshot, error) {
+// changes is a subscription (Tracker.Subscribe) taken before the events
+// waited for were caused, so that none of them goes unnoticed.
+func waitForVersion(ctx context.Context, tr *servicemap.Tracker, changes <-chan struct{}, v uint64) (*servicemap.Snapshot, error) {
 	for {
 		if s := tr.Snapshot(); s.Version() >= v {
 			return s, nil
 		}
 		select {
-		case <-tr.Changed():
+		case <-changes:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -65,6 +70,8 @@ func ptr[T any](v T) *T { return &v }
 func demo(ctx context.Context, out io.Writer) error {
 	client := fake.NewClientset()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
+	changes, unsubscribe := tr.Subscribe()
+	defer unsubscribe()
 	if err := watch(ctx, client, tr); err != nil {
 		return err
 	}
@@ -94,7 +101,7 @@ func demo(ctx context.Context, out io.Writer) error {
 	// Events arrive asynchronously; wait until both objects are in.
 	var snap *servicemap.Snapshot
 	for {
-		s, err := waitForVersion(ctx, tr, snap.Version()+1)
+		s, err := waitForVersion(ctx, tr, changes, snap.Version()+1)
 		if err != nil {
 			return err
 		}
@@ -110,7 +117,7 @@ func demo(ctx context.Context, out io.Writer) error {
 	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
 		return err
 	}
-	next, err := waitForVersion(ctx, tr, snap.Version()+1)
+	next, err := waitForVersion(ctx, tr, changes, snap.Version()+1)
 	if err != nil {
 		return err
 	}

@@ -76,10 +76,13 @@ func parseConfig(args []string) (config, error) {
 	return c, errors.Join(err1, err2)
 }
 
-// watch starts informers that feed tr, and returns their HasSynced funcs.
-// The label selector is kube-proxy's: skip objects of other proxies and
-// headless services' slices.
-func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Tracker, node string) []func() bool {
+// watch starts informers that feed tr, and returns the HasSynced of their
+// event handler registrations: true once the Tracker itself has seen every
+// object of the initial listing (an informer's own HasSynced can be true
+// before its handlers have been called, and a first sync then programs a
+// half-listed cluster). The label selector is kube-proxy's: skip objects of
+// other proxies and headless services' slices.
+func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Tracker, node string) ([]func() bool, error) {
 	selector := "!" + servicemap.LabelServiceProxyName + ",!" + servicemap.LabelHeadless
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 15*time.Minute,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = selector }))
@@ -87,17 +90,24 @@ func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Trac
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", node).String()
 		}))
-	svc := factory.Core().V1().Services().Informer()
-	eps := factory.Discovery().V1().EndpointSlices().Informer()
-	nd := nodes.Core().V1().Nodes().Informer()
-	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
-		svc: tr.ServiceHandler(), eps: tr.EndpointSliceHandler(), nd: tr.NodeHandler(),
+	var synced []func() bool
+	for _, w := range []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{
+		{factory.Core().V1().Services().Informer(), tr.ServiceHandler()},
+		{factory.Discovery().V1().EndpointSlices().Informer(), tr.EndpointSliceHandler()},
+		{nodes.Core().V1().Nodes().Informer(), tr.NodeHandler()}, // the zone, for topology hints
 	} {
-		_, _ = inf.AddEventHandler(h)
+		reg, err := w.inf.AddEventHandler(w.h)
+		if err != nil {
+			return nil, err
+		}
+		synced = append(synced, reg.HasSynced)
 	}
 	factory.Start(ctx.Done())
 	nodes.Start(ctx.Done())
-	return []func() bool{svc.HasSynced, eps.HasSynced}
+	return synced, nil
 }
 
 // newBackend builds the data plane, with stale UDP flows cleaned after
@@ -126,7 +136,10 @@ func newBackend(c config) (backends.Interface, error) {
 // run proxies until ctx ends.
 func run(ctx context.Context, c config, client kubernetes.Interface, b backends.Interface, log *slog.Logger) error {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: c.node, IPFamily: c.family})
-	synced := watch(ctx, client, tr, c.node)
+	synced, err := watch(ctx, client, tr, c.node)
+	if err != nil {
+		return err
+	}
 	runner := backends.NewRunner(tr, b, backends.RunnerOptions{
 		MinSyncInterval: c.minInterval,
 		HasSynced:       synced,
@@ -135,15 +148,26 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 	hc := healthcheck.NewServer(healthcheck.Options{NodeName: c.node, Logger: log,
 		ProxyHealthy: func() bool { return runner.Health().Healthy }})
 	defer hc.Close()
-	go func() { // health-check node ports follow the snapshots
+	// Health-check node ports follow the snapshots, through their own
+	// subscription to the Tracker (the Runner has another); a port that
+	// could not be opened is tried again after minInterval.
+	changes, unsubscribe := tr.Subscribe()
+	defer unsubscribe()
+	go func() {
 		for {
+			var retry <-chan time.Time
 			if err := hc.Sync(tr.Snapshot()); err != nil {
 				log.Warn("health check ports", "err", err)
+				retry = time.After(c.minInterval)
 			}
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(c.minInterval):
+			case _, ok := <-changes:
+				if !ok {
+					return
+				}
+			case <-retry:
 			}
 		}
 	}()

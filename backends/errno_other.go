@@ -1,0 +1,5 @@
+//go:build !unix
+
+package backends
+
+func unsupportedErrno(error) bool { return false }
