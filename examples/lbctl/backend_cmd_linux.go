@@ -16,6 +16,7 @@ import (
 	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/backends/userspace"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -61,11 +62,11 @@ func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
 		f.resolveFlags.register(fs)
 		fs.Var(&f.nodePortAddr, "nodeport-addresses", "CIDRs of the node addresses that accept NodePorts (default: every non-loopback address)")
 		fs.Var(&f.clusterCIDR, "cluster-cidr", "pod CIDRs, one per family, comma separated (default: no source counts as a pod)")
-		fs.StringVar(&f.nodeIPs, "node-ips", "", "ipvs: node addresses for NodePort virtual servers, comma separated (default for apply: the namespace's addresses)")
+		fs.StringVar(&f.nodeIPs, "node-ips", "", "ipvs, userspace: node addresses that serve node ports, comma separated (default when programming: the namespace's addresses)")
 		fs.StringVar(&f.scheduler, "scheduler", "rr", "ipvs: scheduler (rr, wrr, lc, wlc, sh, mh)")
 		fs.IntVar(&f.shards, "shards", nftables.DefaultShards, "nftables: number of tables the services are spread over (1: one table named lbkit)")
 	}
-	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables, iptables or ipvs")
+	fs.StringVar(&f.backend, "backend", "nftables", "data plane: nftables, iptables, ipvs or userspace")
 }
 
 // renderer renders a snapshot as the backend's text.
@@ -106,8 +107,20 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		}
 		b, err := ipvs.New(opts)
 		return r, b, err
+	case "userspace":
+		nodeIPs, err := addrList(f.nodeIPs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: --node-ips: %v", errUsage, err)
+		}
+		opts := userspace.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs}
+		r := func(s *servicemap.Snapshot) string { return userspace.Render(s, opts) }
+		if renderOnly {
+			return r, nil, nil
+		}
+		b, err := userspace.New(opts)
+		return r, b, err
 	}
-	return nil, nil, fmt.Errorf("%w: --backend must be nftables, iptables or ipvs, not %q", errUsage, f.backend)
+	return nil, nil, fmt.Errorf("%w: --backend must be nftables, iptables, ipvs or userspace, not %q", errUsage, f.backend)
 }
 
 // runBackendCommand runs render, apply, cleanup and demo.
@@ -141,6 +154,9 @@ func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) erro
 	case "apply":
 		if _, _, err := f.open(true); err != nil {
 			return err
+		}
+		if f.backend == "userspace" {
+			return fmt.Errorf("%w: the userspace backend is a proxy that has to keep running: use lbctl serve --backend userspace", errUsage)
 		}
 		res, err := f.resolve()
 		if err != nil {

@@ -12,3 +12,8 @@ import (
 func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("%s needs Linux: the kernel backends are Linux-only", cmd)
 }
+
+// runServe: serving needs a Linux data plane.
+func runServe(args []string, stdout, stderr io.Writer) error {
+	return fmt.Errorf("serve needs Linux: the backends it runs are Linux-only")
+}

@@ -6,6 +6,7 @@
 //	lbctl render  [flags]      print the rules a backend would program
 //	lbctl apply   [flags]      program them into the current network namespace
 //	lbctl cleanup [flags]      remove everything a backend programmed
+//	lbctl serve   [flags]      program a backend and keep it current (SIGHUP reloads)
 //	lbctl demo                 show the kernel load balancer at work (root)
 //
 // Exit status: 0 on success, 1 on an error, 2 on a usage mistake.
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runResolve(args, stdout, stderr)
 	case "render", "apply", "cleanup", "demo":
 		err = runBackendCommand(cmd, args, stdout, stderr)
+	case "serve":
+		err = runServe(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return 0
@@ -60,6 +63,7 @@ const usageText = `usage:
   lbctl render  --backend nftables [resolve flags] [--nodeport-addresses CIDR,...] [--cluster-cidr CIDR,...]
   lbctl apply   --backend nftables [same flags as render]
   lbctl cleanup --backend nftables
+  lbctl serve   --backend nftables|iptables|ipvs|userspace [same flags as apply] [--healthz ADDR] [--cleanup-on-exit]
   lbctl demo
 
 Without -f, lbctl reads its embedded sample cluster. -f - reads standard input.

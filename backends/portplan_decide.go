@@ -1,0 +1,122 @@
+package backends
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/lbkit/lbkit/endpoints"
+)
+
+// Frontend is the kind of address a connection to a service port was sent
+// to.
+type Frontend uint8
+
+const (
+	FrontendClusterIP Frontend = iota
+	FrontendNodePort
+	FrontendExternalIP
+	FrontendLoadBalancerIP
+)
+
+func (f Frontend) String() string {
+	switch f {
+	case FrontendClusterIP:
+		return "cluster IP"
+	case FrontendNodePort:
+		return "node port"
+	case FrontendExternalIP:
+		return "external IP"
+	case FrontendLoadBalancerIP:
+		return "load-balancer IP"
+	}
+	return "unknown frontend"
+}
+
+// Source is where a connection comes from, as a data plane can tell it.
+type Source uint8
+
+const (
+	// FromOutside is any source that is neither a pod nor this node, or
+	// one the data plane cannot classify (no pod CIDRs configured).
+	FromOutside Source = iota
+	// FromPod is a pod of the cluster: a source inside the pod CIDRs.
+	FromPod
+	// FromNode is this node itself: a source that is one of its addresses.
+	FromNode
+)
+
+func (s Source) String() string {
+	switch s {
+	case FromPod:
+		return "pod"
+	case FromNode:
+		return "node"
+	}
+	return "outside"
+}
+
+// Connection describes one new connection to a service port.
+type Connection struct {
+	Frontend Frontend
+	From     Source
+	// PodsKnown reports that the data plane knows the pod CIDRs, so FromPod
+	// can be told apart from FromOutside. Without them, kube-proxy (and
+	// lbkit) masquerades no cluster-IP traffic and short-circuits no pod
+	// traffic.
+	PodsKnown bool
+	// Addr is the client's address; it is checked against the source
+	// ranges of a firewalled load-balancer IP. An invalid Addr passes.
+	Addr netip.Addr
+}
+
+// Decision is what happens to one new connection.
+type Decision struct {
+	Verdict Verdict
+	// Endpoints are the endpoints the connection is balanced over, when
+	// Verdict is Forward.
+	Endpoints []endpoints.Endpoint
+	// Local is true when Endpoints is the Local list.
+	Local bool
+	// Masquerade reports that the connection leaves the node with the
+	// node's address as its source.
+	Masquerade bool
+	// ShortCircuited reports that traffic to an external address was sent
+	// to the Cluster list because it came from a pod or the node itself.
+	ShortCircuited bool
+	// Firewalled reports that the source is outside the load balancer's
+	// source ranges (Verdict is then Drop).
+	Firewalled bool
+}
+
+// Decide returns what the data plane does with c, following the plan.
+// c.Frontend should be one the port has; a frontend it lacks is decided as
+// if it had it.
+func (pl *PortPlan) Decide(c Connection) Decision {
+	if c.Frontend == FrontendClusterIP {
+		d := decision(pl.Internal)
+		d.Masquerade = d.Verdict == Forward && c.PodsKnown && c.From != FromPod
+		return d
+	}
+	if !pl.HasEndpoints() {
+		return Decision{Verdict: Reject}
+	}
+	if c.Frontend == FrontendLoadBalancerIP && pl.Firewall && c.Addr.IsValid() &&
+		!slices.ContainsFunc(pl.Port.LoadBalancerSourceRanges, func(r netip.Prefix) bool { return r.Contains(c.Addr.Unmap()) }) {
+		return Decision{Verdict: Drop, Firewalled: true}
+	}
+	if pl.ShortCircuit && (c.From == FromNode || (c.From == FromPod && c.PodsKnown)) {
+		return Decision{
+			Verdict:        Forward,
+			Endpoints:      pl.Cluster,
+			Masquerade:     c.From == FromNode,
+			ShortCircuited: true,
+		}
+	}
+	d := decision(pl.External)
+	d.Masquerade = d.Verdict == Forward && !d.Local
+	return d
+}
+
+func decision(r Route) Decision {
+	return Decision{Verdict: r.Verdict, Endpoints: r.Endpoints, Local: r.Local}
+}

@@ -1,0 +1,30 @@
+//go:build !linux
+
+package userspace
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// Backend is the userspace proxy; it needs Linux (network namespaces, a
+// link of its own, nftables). Elsewhere New returns an error.
+type Backend struct{}
+
+// New returns an error wrapping backends.ErrUnsupported off Linux.
+func New(Options) (*Backend, error) {
+	return nil, fmt.Errorf("userspace: %w: needs Linux", backends.ErrUnsupported)
+}
+
+func (*Backend) Name() string { return "userspace" }
+
+func (*Backend) Sync(context.Context, *servicemap.Snapshot, *servicemap.Snapshot) error {
+	return backends.ErrUnsupported
+}
+
+func (*Backend) Close() error { return nil }
+
+func (*Backend) Cleanup(context.Context) error { return nil }

@@ -1,0 +1,183 @@
+package userspace_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/lbkit/lbkit/backends/backendtest"
+	"github.com/lbkit/lbkit/backends/userspace"
+	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemap"
+)
+
+// listenIn opens a TCP listener in the named network namespace.
+func listenIn(t testing.TB, ns, addr string) net.Listener {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// echo serves line echo on ln: every line comes back prefixed with name.
+func echo(ln net.Listener, name string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "%s %s", name, line)
+			}
+		}()
+	}
+}
+
+// dialIn connects from the named namespace.
+func dialIn(t testing.TB, ns string, dst netip.AddrPort) net.Conn {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, _ := netns.Get()
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		t.Fatal(err)
+	}
+	defer netns.Set(orig)
+	c, err := net.DialTimeout("tcp", dst.String(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial %v: %v", dst, err)
+	}
+	return c
+}
+
+// ask sends one line and returns who echoed it.
+func ask(t *testing.T, c net.Conn, r *bufio.Reader, line string) string {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, line+"\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	reply, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	name, rest, _ := strings.Cut(strings.TrimSpace(reply), " ")
+	if rest != line {
+		t.Fatalf("echo of %q = %q", line, reply)
+	}
+	return name
+}
+
+// TestTerminatingEndpointKeepsConnections: an endpoint that turns
+// terminating gets no new connection, while one established before keeps
+// working until it closes; a removed endpoint's established connection
+// keeps working too (as conntrack keeps it for the kernel backends).
+func TestTerminatingEndpointKeepsConnections(t *testing.T) {
+	backendtest.Require(t, "ip", "nft")
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+	bes := n.Backends()
+	for _, be := range bes {
+		go echo(listenIn(t, be.NS, netip.AddrPortFrom(be.IP, 9000).String()), be.Name)
+	}
+	const node = "node"
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
+	svc := testobj.Service("t", "echo", "10.96.0.30", []v1.ServicePort{testobj.Port("echo", 9000, v1.ProtocolTCP)})
+	ports := []discoveryv1.EndpointPort{testobj.SlicePort("echo", 9000, v1.ProtocolTCP)}
+	tr.OnServiceAdd(svc)
+	tr.OnEndpointSliceAdd(testobj.Slice("t", "echo", "echo-1", ports,
+		[]testobj.Endpoint{testobj.Ready(bes[0].IP.String(), node)}))
+
+	var b *userspace.Backend
+	ctx := context.Background()
+	if err := n.InNode(func() error {
+		var err error
+		if b, err = userspace.New(userspace.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}); err != nil {
+			return err
+		}
+		return b.Sync(ctx, nil, tr.Snapshot())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.InNode(func() error { return b.Cleanup(ctx) }) })
+	sync := func() {
+		t.Helper()
+		if err := n.InNode(func() error { return b.Sync(ctx, nil, tr.Snapshot()) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	vip := netip.MustParseAddrPort("10.96.0.30:9000")
+	held := dialIn(t, n.ClientNS(), vip)
+	defer held.Close()
+	hr := bufio.NewReader(held)
+	if got := ask(t, held, hr, "one"); got != bes[0].Name {
+		t.Fatalf("held connection answered by %q, want %q", got, bes[0].Name)
+	}
+
+	// b0 terminates, b1 is ready: new connections go to b1, the held one
+	// stays with b0.
+	tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "echo", "echo-1", ports,
+		[]testobj.Endpoint{testobj.Terminating(bes[0].IP.String(), node), testobj.Ready(bes[1].IP.String(), node)}))
+	sync()
+	for i := range 10 {
+		c := dialIn(t, n.ClientNS(), vip)
+		if got := ask(t, c, bufio.NewReader(c), fmt.Sprint("new-", i)); got != bes[1].Name {
+			t.Errorf("new connection %d after %s turned terminating answered by %q, want %q", i, bes[0].Name, got, bes[1].Name)
+		}
+		c.Close()
+	}
+	if got := ask(t, held, hr, "two"); got != bes[0].Name {
+		t.Errorf("held connection after its endpoint turned terminating answered by %q, want %q", got, bes[0].Name)
+	}
+
+	// b0 is gone from the slice: the established connection still runs.
+	tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "echo", "echo-1", ports,
+		[]testobj.Endpoint{testobj.Ready(bes[1].IP.String(), node)}))
+	sync()
+	if got := ask(t, held, hr, "three"); got != bes[0].Name {
+		t.Errorf("held connection after its endpoint was removed answered by %q, want %q", got, bes[0].Name)
+	}
+}
