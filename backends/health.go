@@ -226,7 +226,12 @@ type healthBody struct {
 // ServeHTTP answers any request with the Runner's health as a small JSON
 // object (its state, and the class of the last error, not its text), with
 // status 200 when it is healthy and 503 otherwise: mount it at /healthz.
-func (r *Runner) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if f := r.opts.Metrics.Served; f != nil {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		defer func() { f("/healthz", rec.code) }()
+		w = rec
+	}
 	h := r.Health()
 	body := healthBody{
 		State:         h.State,

@@ -37,3 +37,28 @@ type DriftChecker interface {
 	// Sync, or after a failed one, it may return true.
 	Drifted(ctx context.Context) (bool, error)
 }
+
+// Wrapper is a backend that wraps another (conntrack.WithCleanup does).
+// The Runner looks for the optional interfaces that only ask (DriftChecker,
+// Counter) along the chain of wrapped backends; the ones that act
+// (ChangesSyncer) only on the outermost, so a wrapper's own Sync always
+// runs.
+type Wrapper interface {
+	Unwrap() Interface
+}
+
+// find returns the first backend of b's wrapping chain that is a T.
+func find[T any](b Interface) (T, bool) {
+	for b != nil {
+		if t, ok := b.(T); ok {
+			return t, true
+		}
+		w, ok := b.(Wrapper)
+		if !ok {
+			break
+		}
+		b = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

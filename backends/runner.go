@@ -60,8 +60,11 @@ type RunnerOptions struct {
 	// Logger receives the Runner's logs; nil discards them.
 	Logger *slog.Logger
 	// OnSync, when set, is called after every call of the backend's Sync,
-	// from the goroutine running Run (for metrics). It must not block.
+	// from the goroutine running Run. It must not block.
 	OnSync func(SyncResult)
+	// Metrics receives the Runner's measurements (see Metrics); nil
+	// reports nothing.
+	Metrics *Metrics
 	// HasSynced are polled before the first sync, which waits until all of
 	// them return true: the HasSynced of the registrations that
 	// AddEventHandler returned for the handlers feeding the Tracker (not
@@ -177,6 +180,9 @@ func NewRunner(t *servicemap.Tracker, b Interface, opts RunnerOptions) *Runner {
 	if opts.DriftCheckInterval == 0 {
 		opts.DriftCheckInterval = DefaultDriftCheckInterval
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = &Metrics{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -201,6 +207,7 @@ type loop struct {
 	lastCheck time.Time            // last drift check, or lastFull if later
 	backoff   time.Duration        // wait before the last retry; 0 after a success
 	retryAt   time.Time            // when a failed sync is retried
+	noLocal   noLocal              // of prev, for Metrics.NoLocalEndpoints
 }
 
 // Run syncs until ctx is done, then returns nil. It returns ErrRunning if
@@ -224,7 +231,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	var drained sync.WaitGroup
 	drained.Go(func() {
 		for range changes {
-			r.noteChange(time.Now())
+			now := time.Now()
+			r.noteChange(now)
+			if f := r.opts.Metrics.Queued; f != nil {
+				f(now)
+			}
 			select {
 			case wake <- struct{}{}:
 			default:
@@ -239,7 +250,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	r.log.Info("starting sync loop")
 
-	_, canCheck := r.backend.(DriftChecker)
+	_, canCheck := find[DriftChecker](r.backend)
 	canCheck = canCheck && r.opts.DriftCheckInterval > 0
 	var l loop
 	timer := time.NewTimer(time.Hour)

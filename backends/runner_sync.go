@@ -66,18 +66,37 @@ func (r *Runner) syncIfNeeded(ctx context.Context, l *loop, now time.Time) bool 
 		r.log.Debug("synced", "full", full, "from", res.From, "to", res.To,
 			"changes", res.Changes, "duration", res.Duration)
 		r.recordSuccess(end, snap.Version())
+		r.reportSynced(l, snap, full, &changes)
 	}
 	if r.opts.OnSync != nil {
 		r.opts.OnSync(res)
 	}
+	if f := r.opts.Metrics.Synced; f != nil {
+		f(res)
+	}
 	return false
+}
+
+// reportSynced gives the metrics hooks what a successful sync changed.
+func (r *Runner) reportSynced(l *loop, snap *servicemap.Snapshot, full bool, changes *servicemap.Changes) {
+	m := r.opts.Metrics
+	if m.NoLocalEndpoints != nil {
+		if full {
+			changes = nil
+		}
+		l.noLocal.count(snap, changes)
+		m.NoLocalEndpoints(l.noLocal.internal, l.noLocal.external)
+	}
+	if c, ok := find[Counter](r.backend); ok && m.Programmed != nil {
+		m.Programmed(r.backend.Name(), c.Programmed())
+	}
 }
 
 // checkDrift asks the backend whether its data plane drifted, and makes
 // the next sync full if so. It returns true when ctx was cancelled.
 func (r *Runner) checkDrift(ctx context.Context, l *loop, now time.Time) bool {
 	l.lastCheck = now
-	dc := r.backend.(DriftChecker)
+	dc, _ := find[DriftChecker](r.backend)
 	var drifted bool
 	err := r.call(ctx, now, func(ctx context.Context) error {
 		var err error
@@ -92,6 +111,9 @@ func (r *Runner) checkDrift(ctx context.Context, l *loop, now time.Time) bool {
 		r.logFailure("drift check failed; next sync is a full one", err)
 	case drifted:
 		r.log.Warn("data plane changed from outside; next sync is a full one")
+		if f := r.opts.Metrics.Drift; f != nil {
+			f(r.backend.Name())
+		}
 	default:
 		return false
 	}

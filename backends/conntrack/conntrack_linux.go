@@ -90,6 +90,9 @@ func (c *Cleaner) ReconcileChanges(snap *servicemap.Snapshot, changes *servicema
 	}
 	c.log.Debug("conntrack reconciled", "version", snap.Version(), "family", snap.IPFamily(),
 		"deleted", deleted, "took", time.Since(start), "error", err)
+	if deleted > 0 && c.opts.OnDeleted != nil {
+		c.opts.OnDeleted(deleted)
+	}
 	if err != nil {
 		return deleted, fmt.Errorf("conntrack: delete stale UDP flows: %w", backends.WithCause(err))
 	}

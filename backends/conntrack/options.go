@@ -22,6 +22,10 @@ type Options struct {
 	// a node port as its destination port, is then taken for a node port
 	// flow.
 	NodePortAddresses []netip.Prefix
+	// OnDeleted, when set, is called after every reconcile that deleted
+	// entries, with how many (for metrics, e.g. prommetrics'
+	// Collector.ConntrackDeleted). It must not block.
+	OnDeleted func(n int)
 }
 
 func (o Options) logger() *slog.Logger {

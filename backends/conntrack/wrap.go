@@ -42,6 +42,10 @@ var (
 	_ backends.DriftChecker  = (*withCleanupDrift)(nil)
 )
 
+// Unwrap returns the wrapped backend, so that a Runner finds its optional
+// interfaces (such as backends.Counter).
+func (w *withCleanup) Unwrap() backends.Interface { return w.Interface }
+
 func (w *withCleanup) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
 	return w.SyncChanges(ctx, prev, next, nil)
 }

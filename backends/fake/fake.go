@@ -326,3 +326,11 @@ func (b *Backend) Flush() {
 	b.drifted = b.drifted || len(b.state) > 0
 	clear(b.state)
 }
+
+// Programmed returns how many service ports the fake holds
+// ("service-ports"), for backends.Counter.
+func (b *Backend) Programmed() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return map[string]int{"service-ports": len(b.state)}
+}

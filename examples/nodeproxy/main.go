@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -37,6 +39,7 @@ import (
 	"github.com/lbkit/lbkit/backends/healthcheck"
 	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/backends/prommetrics"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -49,6 +52,7 @@ type config struct {
 	clusterCIDRs []netip.Prefix
 	nodePorts    []netip.Prefix
 	healthzAddr  string
+	metricsAddr  string
 	minInterval  time.Duration
 }
 
@@ -62,7 +66,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.backend, "backend", "nftables", "nftables or iptables")
 	cidrs := fs.String("cluster-cidr", "", "pod CIDRs, comma separated")
 	nodePorts := fs.String("nodeport-addresses", "", "CIDRs of addresses that accept NodePorts, comma separated")
-	fs.StringVar(&c.healthzAddr, "healthz-addr", ":10256", "address of the /healthz endpoint")
+	fs.StringVar(&c.healthzAddr, "healthz-addr", ":10256", "address of the /healthz endpoint (for load balancers' probes)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:10249", "address of /metrics and /healthz (empty: none)")
 	fs.DurationVar(&c.minInterval, "min-sync-interval", time.Second, "minimum time between syncs")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -140,10 +145,16 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	metrics, err := prommetrics.New(reg, prommetrics.Options{IPFamily: string(c.family)})
+	if err != nil {
+		return err
+	}
 	runner := backends.NewRunner(tr, b, backends.RunnerOptions{
 		MinSyncInterval: c.minInterval,
 		HasSynced:       synced,
 		Logger:          log,
+		Metrics:         metrics.Hooks(b.Name()),
 	})
 	hc := healthcheck.NewServer(healthcheck.Options{NodeName: c.node, Logger: log,
 		ProxyHealthy: func() bool { return runner.Health().Healthy }})
@@ -171,16 +182,27 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 			}
 		}
 	}()
-	mux := http.NewServeMux()
-	mux.Handle("/healthz", runner)
-	srv := &http.Server{Addr: c.healthzAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	healthz := http.NewServeMux()
+	healthz.Handle("/healthz", runner)
+	defer serve(c.healthzAddr, healthz, log)()
+	if c.metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/healthz", runner)
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		defer serve(c.metricsAddr, mux, log)()
+	}
+	return runner.Run(ctx)
+}
+
+// serve runs an HTTP server on addr until the returned func is called.
+func serve(addr string, h http.Handler, log *slog.Logger) func() {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("healthz server", "err", err)
+			log.Error("http server", "addr", addr, "err", err)
 		}
 	}()
-	defer srv.Close()
-	return runner.Run(ctx)
+	return func() { srv.Close() }
 }
 
 func main() {

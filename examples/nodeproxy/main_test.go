@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +39,7 @@ func TestRun(t *testing.T) {
 		testobj.Node("node-a", "zone-a"),
 	)
 	b := fakebackend.New(fakebackend.Options{})
-	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", minInterval: 10 * time.Millisecond}
+	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", metricsAddr: freeAddr(t), minInterval: 10 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, c, client, b, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 
@@ -52,6 +54,32 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return strings.Contains(b.Dump(), "10.244.1.11:8080") })
+
+	// /metrics serves lbkit's series once a sync has happened.
+	var body string
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + c.metricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, `lbkit_sync_partial_proxy_rules_duration_seconds_count{backend="fake"}`)
+	})
+	for _, series := range []string{
+		`lbkit_sync_full_proxy_rules_duration_seconds_count{backend="fake"} 1`,
+		`lbkit_sync_proxy_rules_last_timestamp_seconds{backend="fake"}`,
+		`lbkit_sync_proxy_rules_last_queued_timestamp_seconds{backend="fake"}`,
+		`lbkit_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="internal"} 0`,
+	} {
+		if !strings.Contains(body, series) {
+			t.Errorf("/metrics lacks %s:\n%s", series, body)
+		}
+	}
+	if resp, err := http.Get("http://" + c.metricsAddr + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz on the metrics address: %v, %v", resp, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
@@ -81,7 +109,7 @@ func TestFirstSyncSeesTheWholeCluster(t *testing.T) {
 		}
 		return nil
 	}})
-	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", minInterval: 10 * time.Millisecond}
+	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", metricsAddr: freeAddr(t), minInterval: 10 * time.Millisecond}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, c, client, b, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
 	select {
@@ -107,4 +135,15 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
