@@ -84,19 +84,23 @@ func dedup(eps []Endpoint) []Endpoint {
 }
 
 // preferred reports whether a later copy a of an address should replace the
-// earlier copy b: ready beats not ready, then serving beats not serving, then
-// not terminating beats terminating, then local beats remote (as kube-proxy
-// favours a local copy). On a full tie the earlier copy, from the slice whose
-// name sorts first, stays.
+// earlier copy b. As in kube-proxy, a copy that is not terminating beats a
+// terminating one, whatever else either says: two copies of one address are
+// an endpoint moving between slices, or a pod IP reused by a new pod while
+// the old one terminates, and the new pod owns the address even before it is
+// ready. kube-proxy decides nothing further (the copy seen last in map order
+// wins), so lbkit goes on deterministically: ready beats not ready, serving
+// beats not serving, local beats remote, and on a full tie the earlier copy,
+// from the slice whose name sorts first, stays.
 func preferred(a, b Endpoint) bool {
+	if a.Terminating != b.Terminating {
+		return !a.Terminating
+	}
 	if a.Ready != b.Ready {
 		return a.Ready
 	}
 	if a.Serving != b.Serving {
 		return a.Serving
-	}
-	if a.Terminating != b.Terminating {
-		return !a.Terminating
 	}
 	if a.Local != b.Local {
 		return a.Local

@@ -272,7 +272,10 @@ func TestMergePrefersBetterCopy(t *testing.T) {
 		{"ready over not ready", ready, notReady, "10.0.0.1:8080 ready serving"},
 		{"ready over terminating", ready, terminating, "10.0.0.1:8080 ready serving"},
 		{"ready over serving only", ready, servingOnly, "10.0.0.1:8080 ready serving"},
-		{"serving over not serving", terminating, notReady, "10.0.0.1:8080 serving terminating"},
+		// A pod IP reused by a new pod that is not ready yet, while the old
+		// pod terminates: kube-proxy keeps the new pod's copy, and so no
+		// traffic goes to the address until the new pod is ready.
+		{"not terminating over terminating, even not ready over serving", notReady, terminating, "10.0.0.1:8080"},
 		{"serving and terminating over terminating only", terminating, stopped, "10.0.0.1:8080 serving terminating"},
 		{"not terminating over terminating", servingOnly, terminating, "10.0.0.1:8080 serving"},
 		{"not terminating over terminating, neither serving", notReady, stopped, "10.0.0.1:8080"},
