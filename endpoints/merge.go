@@ -83,6 +83,12 @@ func dedup(eps []Endpoint) []Endpoint {
 	return slices.CompactFunc(eps, func(a, b Endpoint) bool { return a.Addr == b.Addr })
 }
 
+// Prefer reports whether Merge keeps copy a of an address:port over copy b,
+// when b comes first (from a slice whose name sorts first, or earlier in the
+// same slice). Tools that explain a merge (lbctl explain) use it to tell
+// which slice's copy was kept.
+func Prefer(a, b Endpoint) bool { return preferred(a, b) }
+
 // preferred reports whether a later copy a of an address should replace the
 // earlier copy b. As in kube-proxy, a copy that is not terminating beats a
 // terminating one, whatever else either says: two copies of one address are

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/lbkit/lbkit/endpoints"
 )
@@ -136,9 +137,17 @@ func servingTerminating(ep *endpoints.Endpoint) bool { return ep.Serving && ep.T
 // modeFromHints picks the topology mode from the hints of ready endpoints
 // (rule 3 of Categorize).
 func modeFromHints(eps []endpoints.Endpoint, node Node) string {
+	mode, _ := hintMode(eps, node)
+	return mode
+}
+
+// hintMode is modeFromHints, with the reason for people: why the mode
+// applies, or why hints present were ignored ("" when no ready endpoint has
+// any).
+func hintMode(eps []endpoints.Endpoint, node Node) (mode, reason string) {
 	anyReady := false
-	allNodeHints, forNode := true, false
-	allZoneHints, forZone := true, false
+	allNodeHints, anyNodeHints, forNode := true, false, false
+	allZoneHints, anyZoneHints, forZone := true, false, false
 	for i := range eps {
 		ep := &eps[i]
 		if !ep.Ready {
@@ -147,24 +156,41 @@ func modeFromHints(eps []endpoints.Endpoint, node Node) string {
 		anyReady = true
 		if len(ep.NodeHints) == 0 {
 			allNodeHints = false
-		} else if ep.HasNodeHint(node.Name) {
-			forNode = true
+		} else {
+			anyNodeHints = true
+			forNode = forNode || ep.HasNodeHint(node.Name)
 		}
 		if len(ep.ZoneHints) == 0 {
 			allZoneHints = false
-		} else if ep.HasZoneHint(node.Zone) {
-			forZone = true
+		} else {
+			anyZoneHints = true
+			forZone = forZone || ep.HasZoneHint(node.Zone)
 		}
 	}
-	switch {
-	case !anyReady:
-		return ModeNone
-	case allNodeHints && forNode:
-		return ModePreferSameNode
-	case allZoneHints && forZone:
-		return ModePreferSameZone
+	if !anyReady {
+		return ModeNone, ""
 	}
-	return ModeNone
+	if allNodeHints && forNode {
+		return ModePreferSameNode, "every ready endpoint has a node hint, some for this node"
+	}
+	var ignored []string
+	switch {
+	case allNodeHints:
+		ignored = append(ignored, "node hints ignored: none is for this node")
+	case anyNodeHints:
+		ignored = append(ignored, "node hints ignored: a ready endpoint has none")
+	}
+	switch {
+	case allZoneHints && forZone:
+		return ModePreferSameZone, strings.Join(append(ignored, "every ready endpoint has a zone hint, some for zone "+node.Zone), "; ")
+	case allZoneHints && node.Zone == "":
+		ignored = append(ignored, "zone hints ignored: this node has no zone label")
+	case allZoneHints:
+		ignored = append(ignored, "zone hints ignored: none is for zone "+node.Zone)
+	case anyZoneHints:
+		ignored = append(ignored, "zone hints ignored: a ready endpoint has none")
+	}
+	return ModeNone, strings.Join(ignored, "; ")
 }
 
 func availableForTopology(ep *endpoints.Endpoint, mode string, node Node) bool {

@@ -33,3 +33,26 @@ func ExampleCategorize() {
 	// reachable: [10.244.1.5:8080 10.244.2.7:8080]
 	// endpoints somewhere: true
 }
+
+// Explain says why each endpoint is used or left out: here zone hints
+// narrow the Cluster list to this node's zone.
+func ExampleExplain() {
+	node := topology.Node{Name: "node-a", Zone: "zone-a"}
+	ready := func(addr, zone string) endpoints.Endpoint {
+		return endpoints.Endpoint{Addr: netip.MustParseAddrPort(addr), Ready: true, Serving: true, ZoneHints: []string{zone}}
+	}
+	eps := []endpoints.Endpoint{ready("10.244.1.5:8080", "zone-a"), ready("10.244.2.7:8080", "zone-b")}
+	x := topology.Explain(eps, topology.Policy{}, node)
+	fmt.Println(x.Result.Mode, "-", x.ModeReason)
+	for _, v := range x.Endpoints {
+		if v.InCluster {
+			fmt.Println(v.Endpoint, "used")
+		} else {
+			fmt.Println(v.Endpoint, "left out:", v.ClusterReason)
+		}
+	}
+	// Output:
+	// PreferSameZone - every ready endpoint has a zone hint, some for zone zone-a
+	// 10.244.1.5:8080 used
+	// 10.244.2.7:8080 left out: zone hint for zone-b while this node is in zone-a
+}

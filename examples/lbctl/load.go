@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -70,6 +71,11 @@ func loadFrom(files []string, stdin io.Reader) (*inputs, error) {
 			data, err = os.ReadFile(file)
 		}
 		if err != nil {
+			// A PathError already names the file: name it once.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		if err := loadDocuments(name, data, in); err != nil {

@@ -31,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := "resolve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelpFlag(args[0]) {
+		cmd, args = "help", nil
 	}
 	var err error
 	switch cmd {
@@ -40,17 +42,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runBackendCommand(cmd, args, stdout, stderr)
 	case "serve":
 		err = runServe(args, stdout, stderr)
+	case "explain":
+		err = runExplain(args, stdout, stderr)
+	case "completion":
+		err = runCompletion(args, stdout)
 	case "help":
-		fmt.Fprint(stdout, usageText)
-		return 0
+		if len(args) == 0 {
+			fmt.Fprint(stdout, usageText())
+			return 0
+		}
+		if _, known := synopses[args[0]]; !known {
+			err = fmt.Errorf("%w: no command %q", errUsage, args[0])
+			break
+		}
+		return run([]string{args[0], "--help"}, stdout, stderr)
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 	}
+	var help *helpText
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.text)
+		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "lbctl: %v\n\n%s", err, usageText)
+		fmt.Fprintf(stderr, "lbctl: %v\n\n%s", err, usageText())
 		return 2
 	default:
 		fmt.Fprintf(stderr, "lbctl: %v\n", err)
@@ -58,13 +75,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-const usageText = `usage:
-  lbctl [resolve] [-f FILE]... [--node NAME] [--ip-family IPv4|IPv6] [--proxy-name NAME] [-o table|json]
-  lbctl render  --backend nftables [resolve flags] [--nodeport-addresses CIDR,...] [--cluster-cidr CIDR,...]
-  lbctl apply   --backend nftables [same flags as render]
-  lbctl cleanup --backend nftables
-  lbctl serve   --backend nftables|iptables|ipvs|userspace [same flags as apply] [--healthz ADDR] [--cleanup-on-exit]
-  lbctl demo
-
-Without -f, lbctl reads its embedded sample cluster. -f - reads standard input.
-`
+func isHelpFlag(s string) bool { return s == "-h" || s == "-help" || s == "--help" }

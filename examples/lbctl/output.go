@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/topology"
 )
 
 // The JSON document scripts rely on. Lists are [] when empty, never null,
@@ -18,6 +20,7 @@ import (
 type jsonOutput struct {
 	Version  uint64        `json:"version"`
 	Node     string        `json:"node"`
+	Zone     string        `json:"zone"`
 	IPFamily string        `json:"ipFamily"`
 	Services []jsonService `json:"services"`
 	Warnings []string      `json:"warnings"`
@@ -41,6 +44,17 @@ type jsonService struct {
 	ClusterEndpoints              []string       `json:"clusterEndpoints"`
 	LocalEndpoints                []string       `json:"localEndpoints"`
 	HasEndpoints                  bool           `json:"hasEndpoints"`
+	// TopologyMode is the topology mode applied to the cluster endpoints
+	// ("" when hints are not used).
+	TopologyMode string `json:"topologyMode"`
+	// LeftOut are the endpoints that no list of the port uses, each with
+	// the reason.
+	LeftOut []jsonLeftOut `json:"leftOut"`
+}
+
+type jsonLeftOut struct {
+	Address string `json:"address"`
+	Reason  string `json:"reason"`
 }
 
 type jsonEndpoint struct {
@@ -85,6 +99,7 @@ func toJSON(res *resolved) jsonOutput {
 	out := jsonOutput{
 		Version:  snap.Version(),
 		Node:     snap.Node().Name,
+		Zone:     snap.Node().Zone,
 		IPFamily: string(snap.IPFamily()),
 		Services: []jsonService{},
 		Warnings: orEmpty(res.warnings),
@@ -112,7 +127,16 @@ func toJSON(res *resolved) jsonOutput {
 			ClusterEndpoints:              nullableAddrs(p.Topology.Cluster),
 			LocalEndpoints:                nullableAddrs(p.Topology.Local),
 			HasEndpoints:                  p.Topology.HasEndpoints,
+			TopologyMode:                  p.Topology.Mode,
+			LeftOut:                       []jsonLeftOut{},
 		}
+		for _, v := range topology.Explain(p.Endpoints, p.Policy(), snap.Node()).Endpoints {
+			if v.InCluster || v.InLocal {
+				continue
+			}
+			s.LeftOut = append(s.LeftOut, jsonLeftOut{Address: v.Endpoint.String(), Reason: cmp.Or(v.ClusterReason, v.LocalReason)})
+		}
+		slices.SortFunc(s.LeftOut, func(a, b jsonLeftOut) int { return strings.Compare(a.Address, b.Address) })
 		for _, ep := range p.Endpoints {
 			s.Endpoints = append(s.Endpoints, jsonEndpoint{
 				Address: ep.String(), Ready: ep.Ready, Serving: ep.Serving, Terminating: ep.Terminating,
@@ -203,7 +227,8 @@ func list(addrs []string) string {
 	return strings.Join(addrs, ",")
 }
 
-// note says what the data plane does with traffic it cannot serve.
+// note says what the data plane does with traffic it cannot serve, or
+// how topology hints narrowed the endpoints.
 func note(s jsonService) string {
 	switch {
 	case !s.HasEndpoints:
@@ -217,6 +242,16 @@ func note(s jsonService) string {
 		if ep.Terminating && slices.Contains(s.ClusterEndpoints, ep.Address) {
 			return "using terminating endpoints"
 		}
+	}
+	if s.TopologyMode != "" {
+		ready := 0
+		for _, ep := range s.Endpoints {
+			if ep.Ready {
+				ready++
+			}
+		}
+		what := map[string]string{topology.ModePreferSameZone: "zone", topology.ModePreferSameNode: "node"}[s.TopologyMode]
+		return fmt.Sprintf("%s hints: %d of %d ready", what, len(s.ClusterEndpoints), ready)
 	}
 	return ""
 }

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -36,15 +38,25 @@ func (r *resolveFlags) register(fs *flag.FlagSet) {
 
 // parseFlags parses args into fs, turning flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return fmt.Errorf("%w: help requested", errUsage)
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlagsAllowingArgs(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// parseFlagsAllowingArgs is parseFlags, leaving arguments after the flags
+// in fs.Args. -h and --help make it return a *helpText with the command's
+// usage and every flag.
+func parseFlagsAllowingArgs(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return commandHelp(fs)
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return nil
 }
@@ -80,6 +92,35 @@ func (r *resolveFlags) resolve() (*resolved, error) {
 
 // resolveInputs feeds loaded objects to a Tracker and takes its snapshot.
 func resolveInputs(r *resolveFlags, in *inputs, family v1.IPFamily) *resolved {
+	res, _ := resolveTracked(r, in, family)
+	return res
+}
+
+// servicesWithoutFamily counts the Services that would be programmed but
+// have no cluster IP of the family.
+func servicesWithoutFamily(svcs []*v1.Service, family v1.IPFamily, snap *servicemap.Snapshot) int {
+	n := 0
+	for _, s := range svcs {
+		if s.Spec.Type == v1.ServiceTypeExternalName || s.Spec.ClusterIP == "" || s.Spec.ClusterIP == v1.ClusterIPNone {
+			continue
+		}
+		if len(snap.Service(s.Namespace, s.Name)) > 0 {
+			continue
+		}
+		has := slices.Contains(s.Spec.IPFamilies, family)
+		if len(s.Spec.IPFamilies) == 0 {
+			a, err := netip.ParseAddr(s.Spec.ClusterIP)
+			has = err == nil && a.Is6() == (family == v1.IPv6Protocol)
+		}
+		if !has {
+			n++
+		}
+	}
+	return n
+}
+
+// resolveTracked is resolveInputs, returning the Tracker too.
+func resolveTracked(r *resolveFlags, in *inputs, family v1.IPFamily) (*resolved, *servicemap.Tracker) {
 	node := r.node
 	if node == "" && len(in.Nodes) == 1 {
 		node = in.Nodes[0].Name
@@ -95,10 +136,17 @@ func resolveInputs(r *resolveFlags, in *inputs, family v1.IPFamily) *resolved {
 		tr.OnServiceAdd(s)
 	}
 	out := &resolved{snap: tr.Snapshot(), warnings: append([]string{}, in.Warnings...)}
+	if node != "" && !slices.ContainsFunc(in.Nodes, func(n *v1.Node) bool { return n.Name == node }) {
+		out.warnings = append(out.warnings, fmt.Sprintf("--node %s: no Node of that name in the input, so no zone is known", node))
+	}
+	if missing := servicesWithoutFamily(in.Services, family, out.snap); missing > 0 {
+		out.warnings = append(out.warnings, fmt.Sprintf("--ip-family %s: %d of %d services have no %s cluster IP and are not programmed",
+			family, missing, len(in.Services), family))
+	}
 	for _, w := range tr.Warnings() {
 		out.warnings = append(out.warnings, w.String())
 	}
-	return out
+	return out, tr
 }
 
 func runResolve(args []string, stdout, stderr io.Writer) error {
