@@ -252,3 +252,42 @@ func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(body)
 }
+
+// Live reports whether the Runner's loop turns: Run is running and no call
+// of the backend has overrun SyncTimeout. It is the liveness of the
+// process, not the currency of the data plane: a Runner waiting for
+// informers, or whose syncs fail and are retried, is live (restarting it
+// would not help), but one stuck in a backend call is not.
+func (r *Runner) Live() bool {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return false
+	}
+	busy := r.health.busy
+	return busy.IsZero() || r.opts.SyncTimeout <= 0 || now.Sub(busy) <= r.opts.SyncTimeout
+}
+
+// Livez returns the handler to mount at /livez: 200 while Live, 503
+// otherwise, with a small JSON body. (/healthz, ServeHTTP, answers whether
+// the data plane is current.)
+func (r *Runner) Livez() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		code := http.StatusOK
+		live := r.Live()
+		if !live {
+			code = http.StatusServiceUnavailable
+		}
+		if f := r.opts.Metrics.Served; f != nil {
+			defer f("/livez", code)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(struct {
+			Live        bool      `json:"live"`
+			CurrentTime time.Time `json:"currentTime"`
+		}{live, time.Now()})
+	})
+}

@@ -68,7 +68,7 @@ func (c *Cleaner) Reconcile(snap *servicemap.Snapshot) (deleted int, err error) 
 // It still reads the table once.
 func (c *Cleaner) ReconcileChanges(snap *servicemap.Snapshot, changes *servicemap.Changes) (deleted int, err error) {
 	start := time.Now()
-	x := newIndex(snap, c.opts.NodePortAddresses)
+	x := newIndex(snap, c.opts.NodePortAddresses, c.opts.ReapTCP)
 	if changes != nil {
 		x.addGone(changes)
 	}

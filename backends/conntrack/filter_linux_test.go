@@ -41,7 +41,7 @@ func flow(proto uint8, origDst, replySrc string, masquerade, to16 bool) *netlink
 // ConntrackDeleteFilters calls it, with the address forms and NAT variants
 // the kernel reports.
 func TestStaleFilter(t *testing.T) {
-	f := &staleFilter{index: newIndex(testSnapshot(t), nil), log: Options{}.logger()}
+	f := &staleFilter{index: newIndex(testSnapshot(t), nil, false), log: Options{}.logger()}
 	for _, c := range flowCases {
 		for _, v := range []struct {
 			name             string
@@ -58,7 +58,7 @@ func TestStaleFilter(t *testing.T) {
 // TestStaleFilterEmptyFlow: a flow netlink could not parse has zero
 // tuples; it must not match anything.
 func TestStaleFilterEmptyFlow(t *testing.T) {
-	f := &staleFilter{index: newIndex(testSnapshot(t), nil), log: Options{}.logger()}
+	f := &staleFilter{index: newIndex(testSnapshot(t), nil, false), log: Options{}.logger()}
 	if f.MatchConntrackFlow(&netlink.ConntrackFlow{}) {
 		t.Errorf("an empty flow matched")
 	}

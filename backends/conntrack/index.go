@@ -10,8 +10,11 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// protoUDP is IPPROTO_UDP, the protocol number conntrack reports.
-const protoUDP = 17
+// The protocol numbers conntrack reports.
+const (
+	protoTCP = 6
+	protoUDP = 17
+)
 
 // verdict says why a flow is stale, or that it is not.
 type verdict int
@@ -25,6 +28,9 @@ const (
 	// staleGone: DNATed, through a frontend that is gone, to an endpoint
 	// it used.
 	staleGone
+	// staleRemoved: a TCP flow DNATed to an endpoint that left its
+	// service port (Options.ReapTCP).
+	staleRemoved
 )
 
 func (v verdict) String() string {
@@ -35,6 +41,8 @@ func (v verdict) String() string {
 		return "not DNATed, service has endpoints now"
 	case staleGone:
 		return "service port or address removed"
+	case staleRemoved:
+		return "TCP endpoint removed"
 	}
 	return "keep"
 }
@@ -62,19 +70,39 @@ type index struct {
 	// addGone), with the endpoints they led to.
 	goneAddr     map[netip.AddrPort]backendSet
 	goneNodePort map[uint16]backendSet
+	// tcp indexes TCP frontends and every endpoint their ports list, for
+	// Options.ReapTCP; nil when off.
+	tcp *tcpIndex
 }
 
-// newIndex indexes the UDP service ports of snap. A nil snapshot gives an
-// empty index.
-func newIndex(snap *servicemap.Snapshot, nodePortAddrs []netip.Prefix) *index {
+// tcpIndex is what ReapTCP needs: for every TCP frontend, every endpoint
+// its service port lists (ready or not, terminating or not); and the
+// frontends and endpoints a Diff removed.
+type tcpIndex struct {
+	byAddr, goneAddr         map[netip.AddrPort]backendSet
+	byNodePort, goneNodePort map[uint16]backendSet
+}
+
+// newIndex indexes the UDP service ports of snap, and its TCP ports when
+// reapTCP. A nil snapshot gives an empty index.
+func newIndex(snap *servicemap.Snapshot, nodePortAddrs []netip.Prefix, reapTCP bool) *index {
 	x := &index{
 		byAddr:        map[netip.AddrPort]backendSet{},
 		byNodePort:    map[uint16]backendSet{},
 		clusterIPs:    map[netip.Addr]struct{}{},
 		nodePortAddrs: nodePortAddrs,
 	}
+	if reapTCP {
+		x.tcp = &tcpIndex{
+			byAddr: map[netip.AddrPort]backendSet{}, goneAddr: map[netip.AddrPort]backendSet{},
+			byNodePort: map[uint16]backendSet{}, goneNodePort: map[uint16]backendSet{},
+		}
+	}
 	for p := range snap.All() {
 		x.clusterIPs[p.ClusterIP] = struct{}{}
+		if p.Protocol == v1.ProtocolTCP && x.tcp != nil {
+			x.tcp.add(p, x.tcp.byAddr, x.tcp.byNodePort, p.Endpoints)
+		}
 		if p.Protocol != v1.ProtocolUDP {
 			continue
 		}
@@ -111,6 +139,9 @@ func (s backendSet) add(eps []endpoints.Endpoint) {
 // (flows through the old port's frontends to that endpoint). Flows through
 // a frontend next still has are judged by next alone, as before.
 func (x *index) addGone(c *servicemap.Changes) {
+	if x.tcp != nil {
+		x.tcp.addGone(c)
+	}
 	if x.goneAddr == nil {
 		x.goneAddr, x.goneNodePort = map[netip.AddrPort]backendSet{}, map[uint16]backendSet{}
 	}
@@ -137,6 +168,75 @@ func (x *index) addGone(c *servicemap.Changes) {
 	}
 }
 
+// add records the frontends of TCP port p in byAddr and byNodePort, leading
+// to eps.
+func (t *tcpIndex) add(p *servicemap.ServicePort, byAddr map[netip.AddrPort]backendSet, byNodePort map[uint16]backendSet, eps []endpoints.Endpoint) {
+	for _, a := range slices.Concat([]netip.Addr{p.ClusterIP}, p.ExternalIPs, p.LoadBalancerIPs) {
+		setFor(byAddr, netip.AddrPortFrom(a, p.Port)).add(eps)
+	}
+	if p.NodePort != 0 {
+		setFor(byNodePort, p.NodePort).add(eps)
+	}
+}
+
+// addGoneTCP records what c took away from TCP ports: removed ports'
+// frontends with their endpoints, and endpoints an updated port no longer
+// lists, through its old frontends.
+func (t *tcpIndex) addGone(c *servicemap.Changes) {
+	for _, p := range c.Removed {
+		if p.Protocol == v1.ProtocolTCP {
+			t.add(p, t.goneAddr, t.goneNodePort, p.Endpoints)
+		}
+	}
+	for _, u := range c.Updated {
+		if u.Old.Protocol != v1.ProtocolTCP {
+			continue
+		}
+		var left []endpoints.Endpoint
+		for _, ep := range u.Old.Endpoints {
+			if !slices.ContainsFunc(u.New.Endpoints, func(n endpoints.Endpoint) bool { return n.Addr == ep.Addr }) {
+				left = append(left, ep)
+			}
+		}
+		if len(left) > 0 {
+			t.add(u.Old, t.goneAddr, t.goneNodePort, left)
+		}
+	}
+}
+
+// check decides one DNATed TCP flow: stale when its endpoint is not among
+// those its frontend's port lists, or is one a removal took away.
+func (t *tcpIndex) check(x *index, origDst, replySrc netip.AddrPort) verdict {
+	if replySrc == origDst {
+		return keep // not DNATed: not ours
+	}
+	if _, gone := t.goneAddr[origDst][replySrc]; gone {
+		if _, still := t.byAddr[origDst][replySrc]; !still {
+			return staleRemoved
+		}
+	}
+	if set, ok := t.byAddr[origDst]; ok {
+		if _, listed := set[replySrc]; !listed {
+			return staleRemoved
+		}
+		return keep
+	}
+	if !x.maybeNodeAddr(origDst.Addr()) {
+		return keep
+	}
+	if _, gone := t.goneNodePort[origDst.Port()][replySrc]; gone {
+		if _, still := t.byNodePort[origDst.Port()][replySrc]; !still {
+			return staleRemoved
+		}
+	}
+	if set, ok := t.byNodePort[origDst.Port()]; ok {
+		if _, listed := set[replySrc]; !listed {
+			return staleRemoved
+		}
+	}
+	return keep
+}
+
 func (s backendSet) union(o backendSet) {
 	for a := range o {
 		s[a] = struct{}{}
@@ -146,7 +246,8 @@ func (s backendSet) union(o backendSet) {
 // empty reports whether no flow can be stale: the snapshot has no UDP port
 // and nothing is gone.
 func (x *index) empty() bool {
-	return len(x.byAddr) == 0 && len(x.byNodePort) == 0 && len(x.goneAddr) == 0 && len(x.goneNodePort) == 0
+	tcpEmpty := x.tcp == nil || len(x.tcp.byAddr)+len(x.tcp.byNodePort)+len(x.tcp.goneAddr)+len(x.tcp.goneNodePort) == 0
+	return tcpEmpty && len(x.byAddr) == 0 && len(x.byNodePort) == 0 && len(x.goneAddr) == 0 && len(x.goneNodePort) == 0
 }
 
 // check decides one flow, given its protocol, original destination and reply
@@ -158,6 +259,9 @@ func (x *index) empty() bool {
 // endpoints that frontend led to (so a flow to an address that now belongs
 // to someone else outside the cluster is left alone).
 func (x *index) check(proto uint8, origDst, replySrc netip.AddrPort) verdict {
+	if proto == protoTCP && x.tcp != nil {
+		return x.tcp.check(x, origDst, replySrc)
+	}
 	if proto != protoUDP {
 		return keep
 	}

@@ -55,8 +55,8 @@ func goneSnapshots(t *testing.T) (*servicemap.Snapshot, servicemap.Changes) {
 
 func TestIndexGone(t *testing.T) {
 	next, c := goneSnapshots(t)
-	x := newIndex(next, nil)
-	plain := newIndex(next, nil) // what Reconcile alone judges by
+	x := newIndex(next, nil, false)
+	plain := newIndex(next, nil, false) // what Reconcile alone judges by
 	x.addGone(&c)
 	for _, tc := range []struct {
 		flowCase
@@ -100,7 +100,7 @@ func TestIndexGoneOnly(t *testing.T) {
 	tr.OnServiceDelete(svc)
 	s2 := tr.Snapshot()
 	c := servicemap.Diff(s1, s2)
-	x := newIndex(s2, nil)
+	x := newIndex(s2, nil, false)
 	if !x.empty() {
 		t.Fatal("index of an empty snapshot is not empty")
 	}

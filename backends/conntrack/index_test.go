@@ -115,7 +115,7 @@ var flowCases = []flowCase{
 }
 
 func TestIndexCheck(t *testing.T) {
-	x := newIndex(testSnapshot(t), nil)
+	x := newIndex(testSnapshot(t), nil, false)
 	for _, c := range flowCases {
 		got := x.check(c.proto, netip.MustParseAddrPort(c.origDst), netip.MustParseAddrPort(c.replySrc))
 		if got != c.want {
@@ -125,7 +125,7 @@ func TestIndexCheck(t *testing.T) {
 }
 
 func TestIndexNodePortAddresses(t *testing.T) {
-	x := newIndex(testSnapshot(t), []netip.Prefix{netip.MustParsePrefix("10.100.0.0/30")})
+	x := newIndex(testSnapshot(t), []netip.Prefix{netip.MustParsePrefix("10.100.0.0/30")}, false)
 	for _, c := range []flowCase{
 		{"node address, not DNATed", udp, "10.100.0.2:30053", "10.100.0.2:30053", staleUnNATed},
 		{"node address, DNATed to a removed endpoint", udp, "10.100.0.2:30053", "10.244.1.99:5353", staleEndpoint},
@@ -144,7 +144,7 @@ func TestIndexEmpty(t *testing.T) {
 	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.30",
 		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
 	for name, snap := range map[string]*servicemap.Snapshot{"nil": nil, "TCP only": tr.Snapshot()} {
-		x := newIndex(snap, nil)
+		x := newIndex(snap, nil, false)
 		if !x.empty() {
 			t.Errorf("%s: index not empty", name)
 		}
@@ -152,7 +152,7 @@ func TestIndexEmpty(t *testing.T) {
 			t.Errorf("%s: check = %v, want keep", name, v)
 		}
 	}
-	if newIndex(testSnapshot(t), nil).empty() {
+	if newIndex(testSnapshot(t), nil, false).empty() {
 		t.Errorf("index of the test snapshot is empty")
 	}
 }
@@ -164,7 +164,7 @@ func TestIndexIPv6(t *testing.T) {
 	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1",
 		[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)},
 		[]testobj.Endpoint{testobj.Ready("fd00:244::10", "node")}))
-	x := newIndex(tr.Snapshot(), nil)
+	x := newIndex(tr.Snapshot(), nil, false)
 	for _, c := range []flowCase{
 		{"used", udp, "[fd00:96::10]:53", "[fd00:244::10]:5353", keep},
 		{"removed", udp, "[fd00:96::10]:53", "[fd00:244::99]:5353", staleEndpoint},
@@ -178,7 +178,7 @@ func TestIndexIPv6(t *testing.T) {
 }
 
 func BenchmarkIndexCheck(b *testing.B) {
-	x := newIndex(testSnapshot(b), nil)
+	x := newIndex(testSnapshot(b), nil, false)
 	dst, src := netip.MustParseAddrPort("10.96.0.10:53"), netip.MustParseAddrPort("10.244.1.12:5353")
 	b.ReportAllocs()
 	for b.Loop() {
@@ -204,6 +204,52 @@ func BenchmarkNewIndex(b *testing.B) {
 	snap := tr.Snapshot()
 	b.ReportAllocs()
 	for b.Loop() {
-		newIndex(snap, nil)
+		newIndex(snap, nil, false)
+	}
+}
+
+// TestReapTCP: with ReapTCP, a DNATed TCP flow is stale when its endpoint
+// left its port, or when its port was removed; a terminating or not-ready
+// endpoint still listed is kept, and nothing TCP is touched without it.
+func TestReapTCP(t *testing.T) {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
+	svc := testobj.Service("ns", "web", "10.96.0.50", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)},
+		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort; s.Spec.Ports[0].NodePort = 30050 })
+	ports := []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+	tr.OnServiceAdd(svc)
+	tr.OnEndpointSliceAdd(testobj.Slice("ns", "web", "web-1", ports, []testobj.Endpoint{
+		testobj.Ready("10.244.1.1", "node"), testobj.Ready("10.244.1.2", "node"), testobj.Ready("10.244.1.3", "node")}))
+	s1 := tr.Snapshot()
+	tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "web", "web-1", ports, []testobj.Endpoint{
+		testobj.Terminating("10.244.1.1", "node"), testobj.NotReady("10.244.1.2", "node")}))
+	s2 := tr.Snapshot()
+	tr.OnServiceDelete(svc)
+	s3 := tr.Snapshot()
+
+	vip := netip.MustParseAddrPort("10.96.0.50:80")
+	np := netip.MustParseAddrPort("192.168.1.1:30050")
+	ep := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s + ":8080") }
+	for _, tc := range []struct {
+		name     string
+		prev     *servicemap.Snapshot
+		next     *servicemap.Snapshot
+		reap     bool
+		dst, src netip.AddrPort
+		want     verdict
+	}{
+		{"terminating endpoint kept", s1, s2, true, vip, ep("10.244.1.1"), keep},
+		{"not ready endpoint kept", s1, s2, true, vip, ep("10.244.1.2"), keep},
+		{"removed endpoint", s1, s2, true, vip, ep("10.244.1.3"), staleRemoved},
+		{"removed endpoint, node port", s1, s2, true, np, ep("10.244.1.3"), staleRemoved},
+		{"removed endpoint, reaper off", s1, s2, false, vip, ep("10.244.1.3"), keep},
+		{"removed port", s2, s3, true, vip, ep("10.244.1.1"), staleRemoved},
+		{"not DNATed", s2, s3, true, vip, vip, keep},
+	} {
+		x := newIndex(tc.next, nil, tc.reap)
+		c := servicemap.Diff(tc.prev, tc.next)
+		x.addGone(&c)
+		if got := x.check(protoTCP, tc.dst, tc.src); got != tc.want {
+			t.Errorf("%s: check(%v via %v) = %v, want %v", tc.name, tc.src, tc.dst, got, tc.want)
+		}
 	}
 }

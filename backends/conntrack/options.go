@@ -22,6 +22,16 @@ type Options struct {
 	// a node port as its destination port, is then taken for a node port
 	// flow.
 	NodePortAddresses []netip.Prefix
+	// ReapTCP also deletes TCP entries DNATed to an endpoint that is gone
+	// from its service port (no longer in any EndpointSlice, not merely
+	// not ready or terminating), and those through a frontend a sync
+	// removed. Off by default, as in kube-proxy: an established
+	// connection then keeps going to the old endpoint's address until it
+	// ends, which may hang it if the pod is gone (kubernetes#101607,
+	// #104098); with ReapTCP its next packet finds no entry, is routed by
+	// the rules again and is reset by the endpoint it now reaches, so the
+	// client learns at once.
+	ReapTCP bool
 	// OnDeleted, when set, is called after every reconcile that deleted
 	// entries, with how many (for metrics, e.g. prommetrics'
 	// Collector.ConntrackDeleted). It must not block.

@@ -30,7 +30,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	var f backendFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	f.register(fs, true)
-	healthz := fs.String("healthz", "", "address to serve the Runner's /healthz on (e.g. 127.0.0.1:10256)")
+	healthz := fs.String("healthz", "", "address to serve the Runner's /healthz and /livez on (e.g. 127.0.0.1:10256)")
 	cleanupOnExit := fs.Bool("cleanup-on-exit", false, "remove what the backend programmed when lbctl exits")
 	interval := fs.Duration("min-sync-interval", 100*time.Millisecond, "least time between two syncs")
 	if err := parseFlags(fs, args); err != nil {
@@ -138,6 +138,7 @@ func stop(b backends.Interface, cleanup bool, stdout io.Writer) error {
 func healthMux(r *backends.Runner) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", r)
+	mux.Handle("/livez", r.Livez())
 	return mux
 }
 

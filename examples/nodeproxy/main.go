@@ -54,6 +54,19 @@ type config struct {
 	healthzAddr  string
 	metricsAddr  string
 	minInterval  time.Duration
+	reapTCP      bool
+	// registry and metrics are made by newMetrics (mainErr makes them
+	// before the backend, whose conntrack cleanup they count).
+	registry *prometheus.Registry
+	metrics  *prommetrics.Collector
+}
+
+// newMetrics makes c's registry and lbkit's series on it.
+func (c *config) newMetrics() error {
+	c.registry = prometheus.NewRegistry()
+	var err error
+	c.metrics, err = prommetrics.New(c.registry, prommetrics.Options{IPFamily: string(c.family)})
+	return err
 }
 
 func parseConfig(args []string) (config, error) {
@@ -66,9 +79,10 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.backend, "backend", "nftables", "nftables or iptables")
 	cidrs := fs.String("cluster-cidr", "", "pod CIDRs, comma separated")
 	nodePorts := fs.String("nodeport-addresses", "", "CIDRs of addresses that accept NodePorts, comma separated")
-	fs.StringVar(&c.healthzAddr, "healthz-addr", ":10256", "address of the /healthz endpoint (for load balancers' probes)")
+	fs.StringVar(&c.healthzAddr, "healthz-addr", ":10256", "address of /healthz (is the data plane current? for load balancers' probes) and /livez (does the loop turn? for a liveness probe)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:10249", "address of /metrics and /healthz (empty: none)")
 	fs.DurationVar(&c.minInterval, "min-sync-interval", time.Second, "minimum time between syncs")
+	fs.BoolVar(&c.reapTCP, "reap-tcp", false, "also delete TCP conntrack entries to endpoints removed from their service (see conntrack.Options.ReapTCP)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -131,7 +145,11 @@ func newBackend(c config) (backends.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	cleaner, err := conntrack.New(conntrack.Options{NodePortAddresses: c.nodePorts})
+	opts := conntrack.Options{NodePortAddresses: c.nodePorts, ReapTCP: c.reapTCP}
+	if c.metrics != nil {
+		opts.OnDeleted = c.metrics.ConntrackDeleted
+	}
+	cleaner, err := conntrack.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +163,12 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	metrics, err := prommetrics.New(reg, prommetrics.Options{IPFamily: string(c.family)})
-	if err != nil {
-		return err
+	if c.metrics == nil {
+		if err := c.newMetrics(); err != nil {
+			return err
+		}
 	}
+	reg, metrics := c.registry, c.metrics
 	runner := backends.NewRunner(tr, b, backends.RunnerOptions{
 		MinSyncInterval: c.minInterval,
 		HasSynced:       synced,
@@ -184,10 +203,12 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 	}()
 	healthz := http.NewServeMux()
 	healthz.Handle("/healthz", runner)
+	healthz.Handle("/livez", runner.Livez())
 	defer serve(c.healthzAddr, healthz, log)()
 	if c.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/healthz", runner)
+		mux.Handle("/livez", runner.Livez())
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		defer serve(c.metricsAddr, mux, log)()
 	}
@@ -230,6 +251,9 @@ func mainErr(c config, log *slog.Logger) error {
 	}
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
+		return err
+	}
+	if err := c.newMetrics(); err != nil {
 		return err
 	}
 	b, err := newBackend(c)
