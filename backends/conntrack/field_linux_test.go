@@ -57,7 +57,9 @@ func staleTCP(t *testing.T, reap bool) {
 	sync := func() {
 		t.Helper()
 		next := tr.Snapshot()
-		if err := n.InNode(func() error { return b.(backends.ChangesSyncer).SyncChanges(ctx, prev, next, ptr(servicemap.Diff(prev, next))) }); err != nil {
+		if err := n.InNode(func() error {
+			return b.(backends.ChangesSyncer).SyncChanges(ctx, prev, next, ptr(servicemap.Diff(prev, next)))
+		}); err != nil {
 			t.Fatal(err)
 		}
 		prev = next
