@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -67,8 +68,9 @@ func renderPort(p *servicemap.ServicePort) string {
 	if p.HealthCheckNodePort != 0 {
 		b.WriteString(" healthCheckNodePort=" + strconv.Itoa(int(p.HealthCheckNodePort)))
 	}
-	writeEndpoints(&b, "cluster", p.Topology.Cluster, p.Topology.HasEndpoints)
-	writeEndpoints(&b, "local", p.Topology.Local, p.Topology.HasEndpoints)
+	plan := backends.Plan(p)
+	writeEndpoints(&b, "cluster", p.Topology.Cluster, plan.HasEndpoints())
+	writeEndpoints(&b, "local", p.Topology.Local, plan.HasEndpoints())
 	return b.String()
 }
 
@@ -85,7 +87,9 @@ func writeList[T interface{ String() string }](b *strings.Builder, key string, l
 	}
 }
 
-// writeEndpoints writes a used endpoint list; a nil list is not used.
+// writeEndpoints writes a used endpoint list; a nil list is not used. An
+// empty one is what its traffic meets (backends.PortPlan): dropped when the
+// service has endpoints elsewhere, rejected when it has none.
 func writeEndpoints(b *strings.Builder, key string, eps []endpoints.Endpoint, hasEndpoints bool) {
 	switch {
 	case eps == nil:

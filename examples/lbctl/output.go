@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/topology"
 )
@@ -50,6 +51,8 @@ type jsonService struct {
 	// LeftOut are the endpoints that no list of the port uses, each with
 	// the reason.
 	LeftOut []jsonLeftOut `json:"leftOut"`
+
+	note string // the table's NOTE column
 }
 
 type jsonLeftOut struct {
@@ -145,6 +148,7 @@ func toJSON(res *resolved) jsonOutput {
 			})
 		}
 		slices.SortFunc(s.Endpoints, func(a, b jsonEndpoint) int { return strings.Compare(a.Address, b.Address) })
+		s.note = note(backends.Plan(p), s)
 		out.Services = append(out.Services, s)
 	}
 	slices.SortStableFunc(out.Services, func(a, b jsonService) int {
@@ -180,7 +184,7 @@ func writeTable(w io.Writer, res *resolved) {
 	for _, s := range toJSON(res).Services {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			s.Name, s.Protocol, netip.AddrPortFrom(netip.MustParseAddr(s.ClusterIP), s.Port),
-			external(s), policy(s), list(s.ClusterEndpoints), list(s.LocalEndpoints), note(s))
+			external(s), policy(s), list(s.ClusterEndpoints), list(s.LocalEndpoints), s.note)
 	}
 	tw.Flush()
 	if len(res.warnings) > 0 {
@@ -227,15 +231,16 @@ func list(addrs []string) string {
 	return strings.Join(addrs, ",")
 }
 
-// note says what the data plane does with traffic it cannot serve, or
-// how topology hints narrowed the endpoints.
-func note(s jsonService) string {
+// note says what the data plane does with traffic it cannot serve (from
+// the port's backends.PortPlan, as every backend decides it), or how
+// topology narrowed the endpoints.
+func note(pl backends.PortPlan, s jsonService) string {
 	switch {
-	case !s.HasEndpoints:
+	case !pl.HasEndpoints():
 		return "REJECT: no endpoints"
-	case s.ClusterEndpoints != nil && len(s.ClusterEndpoints) == 0:
+	case pl.Internal.Verdict == backends.Drop && !pl.Internal.Local:
 		return "DROP: no usable endpoint here"
-	case s.LocalEndpoints != nil && len(s.LocalEndpoints) == 0:
+	case pl.Internal.Verdict == backends.Drop, pl.Exposed && pl.External.Verdict == backends.Drop:
 		return "DROP local-policy traffic: no local endpoint"
 	}
 	for _, ep := range s.Endpoints {
