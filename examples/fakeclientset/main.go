@@ -1,6 +1,7 @@
 // Command fakeclientset drives a servicemap.Tracker from client-go informers
-// over k8s.io/client-go/kubernetes/fake: the pattern to copy into your own
-// tests, where a fake clientset stands in for the API server.
+// over k8s.io/client-go/kubernetes/fake, through servicemaptest's Harness:
+// the pattern to copy into your own tests, where a fake clientset stands in
+// for the API server.
 package main
 
 import (
@@ -11,113 +12,63 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/lbkit/lbkit/servicemap"
+	kit "github.com/lbkit/lbkit/servicemaptest"
 )
 
-// watch registers the tracker on informers of client and starts them. It
-// returns once the tracker's event handlers have seen every object of the
-// initial listing: the registrations' HasSynced, not the informers' (an
-// informer's cache can be complete before its handlers have been called).
-func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Tracker) error {
-	factory := informers.NewSharedInformerFactory(client, 0)
-	svcInformer := factory.Core().V1().Services().Informer()
-	sliceInformer := factory.Discovery().V1().EndpointSlices().Informer()
-	nodeInformer := factory.Core().V1().Nodes().Informer()
-	var synced []cache.InformerSynced
-	for inf, h := range map[cache.SharedIndexInformer]cache.ResourceEventHandler{
-		svcInformer:   tr.ServiceHandler(),
-		sliceInformer: tr.EndpointSliceHandler(),
-		nodeInformer:  tr.NodeHandler(),
-	} {
-		reg, err := inf.AddEventHandler(h)
-		if err != nil {
-			return err
-		}
-		synced = append(synced, reg.HasSynced)
-	}
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return fmt.Errorf("event handlers did not sync: %w", ctx.Err())
-	}
-	return nil
-}
-
-// waitForVersion waits until the tracker's snapshot reaches at least v.
-// changes is a subscription (Tracker.Subscribe) taken before the events
-// waited for were caused, so that none of them goes unnoticed.
-func waitForVersion(ctx context.Context, tr *servicemap.Tracker, changes <-chan struct{}, v uint64) (*servicemap.Snapshot, error) {
-	for {
-		if s := tr.Snapshot(); s.Version() >= v {
-			return s, nil
-		}
-		select {
-		case <-changes:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func ptr[T any](v T) *T { return &v }
+var webHTTP = servicemap.ServicePortName{Namespace: "default", Name: "web", Port: "http", Protocol: v1.ProtocolTCP}
 
 func demo(ctx context.Context, out io.Writer) error {
 	client := fake.NewClientset()
-	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
-	changes, unsubscribe := tr.Subscribe()
-	defer unsubscribe()
-	if err := watch(ctx, client, tr); err != nil {
+	// StartHarness returns once the informers have listed and their watches
+	// run, so no write below can fall between a list and a watch (the fake
+	// clientset would drop it).
+	h, err := kit.StartHarness(ctx, client, servicemap.Options{NodeName: "node-a"})
+	if err != nil {
 		return err
 	}
-	svc := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
-		Spec: v1.ServiceSpec{
-			Type: v1.ServiceTypeClusterIP, ClusterIP: "10.96.0.10", ClusterIPs: []string{"10.96.0.10"},
-			IPFamilies: []v1.IPFamily{v1.IPv4Protocol},
-			Ports:      []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
-		},
-	}
-	slice := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr[int32](8080), Protocol: ptr(v1.ProtocolTCP)}},
-		Endpoints: []discoveryv1.Endpoint{
-			{Addresses: []string{"10.244.1.5"}, NodeName: ptr("node-a")},
-			{Addresses: []string{"10.244.2.7"}, NodeName: ptr("node-b")},
-		},
+	defer h.Close()
+
+	app := map[string]string{"app": "web"}
+	svc := kit.Service("default", "web", "10.96.0.10",
+		[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}},
+		func(s *v1.Service) { s.Spec.Selector = app })
+	pods := []*v1.Pod{
+		kit.Pod("default", "web-1", "node-a", "10.244.1.5", true, app, nil),
+		kit.Pod("default", "web-2", "node-b", "10.244.2.7", true, app, nil),
 	}
 	if _, err := client.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	// Events arrive asynchronously; wait until both objects are in.
-	var snap *servicemap.Snapshot
-	for {
-		s, err := waitForVersion(ctx, tr, changes, snap.Version()+1)
-		if err != nil {
+	// The slices the EndpointSlice controller would write for these pods.
+	slices := kit.SlicesFromPods(svc, pods, kit.SliceOptions{})
+	for _, es := range slices {
+		if _, err := client.DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		snap = s
-		if p := snap.Lookup(servicemap.ServicePortName{Namespace: "default", Name: "web", Port: "http", Protocol: v1.ProtocolTCP}); p != nil && len(p.Endpoints) == 2 {
-			fmt.Fprintf(out, "%s -> %v\n", p.Name, p.Topology.Cluster)
-			break
-		}
 	}
-
-	// The second endpoint turns not ready: the next snapshot drops it.
-	slice.Endpoints[1].Conditions.Ready = ptr(false)
-	if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, slice, metav1.UpdateOptions{}); err != nil {
+	snap, err := h.WaitFor(ctx, func(s *servicemap.Snapshot) bool {
+		p := s.Lookup(webHTTP)
+		return p != nil && len(p.Endpoints) == 2
+	})
+	if err != nil {
 		return err
 	}
-	next, err := waitForVersion(ctx, tr, changes, snap.Version()+1)
+	fmt.Fprintf(out, "%s -> %v\n", webHTTP, snap.Lookup(webHTTP).Topology.Cluster)
+
+	// The second pod turns not ready: its slice says so, and the next
+	// snapshot drops it.
+	pods[1].Status.Conditions[0].Status = v1.ConditionFalse
+	for _, es := range kit.SlicesFromPods(svc, pods, kit.SliceOptions{}) {
+		if _, err := client.DiscoveryV1().EndpointSlices("default").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	next, err := h.WaitFor(ctx, func(s *servicemap.Snapshot) bool { return s.Version() > snap.Version() })
 	if err != nil {
 		return err
 	}
