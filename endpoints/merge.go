@@ -29,15 +29,34 @@ func Merge(sl []*Slice, node string) []PortEndpoints {
 	}
 
 	var out []PortEndpoints
+	var at map[PortKey]int // index in out, once there are many ports
+	find := func(k PortKey) (int, bool) {
+		if at != nil {
+			i, ok := at[k]
+			return i, ok
+		}
+		i := slices.IndexFunc(out, func(pe PortEndpoints) bool { return pe.PortKey == k })
+		return i, i >= 0
+	}
 	for _, s := range sl {
 		if s == nil {
 			continue
 		}
 		for _, p := range s.Ports {
-			pi := slices.IndexFunc(out, func(pe PortEndpoints) bool { return pe.PortKey == p.PortKey })
-			if pi < 0 {
+			pi, ok := find(p.PortKey)
+			if !ok {
 				out = append(out, PortEndpoints{PortKey: p.PortKey, Endpoints: make([]Endpoint, 0, len(s.Endpoints))})
 				pi = len(out) - 1
+				// A Service may have thousands of ports: beyond a few,
+				// look them up in a map rather than a scan.
+				if at == nil && len(out) > 8 {
+					at = make(map[PortKey]int, len(out))
+					for i := range out {
+						at[out[i].PortKey] = i
+					}
+				} else if at != nil {
+					at[p.PortKey] = pi
+				}
 			}
 			for i := range s.Endpoints {
 				se := &s.Endpoints[i]

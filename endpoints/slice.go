@@ -64,9 +64,22 @@ func ParseSlice(es *discoveryv1.EndpointSlice, family v1.IPFamily) (*Slice, []Wa
 	if es.Namespace == "" || es.Name == "" {
 		return nil, []Warning{warn(ReasonMissingMetadata, "ignored: namespace and name must be set")}
 	}
+	// As the API server would: names that are not DNS names never reach a
+	// snapshot, so no rule's text can carry what they hold.
+	if bad := BadLabel(es.Namespace); bad != "" {
+		object = fmt.Sprintf("EndpointSlice %q", es.Namespace+"/"+es.Name)
+		return nil, []Warning{warn(ReasonBadName, "ignored: namespace: %s", bad)}
+	}
+	if bad := BadSubdomain(es.Name); bad != "" {
+		object = fmt.Sprintf("EndpointSlice %q", es.Namespace+"/"+es.Name)
+		return nil, []Warning{warn(ReasonBadName, "ignored: name: %s", bad)}
+	}
 	service := es.Labels[discoveryv1.LabelServiceName]
 	if service == "" {
 		return nil, []Warning{warn(ReasonNoServiceName, "ignored: no %s label", discoveryv1.LabelServiceName)}
+	}
+	if bad := BadServiceName(service); bad != "" {
+		return nil, []Warning{warn(ReasonBadName, "ignored: %s label %q: %s", discoveryv1.LabelServiceName, service, bad)}
 	}
 	switch es.AddressType {
 	case discoveryv1.AddressTypeIPv4, discoveryv1.AddressTypeIPv6:
@@ -87,6 +100,10 @@ func ParseSlice(es *discoveryv1.EndpointSlice, family v1.IPFamily) (*Slice, []Wa
 		proto := v1.ProtocolTCP
 		if p.Protocol != nil {
 			proto = *p.Protocol
+		}
+		if bad := BadLabel(name); name != "" && bad != "" {
+			warnings = append(warnings, warn(ReasonBadName, "port %q skipped: %s", name, bad))
+			continue
 		}
 		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
 			warnings = append(warnings, warn(ReasonBadPort, "port %q skipped: no valid port number", name))
@@ -116,6 +133,16 @@ func ParseSlice(es *discoveryv1.EndpointSlice, family v1.IPFamily) (*Slice, []Wa
 		if addr.Is6() != (family == v1.IPv6Protocol) {
 			warnings = append(warnings, warn(ReasonOtherFamily, "endpoint %s skipped: not %s", addr, family))
 			continue
+		}
+		if why := SpecialAddr(addr); why != "" {
+			warnings = append(warnings, warn(ReasonSpecialAddress, "endpoint %s skipped: a %s address", addr, why))
+			continue
+		}
+		if ep.NodeName != nil && *ep.NodeName != "" {
+			if bad := BadSubdomain(*ep.NodeName); bad != "" {
+				warnings = append(warnings, warn(ReasonBadName, "endpoint %s skipped: nodeName %q: %s", addr, *ep.NodeName, bad))
+				continue
+			}
 		}
 		se := SliceEndpoint{
 			Addr:        addr,

@@ -19,6 +19,8 @@ const (
 	ReasonBadAddress      = "InvalidAddress"
 	ReasonNoAddress       = "NoAddress"
 	ReasonMissingMetadata = "MissingMetadata"
+	ReasonBadName         = "InvalidName"
+	ReasonSpecialAddress  = "SpecialAddress"
 )
 
 func (w Warning) String() string {

@@ -27,6 +27,11 @@ type Changes struct {
 	// and would keep a client that reuses its source port from reaching the
 	// new endpoints).
 	StaleServices []*ServicePort
+	// ServiceCIDRsChanged reports that the service ranges changed; then
+	// ServiceCIDRs holds To's (see Snapshot.ServiceCIDRs).
+	ServiceCIDRsChanged bool
+	ServiceCIDRs        []netip.Prefix
+
 	// StaleEndpoints are UDP endpoints that a service port sent traffic to in
 	// From and no longer does in To (removed, no longer serving, or no longer
 	// chosen by topology or traffic policy). Flows from the port's addresses
@@ -36,6 +41,37 @@ type Changes struct {
 
 // Update is one service port that changed.
 type Update struct{ Old, New *ServicePort }
+
+// EndpointChange is one endpoint whose conditions, node, zone or hints
+// changed between two versions of a service port.
+type EndpointChange struct{ Old, New endpoints.Endpoint }
+
+// EndpointChanges compares the endpoints of Old and New (both sorted by
+// address): those only New has, those only Old had, and those in both that
+// changed. A consumer that keeps state per endpoint (connection counts,
+// affinity entries, hash rings) updates it from these, at the cost of one
+// pass over the two lists.
+func (u Update) EndpointChanges() (added, removed []endpoints.Endpoint, changed []EndpointChange) {
+	a, b := u.Old.Endpoints, u.New.Endpoints
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i].Addr.Compare(b[j].Addr) < 0):
+			removed = append(removed, a[i])
+			i++
+		case i == len(a) || b[j].Addr.Compare(a[i].Addr) < 0:
+			added = append(added, b[j])
+			j++
+		default:
+			if !a[i].Equal(b[j]) {
+				changed = append(changed, EndpointChange{Old: a[i], New: b[j]})
+			}
+			i++
+			j++
+		}
+	}
+	return added, removed, changed
+}
 
 // StaleEndpoint is an endpoint that a UDP service port no longer uses.
 type StaleEndpoint struct {
@@ -47,7 +83,7 @@ type StaleEndpoint struct {
 
 // Empty reports whether nothing changed.
 func (c *Changes) Empty() bool {
-	return len(c.Added) == 0 && len(c.Updated) == 0 && len(c.Removed) == 0
+	return len(c.Added) == 0 && len(c.Updated) == 0 && len(c.Removed) == 0 && !c.ServiceCIDRsChanged
 }
 
 // Diff returns the changes that take prev to next. A nil prev means an empty
@@ -62,6 +98,9 @@ func Diff(prev, next *Snapshot) Changes {
 	}
 	if next != nil {
 		b = next.root
+	}
+	if !slices.Equal(prev.ServiceCIDRs(), next.ServiceCIDRs()) {
+		c.ServiceCIDRsChanged, c.ServiceCIDRs = true, next.ServiceCIDRs()
 	}
 	trieDiff(a, b, 0, func(old, new *entry) {
 		var op, np []*ServicePort
@@ -140,9 +179,13 @@ func containsAddr(eps []endpoints.Endpoint, a netip.AddrPort) bool {
 // rather than snapshots. The result takes the version c.To and prev's node
 // and family (or those of the ports, when prev is nil).
 func Apply(prev *Snapshot, c Changes) *Snapshot {
-	next := &Snapshot{version: c.To}
+	next := &Snapshot{version: c.To, frontends: newFrontendMap()}
 	if prev != nil {
 		next.node, next.family, next.root, next.ports = prev.node, prev.family, prev.root, prev.ports
+		next.frontends, next.serviceCIDRs = prev.frontends, prev.serviceCIDRs
+	}
+	if c.ServiceCIDRsChanged {
+		next.serviceCIDRs = c.ServiceCIDRs
 	}
 	touched := map[string][]*ServicePort{}
 	load := func(p *ServicePort) []*ServicePort {
@@ -174,8 +217,9 @@ func Apply(prev *Snapshot, c Changes) *Snapshot {
 		upsert(u.New)
 	}
 	for key, ports := range touched {
-		if e := trieGet(next.root, key); e != nil {
-			next.ports -= len(e.ports)
+		old := trieGet(next.root, key)
+		if old != nil {
+			next.ports -= len(old.ports)
 		}
 		var e *entry
 		if len(ports) > 0 {
@@ -183,6 +227,7 @@ func Apply(prev *Snapshot, c Changes) *Snapshot {
 			next.ports += len(ports)
 		}
 		next.root = trieSet(next.root, key, e)
+		next.frontends = reindex(next.frontends, old, e)
 	}
 	return next
 }

@@ -2,10 +2,14 @@ package servicemap_test
 
 import (
 	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
@@ -69,17 +73,86 @@ func FuzzTracker(f *testing.F) {
 			}
 			prev = snap
 			_ = tr.Warnings()
+			checkSnapshotInvariants(t, snap)
 		}
 	})
 }
 
+// checkSnapshotInvariants checks what the Snapshot promises whatever the
+// input: every frontend has one owner, and Frontend and NodePort find it;
+// no address of the other family or special address, and no name a rule's
+// text would have to escape, reaches it.
+func checkSnapshotInvariants(t *testing.T, snap *servicemap.Snapshot) {
+	t.Helper()
+	owner := map[string]*servicemap.ServicePort{}
+	claim := func(key string, p *servicemap.ServicePort) {
+		if q := owner[key]; q != nil && q != p {
+			t.Fatalf("frontend %s owned by both %v and %v", key, q.Name, p.Name)
+		}
+		owner[key] = p
+	}
+	validName := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	for p := range snap.All() {
+		for _, n := range []string{p.Name.Namespace, p.Name.Name} {
+			if !validName.MatchString(n) {
+				t.Fatalf("name %q reached the snapshot", n)
+			}
+		}
+		if p.Name.Port != "" && !validName.MatchString(p.Name.Port) {
+			t.Fatalf("port name %q reached the snapshot", p.Name.Port)
+		}
+		addrs := slices.Concat([]netip.Addr{p.ClusterIP}, p.ExternalIPs, p.LoadBalancerIPs)
+		for _, ep := range p.Endpoints {
+			addrs = append(addrs, ep.Addr.Addr())
+		}
+		for _, a := range addrs {
+			if a.Is6() != (snap.IPFamily() == v1.IPv6Protocol) || a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsMulticast() {
+				t.Fatalf("address %v of %v reached a %s snapshot", a, p.Name, snap.IPFamily())
+			}
+		}
+		check := func(addr netip.Addr, kind servicemap.FrontendKind) {
+			k := netip.AddrPortFrom(addr, p.Port)
+			claim(string(p.Protocol)+" "+k.String(), p)
+			if got, gotKind := snap.Frontend(p.Protocol, k); got != p || gotKind != kind {
+				t.Fatalf("Frontend(%s %v) = %v %v, want %v %v", p.Protocol, k, got, gotKind, p.Name, kind)
+			}
+		}
+		check(p.ClusterIP, servicemap.FrontendClusterIP)
+		for _, a := range p.ExternalIPs {
+			check(a, servicemap.FrontendExternalIP)
+		}
+		for _, a := range p.LoadBalancerIPs {
+			check(a, servicemap.FrontendLoadBalancerIP)
+		}
+		if p.NodePort != 0 {
+			claim(fmt.Sprintf("%s node port %d", p.Protocol, p.NodePort), p)
+			if got := snap.NodePort(p.Protocol, p.NodePort); got != p {
+				t.Fatalf("NodePort(%s %d) = %v, want %v", p.Protocol, p.NodePort, got, p.Name)
+			}
+		}
+	}
+}
+
 func fuzzService(name string, a, b byte) *v1.Service {
-	ips := []string{"10.96.0.1", "None", "", "fd00::1", "010.96.000.002", "bogus", "10.96.0.3"}
+	ips := []string{"10.96.0.1", "None", "", "fd00::1", "010.96.000.002", "bogus", "10.96.0.3", "127.0.0.1", "0.0.0.0"}
 	protos := []v1.Protocol{"TCP", "UDP", "SCTP", "", "ICMP"}
 	ports := []int32{80, 0, -1, 65536, 53}
+	portNames := []string{"p", "p\n-A INJECTED", `p"}`, "P", ""}
+	extIPs := []string{"10.96.0.1", "10.96.0.3", "169.254.169.254", "224.0.0.1", "fd00::5", "192.0.2.9"}
 	return testobj.Service("ns", name, ips[int(a)%len(ips)],
-		[]v1.ServicePort{{Name: "p", Port: ports[int(b)%len(ports)], Protocol: protos[int(a>>3)%len(protos)], NodePort: int32(b) * 300}},
+		[]v1.ServicePort{{Name: portNames[int(a>>5)%len(portNames)], Port: ports[int(b)%len(ports)], Protocol: protos[int(a>>3)%len(protos)], NodePort: int32(b%4) * 300}},
 		func(s *v1.Service) {
+			if b&32 != 0 {
+				s.Spec.ExternalIPs = []string{extIPs[int(a)%len(extIPs)], extIPs[int(b>>2)%len(extIPs)]}
+			}
+			if b&64 != 0 {
+				// A cluster IP of the other family than ipFamilies says.
+				s.Spec.IPFamilies = []v1.IPFamily{v1.IPv4Protocol}
+				s.Spec.ClusterIPs = []string{"fd00::10"}
+			}
+			if b&128 != 0 {
+				s.CreationTimestamp = metav1.Unix(int64(a), 0)
+			}
 			if b&1 != 0 {
 				s.Spec.Type = v1.ServiceTypeLoadBalancer
 				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
@@ -106,7 +179,7 @@ func fuzzService(name string, a, b byte) *v1.Service {
 }
 
 func fuzzSlice(service, name string, a, b, c, d byte) *discoveryv1.EndpointSlice {
-	addrs := []string{"10.0.0.1", "10.0.0.2", "010.0.0.3", "fd00::9", "", "nope", "10.0.0.1"}
+	addrs := []string{"10.0.0.1", "10.0.0.2", "010.0.0.3", "fd00::9", "", "nope", "10.0.0.1", "127.0.0.1", "169.254.169.254"}
 	var eps []testobj.Endpoint
 	for i := range int(c % 5) {
 		e := testobj.Endpoint{IP: addrs[(int(d)+i)%len(addrs)], Node: []string{"n1", "n2", ""}[i%3]}

@@ -3,6 +3,7 @@ package servicemap
 import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -23,6 +24,13 @@ func (t *Tracker) EndpointSliceHandler() cache.ResourceEventHandler {
 // keeps the informer small.
 func (t *Tracker) NodeHandler() cache.ResourceEventHandler {
 	return handler[*v1.Node]{add: t.OnNodeAdd, update: t.OnNodeUpdate, del: t.OnNodeDelete}
+}
+
+// ServiceCIDRHandler returns a client-go event handler for a
+// networking.k8s.io/v1 ServiceCIDR informer: the snapshot's ServiceCIDRs
+// follow the objects.
+func (t *Tracker) ServiceCIDRHandler() cache.ResourceEventHandler {
+	return handler[*networkingv1.ServiceCIDR]{add: t.OnServiceCIDRAdd, update: t.OnServiceCIDRUpdate, del: t.OnServiceCIDRDelete}
 }
 
 // handler adapts typed callbacks to cache.ResourceEventHandler. Objects of

@@ -36,6 +36,14 @@ func randomService(r *rand.Rand, name string) *v1.Service {
 		if r.IntN(4) == 0 {
 			s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 		}
+		// Claims on other Services' addresses: ownership must not depend
+		// on event order either.
+		if r.IntN(3) == 0 {
+			s.Spec.ExternalIPs = []string{fmt.Sprintf("10.96.0.%d", 1+r.IntN(3))}
+		}
+		if r.IntN(4) == 0 {
+			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "192.0.2.1"}}
+		}
 	})
 }
 

@@ -34,6 +34,11 @@ const (
 	ReasonBadIngressIP    = "InvalidLoadBalancerIP"
 	ReasonSessionAffinity = "SessionAffinity"
 	ReasonHealthCheck     = "NoHealthCheckNodePort"
+	ReasonBadName         = endpoints.ReasonBadName
+	ReasonSpecialAddress  = endpoints.ReasonSpecialAddress
+	ReasonSourceRanges    = "SourceRangesOfOtherFamily"
+	ReasonConflict        = "FrontendConflict"
+	ReasonNodeAddress     = "NodeAddress"
 )
 
 // filter decides which objects the tracker handles, by their labels.
@@ -56,7 +61,9 @@ func (f filter) handlesService(svc *v1.Service) bool {
 // servicePorts reads a Service into its ports for one IP family, without
 // endpoints. It returns nil for a Service a proxy does not program:
 // ExternalName, headless (clusterIP None), no cluster IP, or no cluster IP of
-// this family.
+// this family. Values the API server would have refused are skipped with a
+// warning, as is the whole Service when its names or cluster IP are not
+// valid: nothing that reaches a snapshot needs escaping in a rule's text.
 func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warning) {
 	if svc.Spec.Type == v1.ServiceTypeExternalName ||
 		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == v1.ClusterIPNone {
@@ -67,14 +74,33 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 	warn := func(reason, format string, args ...any) {
 		warnings = append(warnings, Warning{Object: object, Reason: reason, Message: fmt.Sprintf(format, args...)})
 	}
+	if bad := endpoints.BadLabel(svc.Namespace); bad != "" {
+		object = fmt.Sprintf("Service %q", svc.Namespace+"/"+svc.Name)
+		warn(ReasonBadName, "skipped: namespace: %s", bad)
+		return nil, warnings
+	}
+	if bad := endpoints.BadServiceName(svc.Name); bad != "" {
+		object = fmt.Sprintf("Service %q", svc.Namespace+"/"+svc.Name)
+		warn(ReasonBadName, "skipped: name: %s", bad)
+		return nil, warnings
+	}
 
-	ipText := clusterIPOfFamily(svc, family)
+	ipText, declared := clusterIPOfFamily(svc, family)
 	if ipText == "" {
 		return nil, nil
 	}
 	clusterIP, ok := endpoints.ParseAddr(ipText)
-	if !ok {
+	switch {
+	case !ok:
 		warn(ReasonBadClusterIP, "skipped: cluster IP %q is not an IP address", ipText)
+		return nil, warnings
+	case !sameFamily(clusterIP, family) && declared:
+		warn(ReasonBadClusterIP, "skipped: cluster IP %s is not %s, as spec.ipFamilies says", clusterIP, family)
+		return nil, warnings
+	case !sameFamily(clusterIP, family):
+		return nil, nil // a single-stack Service of the other family
+	case endpoints.SpecialAddr(clusterIP) != "":
+		warn(ReasonSpecialAddress, "skipped: cluster IP %s is a %s address", clusterIP, endpoints.SpecialAddr(clusterIP))
 		return nil, warnings
 	}
 
@@ -90,38 +116,41 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 		tmpl.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 	}
 
-	for _, s := range svc.Spec.ExternalIPs {
+	// Addresses of the other family are legitimately present in a
+	// dual-stack Service: they are simply not this tracker's.
+	usable := func(field, s string) (netip.Addr, bool) {
 		a, ok := endpoints.ParseAddr(s)
-		if !ok {
-			warn(ReasonBadExternalIP, "external IP %q skipped: not an IP address", s)
-		} else if sameFamily(a, family) {
-			tmpl.ExternalIPs = append(tmpl.ExternalIPs, a)
+		switch {
+		case !ok:
+			reason := ReasonBadExternalIP
+			if field != "external IP" {
+				reason = ReasonBadIngressIP
+			}
+			warn(reason, "%s %q skipped: not an IP address", field, s)
+		case !sameFamily(a, family):
+		case endpoints.SpecialAddr(a) != "":
+			warn(ReasonSpecialAddress, "%s %s skipped: a %s address", field, a, endpoints.SpecialAddr(a))
+		default:
+			return a, true
 		}
+		return netip.Addr{}, false
 	}
-	for _, s := range svc.Spec.LoadBalancerSourceRanges {
-		// API validation accepts whitespace around ranges; kube-proxy trims it.
-		p, ok := endpoints.ParsePrefix(strings.TrimSpace(s))
-		if !ok {
-			warn(ReasonBadSourceRange, "loadBalancerSourceRange %q skipped: not a CIDR", s)
-		} else if sameFamily(p.Addr(), family) {
-			tmpl.LoadBalancerSourceRanges = append(tmpl.LoadBalancerSourceRanges, p)
+	for _, s := range svc.Spec.ExternalIPs {
+		if a, ok := usable("external IP", s); ok {
+			tmpl.ExternalIPs = append(tmpl.ExternalIPs, a)
 		}
 	}
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
 		if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode != v1.LoadBalancerIPModeVIP) {
 			continue
 		}
-		a, ok := endpoints.ParseAddr(ing.IP)
-		if !ok {
-			warn(ReasonBadIngressIP, "load-balancer ingress IP %q skipped: not an IP address", ing.IP)
-		} else if sameFamily(a, family) {
+		if a, ok := usable("load-balancer ingress IP", ing.IP); ok {
 			tmpl.LoadBalancerIPs = append(tmpl.LoadBalancerIPs, a)
 		}
 	}
 	tmpl.ExternalIPs = sortedAddrs(tmpl.ExternalIPs)
 	tmpl.LoadBalancerIPs = sortedAddrs(tmpl.LoadBalancerIPs)
-	slices.SortFunc(tmpl.LoadBalancerSourceRanges, comparePrefix)
-	tmpl.LoadBalancerSourceRanges = slices.Compact(tmpl.LoadBalancerSourceRanges)
+	tmpl.LoadBalancerSourceRanges = sourceRanges(svc, family, len(tmpl.LoadBalancerIPs) > 0, warn)
 
 	aff, affWarnings := affinity.FromService(svc)
 	tmpl.Affinity = aff
@@ -138,11 +167,16 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 	}
 
 	ports := make([]*ServicePort, 0, len(svc.Spec.Ports))
+	seen := make(map[ServicePortName]bool, len(svc.Spec.Ports))
 	for i := range svc.Spec.Ports {
 		sp := &svc.Spec.Ports[i]
 		proto := sp.Protocol
 		if proto == "" {
 			proto = v1.ProtocolTCP
+		}
+		if bad := endpoints.BadLabel(sp.Name); sp.Name != "" && bad != "" {
+			warn(ReasonBadName, "port %q skipped: %s", sp.Name, bad)
+			continue
 		}
 		switch proto {
 		case v1.ProtocolTCP, v1.ProtocolUDP, v1.ProtocolSCTP:
@@ -163,14 +197,45 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 		} else if sp.NodePort != 0 {
 			warn(ReasonBadServicePort, "port %q: invalid nodePort %d ignored", sp.Name, sp.NodePort)
 		}
-		if slices.ContainsFunc(ports, func(q *ServicePort) bool { return q.Name == p.Name }) {
+		if seen[p.Name] {
 			warn(ReasonBadServicePort, "port %q/%s skipped: listed twice", sp.Name, proto)
 			continue
 		}
+		seen[p.Name] = true
 		ports = append(ports, &p)
 	}
 	slices.SortFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
 	return ports, warnings
+}
+
+// sourceRanges returns the loadBalancerSourceRanges of the family, trimmed
+// (API validation accepts whitespace around them), masked, sorted and
+// without duplicates. As kube-proxy: a range of length zero (0.0.0.0/0,
+// ::/0) means any source, so the result is then empty, not nil. Ranges
+// that are all of the other family leave this family's load balancer open:
+// that is warned about, when the port has load-balancer IPs to protect.
+func sourceRanges(svc *v1.Service, family v1.IPFamily, hasLB bool, warn func(reason, format string, args ...any)) []netip.Prefix {
+	var out []netip.Prefix
+	other := 0
+	for _, s := range svc.Spec.LoadBalancerSourceRanges {
+		p, ok := endpoints.ParsePrefix(strings.TrimSpace(s))
+		switch {
+		case !ok:
+			warn(ReasonBadSourceRange, "loadBalancerSourceRange %q skipped: not a CIDR", s)
+		case !sameFamily(p.Addr(), family):
+			other++
+		default:
+			out = append(out, p)
+		}
+	}
+	if slices.ContainsFunc(out, func(p netip.Prefix) bool { return p.Bits() == 0 }) {
+		return []netip.Prefix{}
+	}
+	if len(out) == 0 && other > 0 && hasLB {
+		warn(ReasonSourceRanges, "every loadBalancerSourceRange is of another family than %s: this family's load balancer admits any source", family)
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
 }
 
 // externallyAccessible is Kubernetes' rule for where externalTrafficPolicy
@@ -186,23 +251,21 @@ func externallyAccessible(svc *v1.Service) bool {
 	return false
 }
 
-// clusterIPOfFamily returns the Service's cluster IP of the given family, as
-// kube-proxy picks it: from spec.clusterIPs by spec.ipFamilies, or, for an
-// object written before dual-stack fields existed, from spec.clusterIP.
-func clusterIPOfFamily(svc *v1.Service, family v1.IPFamily) string {
+// clusterIPOfFamily returns the Service's cluster IP of the given family,
+// as kube-proxy picks it: from spec.clusterIPs by spec.ipFamilies, or, for
+// an object written before dual-stack fields existed, from spec.clusterIP.
+// declared reports that spec.ipFamilies names the family for it, so an
+// address of the other family there is an error, not another family's.
+func clusterIPOfFamily(svc *v1.Service, family v1.IPFamily) (ip string, declared bool) {
 	if len(svc.Spec.IPFamilies) == 0 {
-		a, ok := endpoints.ParseAddr(svc.Spec.ClusterIP)
-		if !ok || sameFamily(a, family) {
-			return svc.Spec.ClusterIP
-		}
-		return ""
+		return svc.Spec.ClusterIP, false
 	}
 	for i, f := range svc.Spec.IPFamilies {
 		if f == family && i < len(svc.Spec.ClusterIPs) {
-			return svc.Spec.ClusterIPs[i]
+			return svc.Spec.ClusterIPs[i], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 func sameFamily(a netip.Addr, family v1.IPFamily) bool {

@@ -2,10 +2,12 @@ package servicemap
 
 import (
 	"iter"
+	"net/netip"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/lbkit/lbkit/internal/pmap"
 	"github.com/lbkit/lbkit/topology"
 )
 
@@ -18,6 +20,10 @@ type Snapshot struct {
 	family  v1.IPFamily
 	root    *trieNode
 	ports   int
+	// frontends indexes every frontend to the one port that owns it, in a
+	// persistent map shared between versions like the trie.
+	frontends    pmap.Map[FrontendKey, frontendRef]
+	serviceCIDRs []netip.Prefix
 }
 
 // Version increases by one for each snapshot that differs from the previous
@@ -92,6 +98,61 @@ func (s *Snapshot) All() iter.Seq[*ServicePort] {
 			}
 		})
 	}
+}
+
+// Frontend returns the service port reached at addr over proto (its cluster
+// IP, an external IP or a load-balancer IP, with the service port) and the
+// kind of that address, or nil. Every frontend has one owner in a
+// snapshot (see Tracker). It costs one lookup and allocates nothing.
+func (s *Snapshot) Frontend(proto v1.Protocol, addr netip.AddrPort) (*ServicePort, FrontendKind) {
+	if s == nil || !addr.Addr().IsValid() {
+		return nil, 0
+	}
+	ref, _ := s.frontends.Get(FrontendKey{Protocol: proto, Addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
+	return ref.port, ref.kind
+}
+
+// NodePort returns the service port with node port port over proto, or
+// nil. It allocates nothing.
+func (s *Snapshot) NodePort(proto v1.Protocol, port uint16) *ServicePort {
+	if s == nil {
+		return nil
+	}
+	ref, _ := s.frontends.Get(nodePortKey(proto, port))
+	return ref.port
+}
+
+// ServiceCIDRs returns the service ranges of the snapshot's family (from
+// ServiceCIDR objects and Options.ServiceCIDRs), sorted, none inside
+// another. The slice MUST NOT be modified.
+func (s *Snapshot) ServiceCIDRs() []netip.Prefix {
+	if s == nil {
+		return nil
+	}
+	return s.serviceCIDRs
+}
+
+// reindex updates a frontend index for one service entry going from old
+// to next (either may be nil): the frontends old's ports held are removed
+// unless another port has them by now, and next's are added.
+func reindex(m pmap.Map[FrontendKey, frontendRef], old, next *entry) pmap.Map[FrontendKey, frontendRef] {
+	if old != nil {
+		for _, p := range old.ports {
+			frontendsOf(p, func(k FrontendKey, _ FrontendKind) {
+				if ref, ok := m.Get(k); ok && ref.port == p {
+					m = m.Delete(k)
+				}
+			})
+		}
+	}
+	if next != nil {
+		for _, p := range next.ports {
+			frontendsOf(p, func(k FrontendKey, kind FrontendKind) {
+				m = m.Set(k, frontendRef{port: p, kind: kind})
+			})
+		}
+	}
+	return m
 }
 
 // Ports returns every service port sorted by name, then protocol. It

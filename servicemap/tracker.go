@@ -1,6 +1,9 @@
 package servicemap
 
 import (
+	"cmp"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +28,11 @@ type Options struct {
 	// service.kubernetes.io/service-proxy-name=ProxyName. When empty, it
 	// skips every Service carrying that label, as kube-proxy does.
 	ProxyName string
+	// ServiceCIDRs are service ranges configured statically (as kube-proxy's
+	// --service-cluster-ip-range); the snapshot's ServiceCIDRs are these
+	// and those of the ServiceCIDR objects the Tracker is given, of its
+	// family.
+	ServiceCIDRs []netip.Prefix
 }
 
 // Tracker consumes Service, EndpointSlice and Node events and produces
@@ -48,6 +56,9 @@ type Tracker struct {
 	allDirty      bool
 	snap          *Snapshot
 	subs          subscribers // see Subscribe
+	owners        owners      // who owns each frontend (see claim)
+	nodeAddrs     []netip.Addr
+	cidrs         serviceCIDRs
 }
 
 type trackedService struct {
@@ -68,7 +79,9 @@ func NewTracker(opts Options) *Tracker {
 		owner:         map[string]string{},
 		sliceWarnings: map[string][]Warning{},
 		dirty:         map[string]struct{}{},
-		snap:          &Snapshot{node: topology.Node{Name: opts.NodeName}, family: opts.IPFamily},
+		snap:          &Snapshot{node: topology.Node{Name: opts.NodeName}, family: opts.IPFamily, frontends: newFrontendMap()},
+		owners:        newOwners(),
+		cidrs:         newServiceCIDRs(opts.IPFamily, opts.ServiceCIDRs),
 	}
 }
 
@@ -88,9 +101,11 @@ func (t *Tracker) OnServiceUpdate(old, svc *v1.Service) {
 	}
 	key := svc.Namespace + "/" + svc.Name
 	var ts *trackedService
+	var claims map[FrontendKey][]claim
 	if t.filter.handlesService(svc) {
 		ports, warnings := servicePorts(svc, t.opts.IPFamily)
 		ts = &trackedService{ports: ports, warnings: warnings}
+		claims = claimsOf(key, ports, svc.CreationTimestamp.Time)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -105,7 +120,16 @@ func (t *Tracker) OnServiceUpdate(old, svc *v1.Service) {
 	} else {
 		t.services[key] = ts
 	}
+	t.claim(key, claims)
 	t.markDirty(key)
+}
+
+// claim records the frontends Service key claims (nil: none), and marks
+// dirty the other Services that won or lost one by it.
+func (t *Tracker) claim(key string, claims map[FrontendKey][]claim) {
+	for _, other := range t.owners.set(key, claims) {
+		t.dirty[other] = struct{}{}
+	}
 }
 
 // OnServiceDelete forgets a Service.
@@ -118,6 +142,7 @@ func (t *Tracker) OnServiceDelete(svc *v1.Service) {
 	defer t.mu.Unlock()
 	if _, ok := t.services[key]; ok {
 		delete(t.services, key)
+		t.claim(key, nil)
 		t.markDirty(key)
 	}
 }
@@ -213,6 +238,15 @@ func (t *Tracker) OnNodeUpdate(old, node *v1.Node) {
 	if t.opts.NodeName == "" || node.Name != t.opts.NodeName {
 		return
 	}
+	var addrs []netip.Addr
+	for _, a := range node.Status.Addresses {
+		if ip, ok := endpoints.ParseAddr(a.Address); ok && (a.Type == v1.NodeInternalIP || a.Type == v1.NodeExternalIP) {
+			addrs = append(addrs, ip)
+		}
+	}
+	t.mu.Lock()
+	t.nodeAddrs = addrs
+	t.mu.Unlock()
 	t.setZone(node.Labels[v1.LabelTopologyZone])
 }
 
@@ -221,6 +255,9 @@ func (t *Tracker) OnNodeDelete(node *v1.Node) {
 	if node == nil || t.opts.NodeName == "" || node.Name != t.opts.NodeName {
 		return
 	}
+	t.mu.Lock()
+	t.nodeAddrs = nil
+	t.mu.Unlock()
 	t.setZone("")
 }
 
@@ -241,12 +278,12 @@ func (t *Tracker) setZone(zone string) {
 func (t *Tracker) Snapshot() *Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.dirty) == 0 && !t.allDirty {
+	if len(t.dirty) == 0 && !t.allDirty && !t.cidrs.dirty {
 		return t.snap
 	}
 	prev := t.snap
 	node := topology.Node{Name: t.opts.NodeName, Zone: t.zone}
-	root, ports := prev.root, prev.ports
+	root, ports, fronts := prev.root, prev.ports, prev.frontends
 	update := func(key string) {
 		old := trieGet(root, key)
 		next := t.resolve(key, node)
@@ -260,6 +297,7 @@ func (t *Tracker) Snapshot() *Snapshot {
 			ports += len(next.ports)
 		}
 		root = trieSet(root, key, next)
+		fronts = reindex(fronts, old, next)
 	}
 	if t.allDirty {
 		keys := make(map[string]struct{}, len(t.services)+len(t.dirty))
@@ -279,10 +317,12 @@ func (t *Tracker) Snapshot() *Snapshot {
 	// ranging over it costs O(capacity) after a full build dirtied everything.
 	t.dirty = map[string]struct{}{}
 	t.allDirty = false
-	if root == prev.root && node == prev.node {
+	cidrs := t.cidrs.take(prev.serviceCIDRs)
+	if root == prev.root && node == prev.node && slices.Equal(cidrs, prev.serviceCIDRs) {
 		return prev
 	}
-	t.snap = &Snapshot{version: prev.version + 1, node: node, family: t.opts.IPFamily, root: root, ports: ports}
+	t.snap = &Snapshot{version: prev.version + 1, node: node, family: t.opts.IPFamily, root: root, ports: ports,
+		frontends: fronts, serviceCIDRs: cidrs}
 	return t.snap
 }
 
@@ -300,17 +340,57 @@ func (t *Tracker) resolve(key string, node topology.Node) *entry {
 		}
 	}
 	merged := endpoints.Merge(sl, node.Name)
-	e := &entry{key: key, ports: make([]*ServicePort, len(ts.ports))}
-	for i, tmpl := range ts.ports {
-		p := *tmpl
-		key := endpoints.PortKey{Name: p.Name.Port, Protocol: p.Protocol}
-		if j := slices.IndexFunc(merged, func(pe endpoints.PortEndpoints) bool { return pe.PortKey == key }); j >= 0 {
+	e := &entry{key: key, ports: make([]*ServicePort, 0, len(ts.ports))}
+	for _, tmpl := range ts.ports {
+		p, ok := t.owned(key, tmpl)
+		if !ok {
+			continue // its cluster IP is another Service's
+		}
+		pk := endpoints.PortKey{Name: p.Name.Port, Protocol: p.Protocol}
+		// Merge sorts by port name, then protocol.
+		if j, found := slices.BinarySearchFunc(merged, pk, func(pe endpoints.PortEndpoints, k endpoints.PortKey) int {
+			return cmp.Or(strings.Compare(pe.Name, k.Name), strings.Compare(string(pe.Protocol), string(k.Protocol)))
+		}); found {
 			p.Endpoints = merged[j].Endpoints
 		}
 		p.Topology = topology.Categorize(p.Endpoints, p.Policy(), node)
-		e.ports[i] = &p
+		e.ports = append(e.ports, &p)
+	}
+	if len(e.ports) == 0 {
+		return nil
 	}
 	return e
+}
+
+// owned returns a copy of port template tmpl of Service key without the
+// frontends other Services own, and false when it does not own its cluster
+// IP (the port is then not programmed at all).
+func (t *Tracker) owned(key string, tmpl *ServicePort) (ServicePort, bool) {
+	p := *tmpl
+	own := func(k FrontendKey, kind FrontendKind) bool { return t.owners.owns(k, key, p.Name.Port, kind) }
+	if !own(FrontendKey{p.Protocol, netip.AddrPortFrom(p.ClusterIP, p.Port)}, FrontendClusterIP) {
+		return p, false
+	}
+	keep := func(addrs []netip.Addr, kind FrontendKind) []netip.Addr {
+		for i, a := range addrs {
+			if !own(FrontendKey{p.Protocol, netip.AddrPortFrom(a, p.Port)}, kind) {
+				out := slices.Clone(addrs[:i])
+				for _, b := range addrs[i+1:] {
+					if own(FrontendKey{p.Protocol, netip.AddrPortFrom(b, p.Port)}, kind) {
+						out = append(out, b)
+					}
+				}
+				return out
+			}
+		}
+		return addrs
+	}
+	p.ExternalIPs = keep(p.ExternalIPs, FrontendExternalIP)
+	p.LoadBalancerIPs = keep(p.LoadBalancerIPs, FrontendLoadBalancerIP)
+	if p.NodePort != 0 && !own(nodePortKey(p.Protocol, p.NodePort), FrontendNodePort) {
+		p.NodePort = 0
+	}
+	return p, true
 }
 
 func sameEntry(a, b *entry) bool {
@@ -334,6 +414,20 @@ func (t *Tracker) Warnings() []Warning {
 	}
 	for _, ws := range t.sliceWarnings {
 		out = append(out, ws...)
+	}
+	out = append(out, t.owners.conflicts()...)
+	out = append(out, t.cidrs.warnings...)
+	// An external or load-balancer IP that is one of the node's own
+	// addresses takes that address's port from the node itself.
+	for key, ts := range t.services {
+		for _, p := range ts.ports {
+			for _, a := range slices.Concat(p.ExternalIPs, p.LoadBalancerIPs) {
+				if slices.Contains(t.nodeAddrs, a) {
+					out = append(out, Warning{Object: "Service " + key, Reason: ReasonNodeAddress,
+						Message: fmt.Sprintf("port %s: %s is an address of node %s: the Service takes port %d/%s on it", portLabel(p.Name.Port), a, t.opts.NodeName, p.Port, p.Protocol)})
+				}
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b Warning) int {
 		if c := strings.Compare(a.Object, b.Object); c != 0 {
