@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -139,5 +140,20 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("Render (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRenderNodePortAddressesOtherFamily: NodePortAddresses of the other
+// family only leave this one's node ports on every local address, as in
+// kube-proxy (a dual-stack proxy passes one list to both families).
+func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node", IPFamily: v1.IPv6Protocol})
+	tr.OnServiceAdd(testobj.Service("default", "np", "fd00:96::40",
+		[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
+		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
+	got := iptables.Render(tr.Snapshot(), iptables.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24")}})
+	want := `-A LBKIT-SERVICES -m comment --comment "lbkit service nodeports; NOTE: this must be the last rule in this chain" ! -d ::1/128 -m addrtype --dst-type LOCAL -j LBKIT-NODEPORTS`
+	if !strings.Contains(got, want+"\n") {
+		t.Errorf("Render lacks the jump to node ports on every local address:\n%s\nin:\n%s", want, got)
 	}
 }
