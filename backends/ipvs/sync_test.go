@@ -371,6 +371,10 @@ func TestNodeAddresses(t *testing.T) {
 		{"discovered", ipvs.Options{}, []string{nodeIP}},
 		{"given", ipvs.Options{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")}}, []string{"10.0.0.1"}},
 		{"filtered", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil},
+		// Prefixes of the other family only leave this one unrestricted,
+		// as in kube-proxy (a dual-stack proxy passes one list to both).
+		{"other family only", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8")}}, []string{nodeIP}},
+		{"both families", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.0.0.0/8")}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.opts)
