@@ -193,14 +193,19 @@ func (n *Network) ClusterCIDRs() []netip.Prefix {
 }
 
 // NodePortAddresses are the node-port addresses the backend under test is
-// to be given: none (node ports on every local address), or, in a variant
-// that sets them, the client link's prefix, which holds NodeIP but not
-// NodeIP2.
+// to be given: none (node ports on every local address); or, in a variant
+// that sets them, the client link's prefix of each family, which holds
+// NodeIP but not NodeIP2; or only the other family's, which leaves this
+// family unrestricted.
 func (n *Network) NodePortAddresses() []netip.Prefix {
-	if !n.variant.NodePortAddresses {
-		return nil
+	other := planFor(n.plan.family == v1.IPv4Protocol).clientLink
+	switch {
+	case n.variant.NodePortAddresses:
+		return []netip.Prefix{n.plan.clientLink, other}
+	case n.variant.OtherFamilyNodePortAddresses:
+		return []netip.Prefix{other}
 	}
-	return []netip.Prefix{n.plan.clientLink}
+	return nil
 }
 
 // isNodeAddr reports whether a is one of the node's addresses.

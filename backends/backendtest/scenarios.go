@@ -25,10 +25,10 @@ var scenarios = []scenario{
 	{"SessionAffinity", sessionAffinity, 0},
 	{"TCPAndUDPSamePort", tcpAndUDPSamePort, 0},
 	{"NodePort", nodePort, optNodePortAddresses | optClusterCIDRs},
-	{"NodeAddresses", nodeAddresses, optNodePortAddresses},
+	{"NodeAddresses", nodeAddresses, optNodePortAddresses | optOtherFamilyNPA},
 	{"ExternalTrafficPolicyLocal", externalTrafficPolicyLocal, optNodePortAddresses | optClusterCIDRs},
 	{"LoadBalancerSourceRanges", loadBalancerSourceRanges, optNodePortAddresses},
-	{"StaleUDPFlow", staleUDPFlow, optNodePortAddresses},
+	{"StaleUDPFlow", staleUDPFlow, optNodePortAddresses | optOtherFamilyNPA},
 	{"Cleanup", cleanup, optNodePortAddresses | optClusterCIDRs},
 	{"Restart", restart, 0},
 }
@@ -245,15 +245,21 @@ func nodePort(e *env) {
 }
 
 // NodeAddresses: a node port answers, over TCP and UDP, on every node
-// address NodePortAddresses allows (each, when they are not set) and on no
-// other; never on loopback, also from the node itself (CVE-2020-8558).
+// address NodePortAddresses allows (each, when they hold no prefix of the
+// Network's family) and on no other; never on loopback, also from the node
+// itself (CVE-2020-8558).
 func nodeAddresses(e *env) {
 	addr := e.vip(27, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", 80), udpPort("dns", 53)},
 		withNodePort(0, 30084), withNodePort(1, 30056))
 	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
 	e.sync()
-	allowed := e.n.NodePortAddresses()
+	var allowed []netip.Prefix
+	for _, p := range e.n.NodePortAddresses() {
+		if p.Addr().Is6() == e.variant.IPv6 {
+			allowed = append(allowed, p)
+		}
+	}
 	for _, ip := range e.n.NodeIPs() {
 		tcp, udp := netip.AddrPortFrom(ip, 30084), netip.AddrPortFrom(ip, 30056)
 		if len(allowed) == 0 || slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(ip) }) {

@@ -13,8 +13,13 @@ type Variant struct {
 	// EndpointSlices and a Tracker for IPv6.
 	IPv6 bool
 	// NodePortAddresses asks the backend to serve node ports only on
-	// Network.NodePortAddresses: NodeIP, not NodeIP2.
+	// Network.NodePortAddresses: NodeIP, not NodeIP2. They hold a prefix
+	// of each family, as a dual-stack proxy passes one list to both.
 	NodePortAddresses bool
+	// OtherFamilyNodePortAddresses gives the backend NodePortAddresses of
+	// the other family only. This family then has none, which means every
+	// node address, as in kube-proxy.
+	OtherFamilyNodePortAddresses bool
 	// NoClusterCIDRs asks the backend to be given no pod ranges
 	// (Network.ClusterCIDRs is empty): no source counts as a pod.
 	NoClusterCIDRs bool
@@ -26,6 +31,7 @@ const (
 	VariantIPv4              = "IPv4"
 	VariantIPv6              = "IPv6"
 	VariantNodePortAddresses = "NodePortAddresses"
+	VariantOtherFamilyNPA    = "OtherFamilyNodePortAddresses"
 	VariantNoClusterCIDRs    = "NoClusterCIDRs"
 )
 
@@ -38,6 +44,9 @@ func (v Variant) elements() []string {
 	}
 	if v.NodePortAddresses {
 		out = append(out, VariantNodePortAddresses)
+	}
+	if v.OtherFamilyNodePortAddresses {
+		out = append(out, VariantOtherFamilyNPA)
 	}
 	if v.NoClusterCIDRs {
 		out = append(out, VariantNoClusterCIDRs)
@@ -54,6 +63,7 @@ type option int
 
 const (
 	optNodePortAddresses option = 1 << iota
+	optOtherFamilyNPA
 	optClusterCIDRs
 )
 
@@ -64,5 +74,6 @@ var optionVariants = []struct {
 	set func(*Variant)
 }{
 	{optNodePortAddresses, func(v *Variant) { v.NodePortAddresses = true }},
+	{optOtherFamilyNPA, func(v *Variant) { v.OtherFamilyNodePortAddresses = true }},
 	{optClusterCIDRs, func(v *Variant) { v.NoClusterCIDRs = true }},
 }
