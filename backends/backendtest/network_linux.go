@@ -202,10 +202,11 @@ func (n *Network) build(seq uint64, bridgeNetfilter bool) error {
 	return n.InNode(func() error { return nodeSysctls(p.family == v1.IPv6Protocol, bridgeNetfilter) })
 }
 
-// noDAD turns duplicate address detection off for the links created
-// afterwards in the calling thread's namespace: their link-local addresses
-// would stay tentative for a second or two, and until then the kernel
-// sends no neighbour solicitation for traffic it forwards.
+// noDAD turns duplicate address detection off in the calling thread's
+// namespace, for good: a link-local address stays tentative for a second
+// or two, and until then the kernel sends no neighbour solicitation for
+// traffic it forwards. It must stay off: a carrier change reaches addrconf
+// later (linkwatch), and would start detection then.
 func noDAD() error {
 	for _, conf := range []string{"all", "default"} {
 		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+conf+"/accept_dad", []byte("0"), 0); err != nil {

@@ -231,8 +231,14 @@ func (b *handNFT) renderPort(r *ruleset, i int, p *servicemap.ServicePort) {
 	}
 	if p.NodePort != 0 && b.bug != "no-node-ports" {
 		local := fmt.Sprintf("fib daddr type local %s daddr != %s ", b.fam, map[string]string{"ip": "127.0.0.0/8", "ip6": "::1"}[b.fam])
-		if len(b.nodePortAddrs) > 0 && b.bug != "node-ports-everywhere" {
-			local += fmt.Sprintf("%s daddr { %s } ", b.fam, joinPrefixes(b.nodePortAddrs))
+		var allowed []netip.Prefix
+		for _, pr := range b.nodePortAddrs {
+			if pr.Addr().Is6() == (b.fam == "ip6") {
+				allowed = append(allowed, pr)
+			}
+		}
+		if len(allowed) > 0 && b.bug != "node-ports-everywhere" {
+			local += fmt.Sprintf("%s daddr { %s } ", b.fam, joinPrefixes(allowed))
 		}
 		fronts = append(fronts, frontend{fmt.Sprintf("%s%s dport %d", local, proto, p.NodePort), external, "ext", extMasq})
 	}
