@@ -42,7 +42,8 @@ const commandTimeout = 30 * time.Second
 //	           eth0 fd00:100::2/64, fd00:100::3/64, default via fd00:100::1
 //	   | veth
 //	node ns    10.100.0.1/24 and 10.101.0.1/32 on the client link
-//	           (fd00:100::1/64 and fd00:101::1/128); forwarding on;
+//	           (fd00:100::1/64 and fd00:101::1/128); forwarding on,
+//	           ICMP errors not rate-limited;
 //	           br0 10.244.1.1/24 (fd00:244:1::1/64); routes 10.96.0.0/16
 //	           and 10.97.0.0/16 (fd00:96::/112, fd00:97::/112) dev br0 for
 //	           services and external IPs; no default route
@@ -220,11 +221,20 @@ func noDAD() error {
 // node's own settings.
 func nodeSysctls(ipv6, bridgeNetfilter bool) error {
 	forward, brnf := "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	ratelimit := "/proc/sys/net/ipv4/icmp_ratelimit"
 	if ipv6 {
 		forward, brnf = "/proc/sys/net/ipv6/conf/all/forwarding", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+		ratelimit = "/proc/sys/net/ipv6/icmp/ratelimit"
 	}
 	if err := os.WriteFile(forward, []byte("1"), 0); err != nil {
 		return fmt.Errorf("enable forwarding in node: %w", err)
+	}
+	// Rejections are ICMP errors, which the kernel limits per client: a
+	// few in a row (a scenario's refusals, a redirect drawing on the same
+	// budget) and the next one was seen dropped instead (Debian's 6.1,
+	// IPv6). Scenarios check every refusal.
+	if err := os.WriteFile(ratelimit, []byte("0"), 0); err != nil {
+		return fmt.Errorf("lift the ICMP rate limit in node: %w", err)
 	}
 	// See NetworkOptions.DisableBridgeNetfilter. The file exists only
 	// when the kernel has br_netfilter.
