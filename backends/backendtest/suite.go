@@ -29,8 +29,9 @@ type Factory func(t *testing.T, n *Network) backends.Interface
 // SuiteOptions configure Run. The zero value runs every scenario with
 // conntrack cleanup, on a Network with default options.
 type SuiteOptions struct {
-	// Network configures each scenario's Network. Backends is ignored: the
-	// scenarios need three.
+	// Network configures each scenario's Network. Backends and IPv6 are
+	// ignored: the scenarios need three backends, and the variant decides
+	// the family.
 	Network NetworkOptions
 	// Require lists the tools the backend needs on PATH (for example
 	// "iptables-restore"), checked with Require next to the suite's own
