@@ -119,7 +119,8 @@ func (e *env) each(least int, backends ...int) map[string]int {
 
 // ClusterIPSpread: a ClusterIP spreads connections over all ready
 // endpoints; of 300 connections each of 3 endpoints gets at least half of
-// an even share.
+// an even share. A client outside the cluster CIDRs is masqueraded; with
+// no cluster CIDRs nobody is (kube-proxy without a local detector).
 func clusterIPSpread(e *env) {
 	addr := e.vip(10, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", addr.Port())})
@@ -231,7 +232,8 @@ func tcpAndUDPSamePort(e *env) {
 }
 
 // NodePort: TCP and UDP node ports answer at NodeIP():nodePort and spread
-// over the endpoints; the cluster IP still works.
+// over the endpoints, masqueraded (externalTrafficPolicy Cluster: the
+// endpoint may be on another node); the cluster IP still works.
 func nodePort(e *env) {
 	addr := e.vip(16, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", 80), udpPort("dns", 53)},
@@ -283,8 +285,9 @@ func nodeAddresses(e *env) {
 }
 
 // ExternalTrafficPolicyLocal: external traffic to a node port goes only to
-// local endpoints, and is dropped (not refused) when there are none here
-// while remote ones exist; the cluster IP keeps using every endpoint.
+// local endpoints, with the client's own address (the point of the
+// policy), and is dropped (not refused) when there are none here while
+// remote ones exist; the cluster IP keeps using every endpoint.
 func externalTrafficPolicyLocal(e *env) {
 	addr := e.vip(17, 80)
 	np := netip.AddrPortFrom(e.n.NodeIP(), 30081)

@@ -90,9 +90,10 @@ func Scenarios() []string {
 // Run runs the conformance scenarios against backends made by newBackend,
 // each as a subtest in a Network of its own, in every variant (see the
 // package documentation): subtests IPv4/<scenario> and IPv6/<scenario>
-// with the default options, then <family>/NodePortAddresses/<scenario>
-// and <family>/NoClusterCIDRs/<scenario> for the scenarios those options
-// affect. Each scenario feeds Services and EndpointSlices to a
+// with the default options, then <family>/<option>/<scenario> for the
+// scenarios each option affects (NodePortAddresses,
+// OtherFamilyNodePortAddresses, NoClusterCIDRs). Each scenario feeds
+// Services and EndpointSlices to a
 // servicemap.Tracker for node "node", syncs the backend to the Tracker's
 // snapshots (incrementally, with the previous snapshot, unless the
 // scenario says otherwise), clears stale UDP flows, and checks what real
