@@ -3,9 +3,11 @@ package backendtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -31,6 +33,32 @@ func (n *Network) Spread(ctx context.Context, dst netip.AddrPort, count int, tim
 		return tally, first
 	}
 	return tally, nil
+}
+
+// Answer is what a backend's server replies (see Network.Serve).
+type Answer struct {
+	// Backend is the name of the backend that answered, e.g. "b0".
+	Backend string
+	// Source is the client address the backend saw: the client's own, or
+	// a node address when the load balancer masqueraded the connection.
+	Source netip.AddrPort
+}
+
+// parseAnswer reads "name address:port" with optional surrounding space.
+func parseAnswer(s string) (Answer, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return Answer{}, errors.New("empty answer")
+	}
+	a := Answer{Backend: f[0]}
+	if len(f) > 1 {
+		src, err := netip.ParseAddrPort(f[1])
+		if err != nil {
+			return a, fmt.Errorf("answer %q: %w", s, err)
+		}
+		a.Source = src
+	}
+	return a, nil
 }
 
 // IsTimeout reports whether err means no answer came in time: a deadline or

@@ -4,7 +4,6 @@ package backendtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // networkSeq numbers the Networks of this process. With the process id it
@@ -34,18 +35,26 @@ const commandTimeout = 30 * time.Second
 // also when the test fails. A setup error fails the test with the output of
 // the command that failed. Call Require(t, "ip") first.
 //
-// The topology, all addresses inside namespaces the Network owns:
+// The topology, all addresses inside namespaces the Network owns, in IPv4
+// (the default) and in IPv6 (NetworkOptions.IPv6):
 //
 //	client ns  eth0 10.100.0.2/24, 10.100.0.3/24, default via 10.100.0.1
+//	           eth0 fd00:100::2/64, fd00:100::3/64, default via fd00:100::1
 //	   | veth
-//	node ns    10.100.0.1/24 on the client link; ip_forward=1;
-//	           br0 10.244.1.1/24; routes 10.96.0.0/16 (services) and
-//	           10.97.0.0/16 (external IPs) dev br0; no default route
+//	node ns    10.100.0.1/24 and 10.101.0.1/32 on the client link
+//	           (fd00:100::1/64 and fd00:101::1/128); forwarding on,
+//	           ICMP errors not rate-limited;
+//	           br0 10.244.1.1/24 (fd00:244:1::1/64); routes 10.96.0.0/16
+//	           and 10.97.0.0/16 (fd00:96::/112, fd00:97::/112) dev br0 for
+//	           services and external IPs; no default route
 //	   | one veth per backend, bridge port with hairpin on
 //	backend i  eth0 10.244.1.(10+i)/24, default via 10.244.1.1
+//	           eth0 fd00:244:1::(a+i)/64, default via fd00:244:1::1
 //
-// Replies from backends return through the node, so forwarded traffic needs
-// no masquerade. The node has no route out, so nothing sent in a Network can
+// IPv6 addresses skip duplicate address detection (nodad, and accept_dad=0
+// for the link-local ones), so a Network is usable at once. Replies from
+// backends return through the node, so forwarded traffic needs no
+// masquerade. The node has no route out, so nothing sent in a Network can
 // reach the host or beyond.
 func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
 	t.Helper()
@@ -85,6 +94,8 @@ func Open(opts NetworkOptions) (*Network, error) {
 	seq := networkSeq.Add(1)
 	base := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq)
 	n := &Network{
+		plan:     planFor(opts.IPv6),
+		variant:  Variant{IPv6: opts.IPv6},
 		nodeNS:   base + "-node",
 		clientNS: base + "-client",
 		served:   make(map[uint16]bool),
@@ -94,7 +105,7 @@ func Open(opts NetworkOptions) (*Network, error) {
 		n.backends = append(n.backends, Backend{
 			Name: name,
 			NS:   base + "-" + name,
-			IP:   netip.AddrFrom4([4]byte{10, 244, 1, byte(firstBackendHost + i)}),
+			IP:   hostIn(n.plan.clusterCIDR, firstBackendHost+i),
 		})
 	}
 	if err := n.build(seq, !opts.DisableBridgeNetfilter); err != nil {
@@ -107,73 +118,126 @@ func Open(opts NetworkOptions) (*Network, error) {
 // them). It is safe to call more than once.
 func (n *Network) Close() error { return n.close() }
 
-// build creates the namespaces and links. Veths are created directly inside
-// the namespaces (ip -n), so no interface ever appears in the host
-// namespace; their node-side names still carry seq to read well in dumps.
+// build creates the namespaces and links, with one ip process per
+// namespace (ip -batch). Veths are created directly inside the namespaces,
+// so no interface ever appears in the host namespace; their node-side
+// names still carry seq to read well in dumps.
 func (n *Network) build(seq uint64, bridgeNetfilter bool) error {
 	all := []string{n.nodeNS, n.clientNS}
 	for _, b := range n.backends {
 		all = append(all, b.NS)
 	}
+	var create []string
 	for _, ns := range all {
-		if err := runIP("netns", "add", ns); err != nil {
-			return err
-		}
-		n.created = append(n.created, ns)
-		if err := runIP("-n", ns, "link", "set", "lo", "up"); err != nil {
-			return err
+		create = append(create, "netns add "+ns)
+	}
+	// Recorded before the batch runs, so a half-built Network still
+	// deletes what exists (deleting a missing one only logs an error).
+	n.created = append(n.created, all...)
+	if err := runBatch("", create); err != nil {
+		return err
+	}
+	if n.plan.family == v1.IPv6Protocol {
+		for _, ns := range all {
+			if err := inNamespace(ns, noDAD); err != nil {
+				return fmt.Errorf("%s: %w", ns, err)
+			}
 		}
 	}
 
-	node := n.nodeNS
-	cmds := [][]string{
-		{"-n", node, "link", "add", "br0", "type", "bridge"},
-		{"-n", node, "addr", "add", prefixOf(bridgeIP, clusterCIDR), "dev", "br0"},
-		{"-n", node, "link", "set", "br0", "up"},
-		{"-n", node, "route", "add", serviceCIDR.String(), "dev", "br0"},
-		{"-n", node, "route", "add", externalCIDR.String(), "dev", "br0"},
+	p := n.plan
+	nodad := ""
+	if p.family == v1.IPv6Protocol {
+		nodad = " nodad"
+	}
+	node := []string{
+		"link set lo up",
+		// Without snooping the bridge floods multicast, neighbour
+		// solicitations included, whatever queriers it has seen.
+		"link add br0 type bridge mcast_snooping 0",
+		"addr add " + prefixOf(p.bridgeIP, p.clusterCIDR) + " dev br0" + nodad,
+		"link set br0 up",
+		"route add " + p.serviceCIDR.String() + " dev br0",
+		"route add " + p.externalCIDR.String() + " dev br0",
 	}
 	for _, b := range n.backends {
 		port := vethName(seq, b.Name)
-		cmds = append(cmds,
-			[]string{"-n", node, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", b.NS},
-			[]string{"-n", node, "link", "set", port, "master", "br0"},
+		node = append(node,
+			"link add "+port+" type veth peer name eth0 netns "+b.NS,
+			"link set "+port+" master br0",
 			// Lets a frame leave by the port it came in on: a backend
 			// reaching itself through a VIP (with masquerade).
-			[]string{"-n", node, "link", "set", port, "type", "bridge_slave", "hairpin", "on"},
-			[]string{"-n", node, "link", "set", port, "up"},
-			[]string{"-n", b.NS, "addr", "add", prefixOf(b.IP, clusterCIDR), "dev", "eth0"},
-			[]string{"-n", b.NS, "link", "set", "eth0", "up"},
-			[]string{"-n", b.NS, "route", "add", "default", "via", bridgeIP.String()},
+			"link set "+port+" type bridge_slave hairpin on",
+			"link set "+port+" up",
 		)
 	}
 	uplink := vethName(seq, "cl")
-	cmds = append(cmds,
-		[]string{"-n", node, "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", n.clientNS},
-		[]string{"-n", node, "addr", "add", prefixOf(nodeIP, clientLink), "dev", uplink},
-		[]string{"-n", node, "link", "set", uplink, "up"},
-		[]string{"-n", n.clientNS, "addr", "add", prefixOf(clientIP, clientLink), "dev", "eth0"},
-		[]string{"-n", n.clientNS, "addr", "add", prefixOf(clientIP2, clientLink), "dev", "eth0"},
-		[]string{"-n", n.clientNS, "link", "set", "eth0", "up"},
-		[]string{"-n", n.clientNS, "route", "add", "default", "via", nodeIP.String()},
+	node = append(node,
+		"link add "+uplink+" type veth peer name eth0 netns "+n.clientNS,
+		"addr add "+prefixOf(p.nodeIP, p.clientLink)+" dev "+uplink+nodad,
+		"addr add "+netip.PrefixFrom(p.nodeIP2, p.nodeIP2.BitLen()).String()+" dev "+uplink+nodad,
+		"link set "+uplink+" up",
 	)
-	for _, args := range cmds {
-		if err := runIP(args...); err != nil {
+	if err := runBatch("-n "+n.nodeNS, node); err != nil {
+		return err
+	}
+	for _, b := range n.backends {
+		if err := runBatch("-n "+b.NS, []string{
+			"link set lo up",
+			"addr add " + prefixOf(b.IP, p.clusterCIDR) + " dev eth0" + nodad,
+			"link set eth0 up",
+			"route add default via " + p.bridgeIP.String(),
+		}); err != nil {
 			return err
 		}
 	}
-	return n.InNode(func() error { return nodeSysctls(bridgeNetfilter) })
+	if err := runBatch("-n "+n.clientNS, []string{
+		"link set lo up",
+		"addr add " + prefixOf(p.clientIP, p.clientLink) + " dev eth0" + nodad,
+		"addr add " + prefixOf(p.clientIP2, p.clientLink) + " dev eth0" + nodad,
+		"link set eth0 up",
+		"route add default via " + p.nodeIP.String(),
+	}); err != nil {
+		return err
+	}
+	return n.InNode(func() error { return nodeSysctls(p.family == v1.IPv6Protocol, bridgeNetfilter) })
+}
+
+// noDAD turns duplicate address detection off in the calling thread's
+// namespace, for good: a link-local address stays tentative for a second
+// or two, and until then the kernel sends no neighbour solicitation for
+// traffic it forwards. It must stay off: a carrier change reaches addrconf
+// later (linkwatch), and would start detection then.
+func noDAD() error {
+	for _, conf := range []string{"all", "default"} {
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+conf+"/accept_dad", []byte("0"), 0); err != nil {
+			return fmt.Errorf("disable IPv6 duplicate address detection: %w", err)
+		}
+	}
+	return nil
 }
 
 // nodeSysctls runs inside the node namespace, where /proc/sys/net shows the
 // node's own settings.
-func nodeSysctls(bridgeNetfilter bool) error {
-	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0); err != nil {
-		return fmt.Errorf("enable ip_forward in node: %w", err)
+func nodeSysctls(ipv6, bridgeNetfilter bool) error {
+	forward, brnf := "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/bridge/bridge-nf-call-iptables"
+	ratelimit := "/proc/sys/net/ipv4/icmp_ratelimit"
+	if ipv6 {
+		forward, brnf = "/proc/sys/net/ipv6/conf/all/forwarding", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+		ratelimit = "/proc/sys/net/ipv6/icmp/ratelimit"
+	}
+	if err := os.WriteFile(forward, []byte("1"), 0); err != nil {
+		return fmt.Errorf("enable forwarding in node: %w", err)
+	}
+	// Rejections are ICMP errors, which the kernel limits per client: a
+	// few in a row (a scenario's refusals, a redirect drawing on the same
+	// budget) and the next one was seen dropped instead (Debian's 6.1,
+	// IPv6). Scenarios check every refusal.
+	if err := os.WriteFile(ratelimit, []byte("0"), 0); err != nil {
+		return fmt.Errorf("lift the ICMP rate limit in node: %w", err)
 	}
 	// See NetworkOptions.DisableBridgeNetfilter. The file exists only
 	// when the kernel has br_netfilter.
-	const brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 	if _, err := os.Stat(brnf); err != nil {
 		if bridgeNetfilter {
 			return fmt.Errorf("bridge netfilter needs br_netfilter (or NetworkOptions.DisableBridgeNetfilter): %w", err)
@@ -185,7 +249,7 @@ func nodeSysctls(bridgeNetfilter bool) error {
 		value = "1"
 	}
 	if err := os.WriteFile(brnf, []byte(value), 0); err != nil {
-		return fmt.Errorf("set bridge-nf-call-iptables=%s in node: %w", value, err)
+		return fmt.Errorf("set %s=%s in node: %w", brnf, value, err)
 	}
 	return nil
 }
@@ -203,22 +267,35 @@ func (n *Network) close() error {
 	}
 	n.wg.Wait()
 
-	var errs []error
-	for i := len(n.created) - 1; i >= 0; i-- {
-		if err := runIP("netns", "del", n.created[i]); err != nil {
-			errs = append(errs, err)
-		}
+	n.mu.Lock()
+	created := n.created
+	n.created = nil
+	n.mu.Unlock()
+	var del []string
+	for i := len(created) - 1; i >= 0; i-- {
+		del = append(del, "netns del "+created[i])
 	}
-	return errors.Join(errs...)
+	if len(del) == 0 {
+		return nil
+	}
+	// -force goes on past a namespace that is already gone.
+	return runBatch("-force", del)
 }
 
-// runIP runs the ip tool and returns an error carrying its output.
-func runIP(args ...string) error {
+// runBatch runs the ip tool once for commands, one per line, with the
+// global options opts (for example "-n", ns). It stops at the first
+// failing command unless opts has "-force"; the error carries the tool's
+// output, which names the command.
+func runBatch(opts string, commands []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	args := append(strings.Fields(opts), "-batch", "-")
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	cmd.Stdin = strings.NewReader(strings.Join(commands, "\n") + "\n")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("ip %s: %w: %s\ncommands:\n%s", strings.Join(args, " "), err,
+			strings.TrimSpace(string(out)), strings.Join(commands, "\n"))
 	}
 	return nil
 }

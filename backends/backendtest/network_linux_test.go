@@ -25,12 +25,44 @@ const (
 	timeout    = 2 * time.Second
 )
 
-// TestNetwork checks the harness itself: addressing, servers, clients from
-// every kind of namespace, and the refused/timeout distinction the backend
-// tests rely on.
+// TestNetwork checks the harness itself, in both families: addressing,
+// servers, clients from every kind of namespace, and the refused/timeout
+// distinction the backend tests rely on.
 func TestNetwork(t *testing.T) {
 	backendtest.Require(t, "ip")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 3})
+	t.Run("IPv4", func(t *testing.T) { testNetwork(t, plans[false]) })
+	t.Run("IPv6", func(t *testing.T) { testNetwork(t, plans[true]) })
+}
+
+// plan is what a Network of one family must show.
+type plan struct {
+	ipv6                                                  bool
+	backends                                              []string
+	nodeIP, nodeIP2, clientIP, clientIP2, bridge          string
+	clusterCIDR, serviceCIDR, externalCIDR, vip, external string
+	forward, brnf                                         string
+}
+
+var plans = map[bool]plan{
+	false: {
+		backends: []string{"b0 10.244.1.10", "b1 10.244.1.11", "b2 10.244.1.12"},
+		nodeIP:   "10.100.0.1", nodeIP2: "10.101.0.1", clientIP: "10.100.0.2", clientIP2: "10.100.0.3",
+		bridge: "10.244.1.1/24", clusterCIDR: "10.244.1.0/24", serviceCIDR: "10.96.0.0/16", externalCIDR: "10.97.0.0/16",
+		vip: "10.96.0.10", external: "10.97.0.1",
+		forward: "/proc/sys/net/ipv4/ip_forward", brnf: "bridge-nf-call-iptables",
+	},
+	true: {
+		ipv6:     true,
+		backends: []string{"b0 fd00:244:1::a", "b1 fd00:244:1::b", "b2 fd00:244:1::c"},
+		nodeIP:   "fd00:100::1", nodeIP2: "fd00:101::1", clientIP: "fd00:100::2", clientIP2: "fd00:100::3",
+		bridge: "fd00:244:1::1/64", clusterCIDR: "fd00:244:1::/64", serviceCIDR: "fd00:96::/112", externalCIDR: "fd00:97::/112",
+		vip: "fd00:96::a", external: "fd00:97::1",
+		forward: "/proc/sys/net/ipv6/conf/all/forwarding", brnf: "bridge-nf-call-ip6tables",
+	},
+}
+
+func testNetwork(t *testing.T, p plan) {
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 3, IPv6: p.ipv6})
 	n.Serve(t, servePort)
 	n.Serve(t, servePort) // idempotent
 	ctx := context.Background()
@@ -47,17 +79,20 @@ func TestNetwork(t *testing.T) {
 				t.Errorf("%s: namespace %q does not end in its name", b.Name, b.NS)
 			}
 		}
-		want := []string{"b0 10.244.1.10", "b1 10.244.1.11", "b2 10.244.1.12"}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(p.backends, got); diff != "" {
 			t.Errorf("backends (-want +got):\n%s", diff)
 		}
 		for _, c := range []struct{ name, got, want string }{
-			{"NodeIP", n.NodeIP().String(), "10.100.0.1"},
-			{"ClientIP", n.ClientIP().String(), "10.100.0.2"},
-			{"ClientIP2", n.ClientIP2().String(), "10.100.0.3"},
-			{"ClusterCIDR", n.ClusterCIDR().String(), "10.244.1.0/24"},
-			{"ServiceCIDR", n.ServiceCIDR().String(), "10.96.0.0/16"},
-			{"ExternalCIDR", n.ExternalCIDR().String(), "10.97.0.0/16"},
+			{"NodeIP", n.NodeIP().String(), p.nodeIP},
+			{"NodeIP2", n.NodeIP2().String(), p.nodeIP2},
+			{"ClientIP", n.ClientIP().String(), p.clientIP},
+			{"ClientIP2", n.ClientIP2().String(), p.clientIP2},
+			{"ClusterCIDR", n.ClusterCIDR().String(), p.clusterCIDR},
+			{"ServiceCIDR", n.ServiceCIDR().String(), p.serviceCIDR},
+			{"ExternalCIDR", n.ExternalCIDR().String(), p.externalCIDR},
+			{"ClusterCIDRs", fmt.Sprint(n.ClusterCIDRs()), "[" + p.clusterCIDR + "]"},
+			{"NodePortAddresses", fmt.Sprint(n.NodePortAddresses()), "[]"},
+			{"Variant", n.Variant().String(), map[bool]string{false: "IPv4", true: "IPv6"}[p.ipv6]},
 		} {
 			if c.got != c.want {
 				t.Errorf("%s = %s, want %s", c.name, c.got, c.want)
@@ -76,6 +111,22 @@ func TestNetwork(t *testing.T) {
 			got, err := n.DialTCP(ctx, netip.Addr{}, netip.AddrPortFrom(b.IP, servePort), timeout)
 			if err != nil || got != b.Name {
 				t.Errorf("DialTCP %v = %q, %v; want %q", b.IP, got, err, b.Name)
+			}
+		}
+		// The answer names the source the backend saw: without rules, the
+		// client's own address.
+		a, err := n.DialTCPAnswer(ctx, n.ClientIP2(), netip.AddrPortFrom(backends[0].IP, servePort), timeout)
+		if err != nil || a.Backend != "b0" || a.Source.Addr() != n.ClientIP2() {
+			t.Errorf("DialTCPAnswer from %v = %+v, %v; want b0 seeing %v", n.ClientIP2(), a, err, n.ClientIP2())
+		}
+	})
+
+	t.Run("node answers on both its addresses", func(t *testing.T) {
+		// Nothing listens on the node: a refusal shows the address is
+		// the node's and reachable from the client.
+		for _, ip := range n.NodeIPs() {
+			if _, err := n.DialTCP(ctx, netip.Addr{}, netip.AddrPortFrom(ip, closedPort), timeout); !backendtest.IsRefused(err) {
+				t.Errorf("DialTCP %v: err = %v, want refused by the node", ip, err)
 			}
 		}
 	})
@@ -114,8 +165,8 @@ func TestNetwork(t *testing.T) {
 		// Without rules a VIP or an external IP leads nowhere: the node
 		// routes it onto the bridge, where nobody answers ARP for it.
 		for _, vip := range []netip.AddrPort{
-			netip.AddrPortFrom(netip.MustParseAddr("10.96.0.10"), 80),
-			netip.AddrPortFrom(netip.MustParseAddr("10.97.0.1"), 80),
+			netip.AddrPortFrom(netip.MustParseAddr(p.vip), 80),
+			netip.AddrPortFrom(netip.MustParseAddr(p.external), 80),
 		} {
 			start := time.Now()
 			_, err := n.DialTCP(ctx, netip.Addr{}, vip, 300*time.Millisecond)
@@ -177,7 +228,7 @@ func TestNetwork(t *testing.T) {
 		var ln net.Listener
 		err := n.InNode(func() error {
 			var err error
-			ln, err = net.Listen("tcp4", netip.AddrPortFrom(n.NodeIP(), 9000).String())
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(n.NodeIP(), 9000).String())
 			return err
 		})
 		if err != nil {
@@ -205,14 +256,16 @@ func TestNetwork(t *testing.T) {
 	})
 
 	t.Run("node settings", func(t *testing.T) {
+		fam := map[bool]string{false: "-4", true: "-6"}[p.ipv6]
 		for _, c := range []struct {
 			args []string
 			want string
 		}{
-			{[]string{"cat", "/proc/sys/net/ipv4/ip_forward"}, "1"},
-			{[]string{"ip", "-4", "-br", "addr", "show", "br0"}, "10.244.1.1/24"},
-			{[]string{"ip", "route", "show", n.ServiceCIDR().String()}, "dev br0"},
-			{[]string{"ip", "route", "show", n.ExternalCIDR().String()}, "dev br0"},
+			{[]string{"cat", p.forward}, "1"},
+			{[]string{"cat", "/proc/sys/net/bridge/" + p.brnf}, "1"},
+			{[]string{"ip", "-br", "addr", "show", "br0"}, p.bridge},
+			{[]string{"ip", fam, "route", "show", n.ServiceCIDR().String()}, "dev br0"},
+			{[]string{"ip", fam, "route", "show", n.ExternalCIDR().String()}, "dev br0"},
 			{[]string{"ip", "-d", "link", "show", "master", "br0"}, "hairpin on"},
 		} {
 			out, err := n.NodeExec(c.args[0], c.args[1:]...)
@@ -221,7 +274,7 @@ func TestNetwork(t *testing.T) {
 			}
 		}
 		// Isolation: nothing routes out of the node.
-		out, err := n.NodeExec("ip", "route", "show", "default")
+		out, err := n.NodeExec("ip", fam, "route", "show", "default")
 		if err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("node default route = %q, %v; want none", out, err)
 		}
@@ -233,15 +286,15 @@ func TestNetwork(t *testing.T) {
 	t.Run("conntrack sees node flows", func(t *testing.T) {
 		backendtest.Require(t, "conntrack", "nft")
 		// Conntrack in a namespace starts once a rule needs it.
-		table := "lbkt_conntrack_probe"
-		if out, err := n.NodeExec("nft", "add table ip "+table+"; add chain ip "+table+" probe { type filter hook forward priority 0; ct state new counter; }"); err != nil {
+		table, family := "lbkt_conntrack_probe", map[bool]string{false: "ip", true: "ip6"}[p.ipv6]
+		if out, err := n.NodeExec("nft", "add table "+family+" "+table+"; add chain "+family+" "+table+" probe { type filter hook forward priority 0; ct state new counter; }"); err != nil {
 			t.Fatalf("nft: %v %s", err, out)
 		}
-		defer n.NodeExec("nft", "delete", "table", "ip", table)
+		defer n.NodeExec("nft", "delete", "table", family, table)
 		if _, err := n.DialUDP(ctx, 40001, netip.AddrPortFrom(backends[0].IP, servePort), timeout); err != nil {
 			t.Fatal(err)
 		}
-		out, err := n.Conntrack("-L", "-p", "udp", "--orig-src", n.ClientIP().String(), "--orig-port-src", "40001")
+		out, err := n.Conntrack("-L", "-f", map[bool]string{false: "ipv4", true: "ipv6"}[p.ipv6], "-p", "udp", "--orig-src", n.ClientIP().String(), "--orig-port-src", "40001")
 		if err != nil || !strings.Contains(out, "dst="+backends[0].IP.String()) {
 			t.Errorf("conntrack -L = %q, %v; want the flow to %v", out, err, backends[0].IP)
 		}

@@ -38,6 +38,10 @@ func (n *Network) DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPor
 	return "", errNotLinux
 }
 
+func (n *Network) DialTCPAnswer(ctx context.Context, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
+	return Answer{}, errNotLinux
+}
+
 func (n *Network) DialTCPFrom(ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
 	return "", errNotLinux
 }

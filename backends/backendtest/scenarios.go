@@ -1,7 +1,9 @@
 package backendtest
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -12,19 +14,23 @@ import (
 // scenarios are Run's subtests, in order. Each builds its own objects and
 // asserts on real traffic; none passes without the backend doing its part
 // (a backend that programs nothing fails every one).
+//
+// A scenario whose behaviour depends on a backend option lists it; Run
+// then runs it again in the variant that sets that option.
 var scenarios = []scenario{
-	{"ClusterIPSpread", clusterIPSpread},
-	{"NotReadyEndpoint", notReadyEndpoint},
-	{"TerminatingFallback", terminatingFallback},
-	{"NoEndpointsRejects", noEndpointsRejects},
-	{"SessionAffinity", sessionAffinity},
-	{"TCPAndUDPSamePort", tcpAndUDPSamePort},
-	{"NodePort", nodePort},
-	{"ExternalTrafficPolicyLocal", externalTrafficPolicyLocal},
-	{"LoadBalancerSourceRanges", loadBalancerSourceRanges},
-	{"StaleUDPFlow", staleUDPFlow},
-	{"Cleanup", cleanup},
-	{"Restart", restart},
+	{"ClusterIPSpread", clusterIPSpread, optClusterCIDRs},
+	{"NotReadyEndpoint", notReadyEndpoint, 0},
+	{"TerminatingFallback", terminatingFallback, 0},
+	{"NoEndpointsRejects", noEndpointsRejects, 0},
+	{"SessionAffinity", sessionAffinity, 0},
+	{"TCPAndUDPSamePort", tcpAndUDPSamePort, 0},
+	{"NodePort", nodePort, optNodePortAddresses | optClusterCIDRs},
+	{"NodeAddresses", nodeAddresses, optNodePortAddresses | optOtherFamilyNPA},
+	{"ExternalTrafficPolicyLocal", externalTrafficPolicyLocal, optNodePortAddresses | optClusterCIDRs},
+	{"LoadBalancerSourceRanges", loadBalancerSourceRanges, optNodePortAddresses},
+	{"StaleUDPFlow", staleUDPFlow, optNodePortAddresses | optOtherFamilyNPA},
+	{"Cleanup", cleanup, optNodePortAddresses | optClusterCIDRs},
+	{"Restart", restart, 0},
 }
 
 // The scenarios' objects: namespace, the node the Tracker resolves for,
@@ -36,14 +42,16 @@ const (
 	servePort  = 8080
 )
 
-// lbIP is the load-balancer ingress IP of LoadBalancer services, in the
-// Network's ExternalCIDR: the client's default route leads to the node,
-// and the node routes it as a real node's default route would.
-var lbIP = netip.MustParseAddr("10.97.0.1")
-
-func vip(s string, port uint16) netip.AddrPort {
-	return netip.AddrPortFrom(netip.MustParseAddr(s), port)
+// vip is the service address number host of the Network's ServiceCIDR
+// (10.96.0.<host>, or fd00:96::<host> in hex), with port.
+func (e *env) vip(host int, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(hostIn(e.n.ServiceCIDR(), host), port)
 }
+
+// externalIP is address number host of the Network's ExternalCIDR, for
+// external and load-balancer IPs: the client's default route leads to the
+// node, and the node routes it as a real node's default route would.
+func (e *env) externalIP(host int) netip.Addr { return hostIn(e.n.ExternalCIDR(), host) }
 
 func service(name string, clusterIP netip.AddrPort, ports []v1.ServicePort, mutate ...func(*v1.Service)) *v1.Service {
 	return testobj.Service(namespace, name, clusterIP.Addr().String(), ports, mutate...)
@@ -70,12 +78,20 @@ func withNodePort(i int, np int32) func(*v1.Service) {
 
 // slice is the EndpointSlice "<service>-1" whose ports are the service's
 // port names, all at servePort with the service port's protocol.
-func slice(svc *v1.Service, eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
+func (e *env) slice(svc *v1.Service, eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
 	var ports []discoveryv1.EndpointPort
 	for _, p := range svc.Spec.Ports {
 		ports = append(ports, testobj.SlicePort(p.Name, servePort, p.Protocol))
 	}
-	return testobj.Slice(namespace, svc.Name, svc.Name+"-1", ports, eps)
+	return testobj.Slice(namespace, svc.Name, svc.Name+"-1", ports, eps, e.addressType)
+}
+
+// addressType gives a slice the Network's address family.
+func (e *env) addressType(es *discoveryv1.EndpointSlice) {
+	es.AddressType = discoveryv1.AddressTypeIPv4
+	if e.variant.IPv6 {
+		es.AddressType = discoveryv1.AddressTypeIPv6
+	}
 }
 
 // Endpoints on backend i: ready, not ready, or terminating (serving), on
@@ -103,26 +119,32 @@ func (e *env) each(least int, backends ...int) map[string]int {
 
 // ClusterIPSpread: a ClusterIP spreads connections over all ready
 // endpoints; of 300 connections each of 3 endpoints gets at least half of
-// an even share.
+// an even share. A client outside the cluster CIDRs is masqueraded; with
+// no cluster CIDRs nobody is (kube-proxy without a local detector).
 func clusterIPSpread(e *env) {
-	addr := vip("10.96.0.10", 80)
+	addr := e.vip(10, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", addr.Port())})
-	e.apply(svc, slice(svc, e.ready(0), e.ready(1), e.ready(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
 	e.sync()
 	got := e.tally(e.client(), addr, 300)
 	expectTally(e.t, "300 connections to a cluster IP with 3 ready endpoints", got, e.each(50, 0, 1, 2))
+	if len(e.n.ClusterCIDRs()) > 0 {
+		e.expectSource(addr, true, "a client outside the cluster CIDRs to a cluster IP")
+	} else {
+		e.expectSource(addr, false, "a cluster IP, the backend given no cluster CIDRs")
+	}
 }
 
 // NotReadyEndpoint: an endpoint that turns not ready gets no new
 // connections after the next (incremental) sync.
 func notReadyEndpoint(e *env) {
-	addr := vip("10.96.0.11", 80)
+	addr := e.vip(11, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", addr.Port())})
-	e.apply(svc, slice(svc, e.ready(0), e.ready(1), e.ready(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
 	e.sync()
 	expectTally(e.t, "3 ready endpoints", e.tally(e.client(), addr, 60), e.each(1, 0, 1, 2))
 
-	e.apply(slice(svc, e.ready(0), e.notReady(1), e.ready(2)))
+	e.apply(e.slice(svc, e.ready(0), e.notReady(1), e.ready(2)))
 	e.sync()
 	expectTally(e.t, e.name(1)+" not ready", e.tally(e.client(), addr, 60), e.each(1, 0, 2))
 }
@@ -130,17 +152,17 @@ func notReadyEndpoint(e *env) {
 // TerminatingFallback: serving terminating endpoints are used only while no
 // endpoint is ready.
 func terminatingFallback(e *env) {
-	addr := vip("10.96.0.12", 80)
+	addr := e.vip(12, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", addr.Port())})
-	e.apply(svc, slice(svc, e.ready(0), e.terminating(1), e.terminating(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.terminating(1), e.terminating(2)))
 	e.sync()
 	expectTally(e.t, "one ready, two terminating", e.tally(e.client(), addr, 30), e.each(30, 0))
 
-	e.apply(slice(svc, e.notReady(0), e.terminating(1), e.terminating(2)))
+	e.apply(e.slice(svc, e.notReady(0), e.terminating(1), e.terminating(2)))
 	e.sync()
 	expectTally(e.t, "none ready, two terminating", e.tally(e.client(), addr, 60), e.each(1, 1, 2))
 
-	e.apply(slice(svc, e.notReady(0), e.terminating(1), e.ready(2)))
+	e.apply(e.slice(svc, e.notReady(0), e.terminating(1), e.ready(2)))
 	e.sync()
 	expectTally(e.t, "one ready again, one terminating", e.tally(e.client(), addr, 30), e.each(30, 2))
 }
@@ -149,7 +171,7 @@ func terminatingFallback(e *env) {
 // UDP at once, not by a timeout; with an endpoint it answers; when the
 // endpoint goes it refuses again.
 func noEndpointsRejects(e *env) {
-	addr := vip("10.96.0.13", 80)
+	addr := e.vip(13, 80)
 	dns := netip.AddrPortFrom(addr.Addr(), 53)
 	svc := service("svc", addr, []v1.ServicePort{tcpPort("http", addr.Port()), udpPort("dns", dns.Port())})
 	e.apply(svc)
@@ -157,12 +179,12 @@ func noEndpointsRejects(e *env) {
 	e.expectRefused(v1.ProtocolTCP, addr, "no EndpointSlice")
 	e.expectRefused(v1.ProtocolUDP, dns, "no EndpointSlice")
 
-	e.apply(slice(svc, e.ready(0)))
+	e.apply(e.slice(svc, e.ready(0)))
 	e.sync()
 	expectTally(e.t, "TCP, one ready endpoint", e.tally(e.client(), addr, 5), e.each(5, 0))
 	expectTally(e.t, "UDP, one ready endpoint", e.tallyUDP(dns, 5), e.each(5, 0))
 
-	e.apply(slice(svc, e.notReady(0)))
+	e.apply(e.slice(svc, e.notReady(0)))
 	e.sync()
 	e.expectRefused(v1.ProtocolTCP, addr, "only a not-ready endpoint")
 	e.expectRefused(v1.ProtocolUDP, dns, "only a not-ready endpoint")
@@ -171,7 +193,7 @@ func noEndpointsRejects(e *env) {
 // SessionAffinity: ClientIP affinity keeps each client on one backend;
 // turning it off spreads that client again.
 func sessionAffinity(e *env) {
-	addr := vip("10.96.0.14", 80)
+	addr := e.vip(14, 80)
 	sticky := func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{
@@ -180,7 +202,7 @@ func sessionAffinity(e *env) {
 	}
 	ports := []v1.ServicePort{tcpPort("http", addr.Port())}
 	svc := service("web", addr, ports, sticky)
-	e.apply(svc, slice(svc, e.ready(0), e.ready(1), e.ready(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
 	e.sync()
 	only(e.t, e.tally(e.client(), addr, 30))
 	only(e.t, e.tally(e.client2(), addr, 30))
@@ -193,7 +215,7 @@ func sessionAffinity(e *env) {
 // TCPAndUDPSamePort: a TCP and a UDP port with the same number are two
 // service ports; each reaches its own endpoints.
 func tcpAndUDPSamePort(e *env) {
-	addr := vip("10.96.0.15", 53)
+	addr := e.vip(15, 53)
 	svc := service("dns", addr, []v1.ServicePort{tcpPort("dns-tcp", 53), udpPort("dns-udp", 53)})
 	// One slice per port, with different endpoints, so a rule that ignores
 	// the protocol sends one of them to the wrong backend.
@@ -210,32 +232,74 @@ func tcpAndUDPSamePort(e *env) {
 }
 
 // NodePort: TCP and UDP node ports answer at NodeIP():nodePort and spread
-// over the endpoints; the cluster IP still works.
+// over the endpoints, masqueraded (externalTrafficPolicy Cluster: the
+// endpoint may be on another node); the cluster IP still works.
 func nodePort(e *env) {
-	addr := vip("10.96.0.16", 80)
+	addr := e.vip(16, 80)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", 80), udpPort("dns", 53)},
 		withNodePort(0, 30080), withNodePort(1, 30053))
-	e.apply(svc, slice(svc, e.ready(0), e.remote(1), e.remote(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.remote(1), e.remote(2)))
 	e.sync()
 	expectTally(e.t, "TCP node port", e.tally(e.client(), netip.AddrPortFrom(e.n.NodeIP(), 30080), 60), e.each(1, 0, 1, 2))
 	expectTally(e.t, "UDP node port", e.tallyUDP(netip.AddrPortFrom(e.n.NodeIP(), 30053), 45), e.each(1, 0, 1, 2))
+	e.expectSource(netip.AddrPortFrom(e.n.NodeIP(), 30080), true, "a node port with externalTrafficPolicy Cluster")
+	e.reach(e.client(), addr)
+}
+
+// NodeAddresses: a node port answers, over TCP and UDP, on every node
+// address NodePortAddresses allows (each, when they hold no prefix of the
+// Network's family) and on no other; never on loopback, also from the node
+// itself (CVE-2020-8558).
+func nodeAddresses(e *env) {
+	addr := e.vip(27, 80)
+	svc := service("web", addr, []v1.ServicePort{tcpPort("http", 80), udpPort("dns", 53)},
+		withNodePort(0, 30084), withNodePort(1, 30056))
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
+	e.sync()
+	var allowed []netip.Prefix
+	for _, p := range e.n.NodePortAddresses() {
+		if p.Addr().Is6() == e.variant.IPv6 {
+			allowed = append(allowed, p)
+		}
+	}
+	for _, ip := range e.n.NodeIPs() {
+		tcp, udp := netip.AddrPortFrom(ip, 30084), netip.AddrPortFrom(ip, 30056)
+		if len(allowed) == 0 || slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			expectTally(e.t, "TCP node port on "+ip.String(), e.tally(e.client(), tcp, 30), e.each(1, 0, 1, 2))
+			expectTally(e.t, "UDP node port on "+ip.String(), e.tallyUDP(udp, 30), e.each(1, 0, 1, 2))
+			continue
+		}
+		why := fmt.Sprintf("node port on %v, outside NodePortAddresses %v", ip, allowed)
+		if name, err := e.n.DialTCP(e.t.Context(), netip.Addr{}, tcp, e.opts.DropTimeout); err == nil {
+			e.t.Fatalf("%s: TCP answered by %s", why, name)
+		}
+		if name, err := e.n.DialUDP(e.t.Context(), 0, udp, e.opts.DropTimeout); err == nil {
+			e.t.Fatalf("%s: UDP answered by %s", why, name)
+		}
+	}
+	loop := netip.AddrPortFrom(e.n.plan.loopback, 30084)
+	if name, err := e.n.DialTCPFrom(e.n.NodeNS(), netip.Addr{}, loop, e.opts.DropTimeout); err == nil {
+		e.t.Fatalf("node port on loopback, from the node: answered by %s", name)
+	}
 	e.reach(e.client(), addr)
 }
 
 // ExternalTrafficPolicyLocal: external traffic to a node port goes only to
-// local endpoints, and is dropped (not refused) when there are none here
-// while remote ones exist; the cluster IP keeps using every endpoint.
+// local endpoints, with the client's own address (the point of the
+// policy), and is dropped (not refused) when there are none here while
+// remote ones exist; the cluster IP keeps using every endpoint.
 func externalTrafficPolicyLocal(e *env) {
-	addr := vip("10.96.0.17", 80)
+	addr := e.vip(17, 80)
 	np := netip.AddrPortFrom(e.n.NodeIP(), 30081)
 	svc := service("web", addr, []v1.ServicePort{tcpPort("http", 80)}, withNodePort(0, int32(np.Port())),
 		func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal })
-	e.apply(svc, slice(svc, e.ready(0), e.remote(1), e.remote(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.remote(1), e.remote(2)))
 	e.sync()
 	expectTally(e.t, "node port, one local endpoint", e.tally(e.client(), np, 30), e.each(30, 0))
+	e.expectSource(np, false, "a node port with externalTrafficPolicy Local")
 	expectTally(e.t, "cluster IP, Cluster internal policy", e.tally(e.client(), addr, 60), e.each(1, 0, 1, 2))
 
-	e.apply(slice(svc, e.notReady(0), e.remote(1), e.remote(2)))
+	e.apply(e.slice(svc, e.notReady(0), e.remote(1), e.remote(2)))
 	e.sync()
 	e.expectDropped(e.client(), np, "node port with externalTrafficPolicy Local, no local endpoint, remote ones ready")
 	expectTally(e.t, "cluster IP, remote endpoints", e.tally(e.client(), addr, 30), e.each(1, 1, 2))
@@ -245,19 +309,19 @@ func externalTrafficPolicyLocal(e *env) {
 // in and drops the others; the ranges do not restrict the cluster IP, and
 // removing them opens the load-balancer IP.
 func loadBalancerSourceRanges(e *env) {
-	addr := vip("10.96.0.18", 80)
-	lb := netip.AddrPortFrom(lbIP, 80)
+	addr := e.vip(18, 80)
+	lb := netip.AddrPortFrom(e.externalIP(1), 80)
 	ranged := func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
-		s.Spec.LoadBalancerSourceRanges = []string{netip.PrefixFrom(e.client(), 32).String()}
+		s.Spec.LoadBalancerSourceRanges = []string{netip.PrefixFrom(e.client(), e.client().BitLen()).String()}
 	}
 	ingress := func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
-		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: lbIP.String()}}
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: lb.Addr().String()}}
 	}
 	ports := []v1.ServicePort{tcpPort("http", 80)}
 	svc := service("web", addr, ports, ingress, ranged, withNodePort(0, 30082))
-	e.apply(svc, slice(svc, e.ready(0), e.ready(1), e.ready(2)))
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1), e.ready(2)))
 	e.sync()
 	expectTally(e.t, "load-balancer IP from an allowed source", e.tally(e.client(), lb, 60), e.each(1, 0, 1, 2))
 	e.expectDropped(e.client2(), lb, "load-balancer IP from a source outside loadBalancerSourceRanges")
@@ -272,10 +336,10 @@ func loadBalancerSourceRanges(e *env) {
 // endpoint once its old one is removed, through the cluster IP and through
 // a node port: the stale conntrack flow was cleared.
 func staleUDPFlow(e *env) {
-	addr := vip("10.96.0.19", 53)
+	addr := e.vip(19, 53)
 	np := netip.AddrPortFrom(e.n.NodeIP(), 30054)
 	svc := service("dns", addr, []v1.ServicePort{udpPort("dns", 53)}, withNodePort(0, int32(np.Port())))
-	e.apply(svc, slice(svc, e.ready(0)))
+	e.apply(svc, e.slice(svc, e.ready(0)))
 	e.sync()
 	const clusterSrc, nodeSrc = 40053, 40054
 	for range 2 {
@@ -283,10 +347,31 @@ func staleUDPFlow(e *env) {
 		e.expectUDP(nodeSrc, np, e.name(0), "before the change")
 	}
 
-	e.apply(slice(svc, e.ready(1)))
+	e.apply(e.slice(svc, e.ready(1)))
 	e.sync()
 	e.expectUDP(clusterSrc, addr, e.name(1), e.name(0)+" replaced by "+e.name(1)+" (a stale conntrack flow?)")
 	e.expectUDP(nodeSrc, np, e.name(1), e.name(0)+" replaced by "+e.name(1)+" (a stale conntrack flow?)")
+}
+
+// expectSource makes one TCP connection from ClientIP to dst and checks
+// the source address the backend saw: a node address when masqueraded,
+// else ClientIP itself. SuiteOptions.IgnoreSource turns the check off.
+func (e *env) expectSource(dst netip.AddrPort, masqueraded bool, why string) {
+	e.t.Helper()
+	if e.opts.IgnoreSource {
+		return
+	}
+	a, err := e.n.DialTCPAnswer(e.t.Context(), e.client(), dst, e.opts.Timeout)
+	if err != nil {
+		e.t.Fatalf("%s: connection to %v from %v: %v", why, dst, e.client(), err)
+	}
+	seen := a.Source.Addr()
+	switch {
+	case masqueraded && !e.n.isNodeAddr(seen):
+		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want it masqueraded to a node address", why, a.Backend, dst, seen)
+	case !masqueraded && seen != e.client():
+		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want the client's own address %v (not masqueraded)", why, a.Backend, dst, seen, e.client())
+	}
 }
 
 // expectUDP sends one datagram from ClientIP:srcPort and wants want to
@@ -302,7 +387,7 @@ func (e *env) expectUDP(srcPort uint16, dst netip.AddrPort, want, why string) {
 // Cleanup: Cleanup removes every object of the backend, leaves objects of
 // others alone, stops the traffic, and can run twice.
 func cleanup(e *env) {
-	web := vip("10.96.0.20", 80)
+	web := e.vip(20, 80)
 	sticky := func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{
@@ -311,18 +396,18 @@ func cleanup(e *env) {
 	}
 	svcs := []*v1.Service{
 		service("web", web, []v1.ServicePort{tcpPort("http", 80)}, sticky),
-		service("dns", vip("10.96.0.21", 53), []v1.ServicePort{udpPort("dns", 53)}, withNodePort(0, 30055),
+		service("dns", e.vip(21, 53), []v1.ServicePort{udpPort("dns", 53)}, withNodePort(0, 30055),
 			func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }),
-		service("lb", vip("10.96.0.22", 80), []v1.ServicePort{tcpPort("http", 80)}, withNodePort(0, 30083),
+		service("lb", e.vip(22, 80), []v1.ServicePort{tcpPort("http", 80)}, withNodePort(0, 30083),
 			func(s *v1.Service) {
 				s.Spec.Type = v1.ServiceTypeLoadBalancer
-				s.Spec.LoadBalancerSourceRanges = []string{"10.100.0.2/32"}
-				s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "10.97.0.2"}}
+				s.Spec.LoadBalancerSourceRanges = []string{netip.PrefixFrom(e.client(), e.client().BitLen()).String()}
+				s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: e.externalIP(2).String()}}
 			}),
-		service("empty", vip("10.96.0.23", 80), []v1.ServicePort{tcpPort("http", 80)}),
+		service("empty", e.vip(23, 80), []v1.ServicePort{tcpPort("http", 80)}),
 	}
 	for i, svc := range svcs[:3] {
-		e.apply(svc, slice(svc, e.ready(i), e.remote((i+1)%3)))
+		e.apply(svc, e.slice(svc, e.ready(i), e.remote((i+1)%3)))
 	}
 	e.apply(svcs[3])
 	e.sync()
@@ -353,17 +438,17 @@ func cleanup(e *env) {
 // the old one left, and converges; an unchanged snapshot, incrementally or
 // in full, changes nothing.
 func restart(e *env) {
-	kept, gone, added := vip("10.96.0.24", 80), vip("10.96.0.25", 80), vip("10.96.0.26", 80)
+	kept, gone, added := e.vip(24, 80), e.vip(25, 80), e.vip(26, 80)
 	ports := []v1.ServicePort{tcpPort("http", 80)}
 	keptSvc, goneSvc, addedSvc := service("kept", kept, ports), service("gone", gone, ports), service("added", added, ports)
-	e.apply(keptSvc, slice(keptSvc, e.ready(0), e.ready(1), e.ready(2)), goneSvc, slice(goneSvc, e.ready(0)))
+	e.apply(keptSvc, e.slice(keptSvc, e.ready(0), e.ready(1), e.ready(2)), goneSvc, e.slice(goneSvc, e.ready(0)))
 	e.sync()
 	expectTally(e.t, "before the restart", e.tally(e.client(), kept, 60), e.each(1, 0, 1, 2))
 	expectTally(e.t, "before the restart", e.tally(e.client(), gone, 5), e.each(5, 0))
 
 	e.restart()
-	e.tracker = newTracker()
-	e.apply(keptSvc, slice(keptSvc, e.ready(1), e.ready(2)), addedSvc, slice(addedSvc, e.ready(2)))
+	e.tracker = e.newTracker()
+	e.apply(keptSvc, e.slice(keptSvc, e.ready(1), e.ready(2)), addedSvc, e.slice(addedSvc, e.ready(2)))
 	snap := e.fullSync()
 	check := func(when string) {
 		e.t.Helper()

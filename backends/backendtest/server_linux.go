@@ -7,19 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // retryPause keeps a server loop from spinning on a persistent error.
 const retryPause = 10 * time.Millisecond
 
 // Serve starts a TCP and a UDP server on port in every backend. They answer
-// with the backend's name and a newline: TCP on accept, then close; UDP to
-// every datagram. A client thus learns which backend a load balancer chose.
+// with the backend's name, a space, the client's address as the backend
+// sees it, and a newline ("b0 10.100.0.2:41234"): TCP on accept, then
+// close; UDP to every datagram. A client thus learns which backend a load
+// balancer chose, and whether its address reached it or was masqueraded.
 //
-// Servers listen on the wildcard address of their namespace, and live until
-// the Network is torn down. Serving a port again is a no-op; failing to
+// Servers listen on the wildcard address of the Network's family in their
+// namespace, and live until the Network is torn down. Serving a port again is a no-op; failing to
 // listen fails the test.
 func (n *Network) Serve(t testing.TB, port uint16) {
 	t.Helper()
@@ -50,7 +55,10 @@ func (n *Network) ServePort(port uint16) error {
 // serveBackend opens both sockets inside b's namespace and starts their
 // loops. The caller holds n.mu.
 func (n *Network) serveBackend(b Backend, port uint16) error {
-	addr := fmt.Sprintf("0.0.0.0:%d", port)
+	tcp, udp, addr := "tcp4", "udp4", fmt.Sprintf("0.0.0.0:%d", port)
+	if n.plan.family == v1.IPv6Protocol {
+		tcp, udp, addr = "tcp6", "udp6", fmt.Sprintf("[::]:%d", port)
+	}
 	var (
 		ln net.Listener
 		pc net.PacketConn
@@ -58,11 +66,11 @@ func (n *Network) serveBackend(b Backend, port uint16) error {
 	err := inNamespace(b.NS, func() error {
 		var lc net.ListenConfig
 		var err error
-		if ln, err = lc.Listen(context.Background(), "tcp4", addr); err != nil {
+		if ln, err = lc.Listen(context.Background(), tcp, addr); err != nil {
 			return err
 		}
 		n.servers = append(n.servers, ln)
-		if pc, err = lc.ListenPacket(context.Background(), "udp4", addr); err != nil {
+		if pc, err = lc.ListenPacket(context.Background(), udp, addr); err != nil {
 			return err
 		}
 		n.servers = append(n.servers, pc)
@@ -71,22 +79,21 @@ func (n *Network) serveBackend(b Backend, port uint16) error {
 	if err != nil {
 		return err
 	}
-	reply := []byte(b.Name + "\n")
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		serveTCP(ln, reply)
+		serveTCP(ln, b.Name)
 	}()
 	go func() {
 		defer n.wg.Done()
-		serveUDP(pc, reply)
+		serveUDP(pc, b.Name)
 	}()
 	return nil
 }
 
 // serveTCP answers each connection until ln is closed. The write is tiny and
 // the socket fresh, so it cannot block; the deadline is only a safeguard.
-func serveTCP(ln net.Listener, reply []byte) {
+func serveTCP(ln net.Listener, name string) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -97,13 +104,13 @@ func serveTCP(ln net.Listener, reply []byte) {
 			continue
 		}
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write(reply)
+		c.Write(reply(name, c.RemoteAddr()))
 		c.Close()
 	}
 }
 
 // serveUDP replies to every datagram until pc is closed.
-func serveUDP(pc net.PacketConn, reply []byte) {
+func serveUDP(pc net.PacketConn, name string) {
 	buf := make([]byte, 2048)
 	for {
 		_, from, err := pc.ReadFrom(buf)
@@ -114,6 +121,18 @@ func serveUDP(pc net.PacketConn, reply []byte) {
 			time.Sleep(retryPause)
 			continue
 		}
-		pc.WriteTo(reply, from)
+		pc.WriteTo(reply(name, from), from)
 	}
+}
+
+// reply is a server's answer to a client at from.
+func reply(name string, from net.Addr) []byte {
+	var src netip.AddrPort
+	switch a := from.(type) {
+	case *net.TCPAddr:
+		src = a.AddrPort()
+	case *net.UDPAddr:
+		src = a.AddrPort()
+	}
+	return []byte(name + " " + netip.AddrPortFrom(src.Addr().Unmap(), src.Port()).String() + "\n")
 }

@@ -29,8 +29,9 @@ type Factory func(t *testing.T, n *Network) backends.Interface
 // SuiteOptions configure Run. The zero value runs every scenario with
 // conntrack cleanup, on a Network with default options.
 type SuiteOptions struct {
-	// Network configures each scenario's Network. Backends is ignored: the
-	// scenarios need three.
+	// Network configures each scenario's Network. Backends and IPv6 are
+	// ignored: the scenarios need three backends, and the variant decides
+	// the family.
 	Network NetworkOptions
 	// Require lists the tools the backend needs on PATH (for example
 	// "iptables-restore"), checked with Require next to the suite's own
@@ -51,11 +52,18 @@ type SuiteOptions struct {
 	// PATH). The empty built-in chains iptables creates by itself are not
 	// counted.
 	Leftovers func() (string, error)
-	// Skip names scenarios (see Scenarios) the backend does not implement,
-	// each with the reason. They are skipped with that reason, even under
-	// LBKIT_E2E=1: a declared gap, not a missing requirement. An unknown
-	// name fails the suite.
+	// Skip names scenarios (see Scenarios) or variant path elements
+	// (VariantIPv6, VariantNodePortAddresses, ...) the backend does not
+	// implement, each with the reason: a subtest whose path holds a key is
+	// skipped with that reason, even under LBKIT_E2E=1 (a declared gap, not
+	// a missing requirement). An unknown key fails the suite.
 	Skip map[string]string
+	// IgnoreSource turns off the checks of the client address a backend
+	// sees: cluster-IP traffic from outside the cluster CIDRs and node-port
+	// traffic with externalTrafficPolicy Cluster masqueraded, the client's
+	// own address kept otherwise. Only for a backend that proxies
+	// connections and so never keeps a client's address.
+	IgnoreSource bool
 	// Timeout bounds a connection that must succeed; zero means 2s.
 	Timeout time.Duration
 	// DropTimeout is how long a connection that must be dropped is given
@@ -80,11 +88,16 @@ func Scenarios() []string {
 }
 
 // Run runs the conformance scenarios against backends made by newBackend,
-// each as a subtest in a Network of its own. Each scenario feeds Services
-// and EndpointSlices to a servicemap.Tracker for node "node", syncs the
-// backend to the Tracker's snapshots (incrementally, with the previous
-// snapshot, unless the scenario says otherwise), clears stale UDP flows,
-// and checks what real connections from the client namespace reach.
+// each as a subtest in a Network of its own, in every variant (see the
+// package documentation): subtests IPv4/<scenario> and IPv6/<scenario>
+// with the default options, then <family>/<option>/<scenario> for the
+// scenarios each option affects (NodePortAddresses,
+// OtherFamilyNodePortAddresses, NoClusterCIDRs). Each scenario feeds
+// Services and EndpointSlices to a
+// servicemap.Tracker for node "node", syncs the backend to the Tracker's
+// snapshots (incrementally, with the previous snapshot, unless the
+// scenario says otherwise), clears stale UDP flows, and checks what real
+// connections from the client namespace reach.
 //
 // Run needs Linux, root, and the tools "ip" and "nft" plus those in
 // opts.Require; without them it skips, or fails under LBKIT_E2E=1 (see
@@ -99,21 +112,50 @@ func Run(t *testing.T, newBackend Factory, opts SuiteOptions) {
 	if opts.DropTimeout <= 0 {
 		opts.DropTimeout = 500 * time.Millisecond
 	}
+	known := append(Scenarios(), VariantIPv4, VariantIPv6, VariantNodePortAddresses, VariantOtherFamilyNPA, VariantNoClusterCIDRs)
 	for name := range opts.Skip {
-		if !slices.Contains(Scenarios(), name) {
-			t.Fatalf("backendtest: SuiteOptions.Skip names %q, not a scenario (have %s)", name, strings.Join(Scenarios(), ", "))
+		if !slices.Contains(known, name) {
+			t.Fatalf("backendtest: SuiteOptions.Skip names %q, neither a scenario nor a variant (have %s)", name, strings.Join(known, ", "))
 		}
 	}
-	for _, s := range scenarios {
-		t.Run(s.name, func(t *testing.T) {
+	// group runs the scenarios that apply in variant v, as subtests of t.
+	group := func(t *testing.T, v Variant, applies func(scenario) bool) {
+		for _, s := range scenarios {
+			if !applies(s) {
+				continue
+			}
+			t.Run(s.name, func(t *testing.T) {
+				if opts.Parallel {
+					t.Parallel()
+				}
+				for _, el := range append(v.elements(), s.name) {
+					if reason, ok := opts.Skip[el]; ok {
+						t.Skipf("backendtest: skipped by SuiteOptions.Skip[%q]: %s", el, reason)
+					}
+				}
+				e := newEnv(t, newBackend, opts, v)
+				s.run(e)
+			})
+		}
+	}
+	for _, ipv6 := range []bool{false, true} {
+		base := Variant{IPv6: ipv6}
+		t.Run(base.String(), func(t *testing.T) {
 			if opts.Parallel {
 				t.Parallel()
 			}
-			if reason, ok := opts.Skip[s.name]; ok {
-				t.Skipf("backendtest: skipped by SuiteOptions.Skip: %s", reason)
+			group(t, base, func(scenario) bool { return true })
+			for _, ov := range optionVariants {
+				v := base
+				ov.set(&v)
+				name := v.elements()[len(v.elements())-1]
+				t.Run(name, func(t *testing.T) {
+					if opts.Parallel {
+						t.Parallel()
+					}
+					group(t, v, func(s scenario) bool { return s.options&ov.opt != 0 })
+				})
 			}
-			e := newEnv(t, newBackend, opts)
-			s.run(e)
 		})
 	}
 }
@@ -122,6 +164,9 @@ func Run(t *testing.T, newBackend Factory, opts SuiteOptions) {
 type scenario struct {
 	name string
 	run  func(e *env)
+	// options are the backend options this scenario's behaviour depends
+	// on: it runs again in the variant that sets each one.
+	options option
 }
 
 // env is one scenario's world: its Network, the backend under test, the
@@ -130,6 +175,7 @@ type env struct {
 	t          *testing.T
 	n          *Network
 	opts       SuiteOptions
+	variant    Variant
 	newBackend Factory
 	backend    backends.Interface
 	made       []backends.Interface // every backend made, for teardown
@@ -147,28 +193,36 @@ const (
 	foreignIPTable = "OTHER-CHAIN"
 )
 
-func newEnv(t *testing.T, newBackend Factory, opts SuiteOptions) *env {
+func newEnv(t *testing.T, newBackend Factory, opts SuiteOptions, v Variant) *env {
 	t.Helper()
 	nopts := opts.Network
 	nopts.Backends = 3
+	nopts.IPv6 = v.IPv6
+	n := NewNetwork(t, nopts)
+	n.variant = v
 	e := &env{
 		t:          t,
-		n:          NewNetwork(t, nopts),
+		n:          n,
 		opts:       opts,
+		variant:    v,
 		newBackend: newBackend,
-		tracker:    newTracker(),
 	}
+	e.tracker = e.newTracker()
 	e.n.Serve(t, servePort)
 	if !opts.DisableConntrack {
-		c, err := conntrack.New(conntrack.Options{})
+		c, err := conntrack.New(conntrack.Options{NodePortAddresses: n.NodePortAddresses()})
 		if err != nil {
 			t.Fatalf("backendtest: %v", err)
 		}
 		e.cleaner = c
 	}
-	e.exec("nft", "add table ip "+foreignTable+"; add chain ip "+foreignTable+" "+foreignChain)
-	if hasTool("iptables") {
-		e.exec("iptables", "-w", "-t", "filter", "-N", foreignIPTable)
+	// Foreign objects of both families, whichever the backend writes.
+	e.exec("nft", fmt.Sprintf("add table ip %[1]s; add chain ip %[1]s %[2]s; add table ip6 %[1]s; add chain ip6 %[1]s %[2]s",
+		foreignTable, foreignChain))
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		if hasTool(tool) {
+			e.exec(tool, "-w", "-t", "filter", "-N", foreignIPTable)
+		}
 	}
 	if err := e.n.InNode(func() (err error) {
 		e.baseline, err = nodeState()
@@ -196,9 +250,10 @@ func newEnv(t *testing.T, newBackend Factory, opts SuiteOptions) *env {
 	return e
 }
 
-// newTracker returns a Tracker for the scenarios' node.
-func newTracker() *servicemap.Tracker {
-	return servicemap.NewTracker(servicemap.Options{NodeName: localNode})
+// newTracker returns a Tracker for the scenarios' node and the Network's
+// family.
+func (e *env) newTracker() *servicemap.Tracker {
+	return servicemap.NewTracker(servicemap.Options{NodeName: localNode, IPFamily: e.n.IPFamily()})
 }
 
 // restart makes a new backend, as a restarted process would, and makes it
@@ -232,11 +287,15 @@ func (e *env) exec(name string, args ...string) string {
 
 // dump logs the node's load-balancing state, for a failed scenario.
 func (e *env) dump() {
+	save, family := "iptables-save", "ipv4"
+	if e.variant.IPv6 {
+		save, family = "ip6tables-save", "ipv6"
+	}
 	for _, cmd := range [][]string{
 		{"nft", "list", "ruleset"},
-		{"iptables-save"},
+		{save},
 		{"ipvsadm", "-Ln"},
-		{"conntrack", "-L"},
+		{"conntrack", "-L", "-f", family},
 	} {
 		if !hasTool(cmd[0]) {
 			continue
@@ -424,12 +483,17 @@ func expectTally(t *testing.T, what string, got map[string]int, want map[string]
 // foreignMissing reports which foreign objects are gone, "" when none is.
 func (e *env) foreignMissing() string {
 	var missing []string
-	if _, err := e.n.NodeExec("nft", "list", "chain", "ip", foreignTable, foreignChain); err != nil {
-		missing = append(missing, fmt.Sprintf("nft chain ip %s %s (%v)", foreignTable, foreignChain, err))
+	for _, family := range []string{"ip", "ip6"} {
+		if _, err := e.n.NodeExec("nft", "list", "chain", family, foreignTable, foreignChain); err != nil {
+			missing = append(missing, fmt.Sprintf("nft chain %s %s %s (%v)", family, foreignTable, foreignChain, err))
+		}
 	}
-	if hasTool("iptables") {
-		if _, err := e.n.NodeExec("iptables", "-w", "-t", "filter", "-n", "-L", foreignIPTable); err != nil {
-			missing = append(missing, fmt.Sprintf("iptables chain %s (%v)", foreignIPTable, err))
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		if !hasTool(tool) {
+			continue
+		}
+		if _, err := e.n.NodeExec(tool, "-w", "-t", "filter", "-n", "-L", foreignIPTable); err != nil {
+			missing = append(missing, fmt.Sprintf("%s chain %s (%v)", tool, foreignIPTable, err))
 		}
 	}
 	return strings.Join(missing, "; ")

@@ -63,8 +63,8 @@ type index struct {
 	// clusterIPs are never node addresses, so a flow to one is never a
 	// node port flow.
 	clusterIPs map[netip.Addr]struct{}
-	// nodePortAddrs narrows node port flows to these destinations; empty
-	// means any address but a cluster IP.
+	// nodePortAddrs narrows node port flows to these destinations, of the
+	// snapshot's family; empty means any address but a cluster IP.
 	nodePortAddrs []netip.Prefix
 	// goneAddr and goneNodePort are frontends a Diff removed (see
 	// addGone), with the endpoints they led to.
@@ -87,10 +87,17 @@ type tcpIndex struct {
 // reapTCP. A nil snapshot gives an empty index.
 func newIndex(snap *servicemap.Snapshot, nodePortAddrs []netip.Prefix, reapTCP bool) *index {
 	x := &index{
-		byAddr:        map[netip.AddrPort]backendSet{},
-		byNodePort:    map[uint16]backendSet{},
-		clusterIPs:    map[netip.Addr]struct{}{},
-		nodePortAddrs: nodePortAddrs,
+		byAddr:     map[netip.AddrPort]backendSet{},
+		byNodePort: map[uint16]backendSet{},
+		clusterIPs: map[netip.Addr]struct{}{},
+	}
+	// Only the snapshot's family counts: prefixes of the other one leave
+	// this family unrestricted, as they do the backends (and kube-proxy).
+	ipv6 := snap != nil && snap.IPFamily() == v1.IPv6Protocol
+	for _, p := range nodePortAddrs {
+		if p.IsValid() && p.Addr().Is6() == ipv6 {
+			x.nodePortAddrs = append(x.nodePortAddrs, p)
+		}
 	}
 	if reapTCP {
 		x.tcp = &tcpIndex{

@@ -139,6 +139,21 @@ func TestIndexNodePortAddresses(t *testing.T) {
 	}
 }
 
+// TestIndexNodePortAddressesOtherFamily: prefixes of the other family only
+// leave the snapshot's family unrestricted, as in the backends.
+func TestIndexNodePortAddressesOtherFamily(t *testing.T) {
+	x := newIndex(testSnapshot(t), []netip.Prefix{netip.MustParsePrefix("fd00:100::/64")}, false)
+	for _, c := range []flowCase{
+		{"node address, not DNATed", udp, "10.100.0.7:30053", "10.100.0.7:30053", staleUnNATed},
+		{"node address, DNATed to a removed endpoint", udp, "10.100.0.7:30053", "10.244.1.99:5353", staleEndpoint},
+	} {
+		got := x.check(c.proto, netip.MustParseAddrPort(c.origDst), netip.MustParseAddrPort(c.replySrc))
+		if got != c.want {
+			t.Errorf("%s: check(%s, %s) = %v, want %v", c.name, c.origDst, c.replySrc, got, c.want)
+		}
+	}
+}
+
 func TestIndexEmpty(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
 	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.30",

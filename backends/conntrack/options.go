@@ -17,10 +17,10 @@ type Options struct {
 	// request, in the namespace of the calling thread.
 	Handle *netlink.Handle
 	// NodePortAddresses are the addresses node ports are served on, as the
-	// backend's option of the same name. Empty means any address, as
-	// kube-proxy assumes: a UDP flow to any address but a cluster IP, with
-	// a node port as its destination port, is then taken for a node port
-	// flow.
+	// backend's option of the same name. None of the snapshot's family
+	// means any address, as kube-proxy assumes: a UDP flow to any address
+	// but a cluster IP, with a node port as its destination port, is then
+	// taken for a node port flow.
 	NodePortAddresses []netip.Prefix
 	// ReapTCP also deletes TCP entries DNATed to an endpoint that is gone
 	// from its service port (no longer in any EndpointSlice, not merely

@@ -3,7 +3,6 @@
 package iptables_test
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/lbkit/lbkit/backends"
@@ -12,17 +11,25 @@ import (
 )
 
 // TestConformance runs lbkit's conformance suite, real packets through
-// namespaces, against both iptables flavours.
+// namespaces, against both iptables flavours, in IPv4 (iptables) and IPv6
+// (ip6tables) and with the options of each variant (NodePortAddresses, no
+// cluster CIDRs).
 func TestConformance(t *testing.T) {
 	for _, fl := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
 		t.Run(string(fl), func(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
-				b, err := iptables.New(iptables.Options{Flavour: fl, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+				b, err := iptables.New(iptables.Options{
+					Flavour:           fl,
+					ClusterCIDRs:      n.ClusterCIDRs(),
+					NodePortAddresses: n.NodePortAddresses(),
+				})
 				if err != nil {
 					t.Fatal(err)
 				}
 				return b
-			}, backendtest.SuiteOptions{Parallel: true, Require: []string{"iptables-" + string(fl) + "-restore"}})
+			}, backendtest.SuiteOptions{Parallel: true, Require: []string{
+				"iptables-" + string(fl) + "-restore", "ip6tables-" + string(fl) + "-restore",
+			}})
 		})
 	}
 }

@@ -4,6 +4,8 @@ package iptables_test
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -80,6 +82,37 @@ func TestKernelRestore(t *testing.T) {
 			}
 			if !strings.Contains(got, ":OTHER-CHAIN") {
 				t.Errorf("Cleanup removed a foreign chain:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestKernelAcceptsRender gives every golden case, rendered with its
+// options, to the real iptables-restore (ip6tables-restore for IPv6) of
+// both flavours with --test, inside a throwaway namespace: what Render
+// writes must be what the tools accept.
+func TestKernelAcceptsRender(t *testing.T) {
+	for _, flavour := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
+		t.Run(string(flavour), func(t *testing.T) {
+			backendtest.Require(t, "ip", "iptables-"+string(flavour)+"-restore", "ip6tables-"+string(flavour)+"-restore")
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			for name, setup := range scenarios() {
+				restore := "iptables-" + string(flavour) + "-restore"
+				if name == "ipv6" {
+					restore = "ip6" + restore[2:]
+				}
+				rules := iptables.Render(snapshotOf(name, setup), goldenOptions(name))
+				err := n.InNode(func() error {
+					cmd := exec.Command(restore, "-w", "--noflush", "--test")
+					cmd.Stdin = strings.NewReader(rules)
+					if out, err := cmd.CombinedOutput(); err != nil {
+						return fmt.Errorf("%w: %s", err, out)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("%s: %s refuses the rendered rules: %v", name, restore, err)
+				}
 			}
 		})
 	}

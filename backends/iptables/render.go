@@ -88,21 +88,25 @@ func (o *Options) fixedChains() map[tableName][]ownChain {
 
 // nodePortJumps are the last rules of nat SERVICES: traffic to a local
 // address (never loopback, CVE-2020-8558), optionally within
-// NodePortAddresses, goes on to NODEPORTS.
+// NodePortAddresses, goes on to NODEPORTS. A rule takes one -d, so with
+// NodePortAddresses each prefix gets a jump of its own and loopback, when
+// a prefix reaches into it, returns before them. Prefixes of the whole
+// family, or none of this family, mean every local address, as in
+// kube-proxy.
 func (o *Options) nodePortJumps(f family) []string {
-	const comment = `"lbkit service nodeports; NOTE: this must be the last rule in this chain"`
-	p := o.Prefix
-	if len(o.NodePortAddresses) == 0 {
-		return []string{fmt.Sprintf("-A %s-SERVICES -m comment --comment %s ! -d %s -m addrtype --dst-type LOCAL -j %s-NODEPORTS",
-			p, comment, f.loopback, p)}
+	head := fmt.Sprintf("-A %s-SERVICES -m comment --comment %s", o.Prefix,
+		`"lbkit service nodeports; NOTE: this must be the last rule in this chain"`)
+	tail := " -m addrtype --dst-type LOCAL -j " + o.Prefix + "-NODEPORTS"
+	if f.nodePortsAll {
+		return []string{head + " ! -d " + f.loopback.String() + tail}
 	}
 	var out []string
-	for _, cidr := range o.NodePortAddresses {
-		if cidr.Addr().Is6() != f.ipv6 {
-			continue
-		}
-		out = append(out, fmt.Sprintf("-A %s-SERVICES -m comment --comment %s -d %s ! -d %s -m addrtype --dst-type LOCAL -j %s-NODEPORTS",
-			p, comment, cidr.Masked(), f.loopback, p))
+	if slices.ContainsFunc(f.nodePorts, f.loopback.Overlaps) {
+		out = append(out, fmt.Sprintf(`-A %s-SERVICES -m comment --comment "lbkit no nodeports on loopback" -d %s -j RETURN`,
+			o.Prefix, f.loopback))
+	}
+	for _, cidr := range f.nodePorts {
+		out = append(out, head+" -d "+cidr.String()+tail)
 	}
 	return out
 }

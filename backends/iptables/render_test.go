@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -81,6 +82,12 @@ func scenarios() map[string]func(tr *servicemap.Tracker) {
 				[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 53, v1.ProtocolUDP), testobj.SlicePort("dns-tcp", 53, v1.ProtocolTCP)},
 				[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other")}))
 		},
+		"nodeport-addresses": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(testobj.Service("default", "np", "10.96.0.40",
+				[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
+				func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
+			tr.OnEndpointSliceAdd(testobj.Slice("default", "np", "np-1", http8080, []testobj.Endpoint{testobj.Ready("10.244.1.10", "node")}))
+		},
 		"ipv6": func(tr *servicemap.Tracker) {
 			tr.OnServiceAdd(testobj.Service("default", "web6", "fd00:96::10", http80))
 			tr.OnEndpointSliceAdd(testobj.Slice("default", "web6", "web6-1", http8080, []testobj.Endpoint{
@@ -100,13 +107,25 @@ func snapshotOf(name string, setup func(*servicemap.Tracker)) *servicemap.Snapsh
 	return tr.Snapshot()
 }
 
-func TestRenderGolden(t *testing.T) {
+// goldenOptions are the options a golden case renders with.
+func goldenOptions(name string) iptables.Options {
 	opts := iptables.Options{
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/64")},
 	}
+	if name == "nodeport-addresses" {
+		// Two prefixes, one reaching into loopback, one inside it (never
+		// served), and one of the other family (ignored).
+		for _, p := range []string{"10.100.0.0/24", "64.0.0.0/2", "127.0.0.1/32", "fd00:100::/64"} {
+			opts.NodePortAddresses = append(opts.NodePortAddresses, netip.MustParsePrefix(p))
+		}
+	}
+	return opts
+}
+
+func TestRenderGolden(t *testing.T) {
 	for name, setup := range scenarios() {
 		t.Run(name, func(t *testing.T) {
-			got := iptables.Render(snapshotOf(name, setup), opts)
+			got := iptables.Render(snapshotOf(name, setup), goldenOptions(name))
 			path := filepath.Join("testdata", name+".golden")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -121,5 +140,20 @@ func TestRenderGolden(t *testing.T) {
 				t.Errorf("Render (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRenderNodePortAddressesOtherFamily: NodePortAddresses of the other
+// family only leave this one's node ports on every local address, as in
+// kube-proxy (a dual-stack proxy passes one list to both families).
+func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node", IPFamily: v1.IPv6Protocol})
+	tr.OnServiceAdd(testobj.Service("default", "np", "fd00:96::40",
+		[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
+		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
+	got := iptables.Render(tr.Snapshot(), iptables.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24")}})
+	want := `-A LBKIT-SERVICES -m comment --comment "lbkit service nodeports; NOTE: this must be the last rule in this chain" ! -d ::1/128 -m addrtype --dst-type LOCAL -j LBKIT-NODEPORTS`
+	if !strings.Contains(got, want+"\n") {
+		t.Errorf("Render lacks the jump to node ports on every local address:\n%s\nin:\n%s", want, got)
 	}
 }

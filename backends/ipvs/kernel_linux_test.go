@@ -62,10 +62,13 @@ func requireIPVS(t *testing.T) {
 	}
 }
 
+// conformanceOptions configures the backend as the suite's variant asks
+// (cluster CIDRs or none, NodePortAddresses or none); node ports go on the
+// addresses the node's links have, read at every Sync.
 func conformanceOptions(n *backendtest.Network) ipvs.Options {
 	return ipvs.Options{
-		ClusterCIDRs:      []netip.Prefix{n.ClusterCIDR()},
-		NodePortAddresses: []netip.Prefix{netip.PrefixFrom(n.NodeIP(), 32)},
+		ClusterCIDRs:      n.ClusterCIDRs(),
+		NodePortAddresses: n.NodePortAddresses(),
 	}
 }
 
@@ -82,7 +85,9 @@ func newBackend(opts func(*backendtest.Network) ipvs.Options) backendtest.Factor
 	}
 }
 
-// TestIPVSConformance runs the backendtest suite against IPVS.
+// TestIPVSConformance runs the backendtest suite against IPVS, every
+// variant: IPv4 and IPv6, with and without NodePortAddresses and cluster
+// CIDRs.
 func TestIPVSConformance(t *testing.T) {
 	requireIPVS(t)
 	start := time.Now()

@@ -237,9 +237,12 @@ func keyElement(k Key) string {
 func pairElement(a netip.Addr) string { return a.String() + " . " + a.String() }
 
 // usableNodeIPs returns the addresses of in that node ports may use: of the
-// family, not loopback, link-local, multicast or unspecified, inside
-// allowed (when not empty); sorted, without duplicates.
+// family, not loopback, link-local, multicast or unspecified, inside the
+// family's prefixes of allowed (when it has any: prefixes of the other
+// family only restrict nothing, as in kube-proxy); sorted, without
+// duplicates.
 func usableNodeIPs(fam family, in []netip.Addr, allowed []netip.Prefix) []netip.Addr {
+	allowed = prefixesOf(fam, allowed)
 	var out []netip.Addr
 	for _, a := range in {
 		a = a.Unmap()

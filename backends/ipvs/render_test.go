@@ -67,6 +67,21 @@ var renderCases = []struct {
 		},
 	},
 	{
+		// Node ports only on the node addresses inside NodePortAddresses
+		// (the IPv6 prefix does not restrict IPv4), never on loopback.
+		name: "nodeport-addresses",
+		opts: ipvs.Options{
+			NodeIPs: []netip.Addr{netip.MustParseAddr("10.100.0.1"), netip.MustParseAddr("10.101.0.1"),
+				netip.MustParseAddr("127.0.0.1")},
+			NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24"), netip.MustParsePrefix("127.0.0.0/8"),
+				netip.MustParsePrefix("fd00:100::/64")},
+		},
+		objs: []any{
+			testobj.Service("default", "np", "10.96.0.17", tcp80, nodePort(30017)),
+			testobj.Slice("default", "np", "np-1", tcp8080, eps(testobj.Ready("10.244.1.17", thisNode))),
+		},
+	},
+	{
 		name: "itp-local",
 		objs: []any{
 			testobj.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),

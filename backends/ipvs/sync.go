@@ -134,7 +134,9 @@ func (b *Backend) reconcile(last *applied, p *plan, recorded map[Key]bool, st *s
 	}
 	bound := map[netip.Addr]bool{}
 	for _, a := range addrs {
-		if fam.has(a) {
+		// The kernel gives every IPv6 link a link-local address of its
+		// own; a virtual address never is one.
+		if fam.has(a) && !a.IsLinkLocalUnicast() {
 			bound[a] = true
 		}
 	}

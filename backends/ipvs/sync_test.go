@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/ipvs"
@@ -371,6 +372,10 @@ func TestNodeAddresses(t *testing.T) {
 		{"discovered", ipvs.Options{}, []string{nodeIP}},
 		{"given", ipvs.Options{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")}}, []string{"10.0.0.1"}},
 		{"filtered", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil},
+		// Prefixes of the other family only leave this one unrestricted,
+		// as in kube-proxy (a dual-stack proxy passes one list to both).
+		{"other family only", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8")}}, []string{nodeIP}},
+		{"both families", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.0.0.0/8")}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, tc.opts)
@@ -407,5 +412,26 @@ func golden(t *testing.T, name, got string) {
 	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("%s differs from %s (-want +got):\n%s", name, path, diff)
+	}
+}
+
+// TestIPv6LinkLocalOnDummy: the kernel gives every IPv6 link, lbkit's dummy
+// one included, a link-local address. An IPv6 sync leaves it alone: it is
+// the kernel's, not a virtual address lbkit bound and no longer wants.
+func TestIPv6LinkLocalOnDummy(t *testing.T) {
+	fake, host := newFakeIPVS(), newFakeHost("fd00:100::1")
+	host.links[ipvs.DefaultInterface] = []netip.Addr{netip.MustParseAddr("fe80::1")}
+	b, err := ipvs.New(ipvs.Options{IPVS: fake, Host: host, NFT: knftables.NewFake(knftables.IPv6Family, ipvs.DefaultTable)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode, IPFamily: v1.IPv6Protocol})
+	tr.OnServiceAdd(testobj.Service("default", "web", "fd00:96::10", tcp80))
+	tr.OnEndpointSliceAdd(testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("fd00:244::5", thisNode))))
+	if err := b.Sync(context.Background(), nil, tr.Snapshot()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if got, want := host.bound(ipvs.DefaultInterface), "fd00:96::10 fe80::1"; got != want {
+		t.Errorf("addresses on %s: %q, want %q", ipvs.DefaultInterface, got, want)
 	}
 }

@@ -94,6 +94,10 @@ func TestIPVSInVM(t *testing.T) {
 	var exit *exec.ExitError
 	switch {
 	case err == nil && result == "PASS":
+		// A pass counts only if the suite really ran in both families.
+		if missing := missingPasses(lines, guestMustPass); len(missing) > 0 {
+			t.Fatalf("the VM passed, but these tests did not pass in it: %s", strings.Join(missing, ", "))
+		}
 		return
 	case errors.As(err, &exit) && exit.ExitCode() == 3:
 		msg := "vmtest/run.sh: a prerequisite is missing:\n" + tail(lines, 5)
@@ -106,6 +110,34 @@ func TestIPVSInVM(t *testing.T) {
 	default:
 		t.Fatalf("the VM gave no result (run.sh: %v); last lines:\n%s", err, tail(lines, 40))
 	}
+}
+
+// guestMustPass are the tests the guest must report as passed (not
+// skipped, not missing) for its PASS to count.
+var guestMustPass = []string{
+	"TestIPVSConformance",
+	"TestIPVSConformance/IPv4",
+	"TestIPVSConformance/IPv6",
+	"TestIPVSConformance/IPv6/NodePort",
+	"TestIPVSConformance/IPv6/NodePortAddresses/NodeAddresses",
+}
+
+// missingPasses returns the tests of want that no "--- PASS" line of the
+// console names.
+func missingPasses(lines, want []string) []string {
+	passed := map[string]bool{}
+	for _, line := range lines {
+		if m := passLine.FindStringSubmatch(line); m != nil {
+			passed[m[1]] = true
+		}
+	}
+	var missing []string
+	for _, name := range want {
+		if !passed[name] {
+			missing = append(missing, name)
+		}
+	}
+	return missing
 }
 
 // vmPrerequisites lists what the host lacks for vmtest/run.sh.
@@ -155,6 +187,7 @@ var (
 	resultLine = regexp.MustCompile(`LBKIT-VM-RESULT: (PASS|FAIL.*)$`)
 	testLine   = regexp.MustCompile(`^=== (?:RUN|NAME|CONT|PAUSE)\s+(\S+)`)
 	failLine   = regexp.MustCompile(`^\s*--- FAIL: (\S+)`)
+	passLine   = regexp.MustCompile(`^\s*--- PASS: (\S+)`)
 	logLine    = regexp.MustCompile(`^\s+\S+\.go:\d+: `)
 )
 
@@ -231,5 +264,11 @@ LBKIT-VM-RESULT: FAIL rc=1`
 	}
 	if r, _ := guestResult([]string{"LBKIT-VM-RESULT: PASS"}); r != "PASS" {
 		t.Errorf("result %q, want PASS", r)
+	}
+	passed := strings.Split(`--- PASS: TestIPVSConformance (9.00s)
+    --- PASS: TestIPVSConformance/IPv4 (4.00s)
+    --- SKIP: TestIPVSConformance/IPv6 (0.00s)`, "\n")
+	if got := missingPasses(passed, []string{"TestIPVSConformance", "TestIPVSConformance/IPv4", "TestIPVSConformance/IPv6"}); !slices.Equal(got, []string{"TestIPVSConformance/IPv6"}) {
+		t.Errorf("missingPasses = %v, want the skipped IPv6 family", got)
 	}
 }

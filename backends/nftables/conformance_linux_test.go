@@ -16,8 +16,10 @@ import (
 )
 
 // TestConformance runs the backend conformance suite: real packets through
-// the rules, in namespaces the suite creates. The defaults (netlink, 16
-// tables) and the other shape (the nft binary, one table) both pass it.
+// the rules, in namespaces the suite creates, in IPv4 and IPv6 and with the
+// options of each variant (NodePortAddresses, no cluster CIDRs). The
+// defaults (netlink, 16 tables) and the other shape (the nft binary, one
+// table) both pass it.
 func TestConformance(t *testing.T) {
 	for _, v := range []struct {
 		name      string
@@ -30,16 +32,17 @@ func TestConformance(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
 				b, err := nftables.New(nftables.Options{
-					ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()},
-					NodeIPs:      []netip.Addr{n.NodeIP()},
-					Transport:    v.transport,
-					Shards:       v.shards,
+					ClusterCIDRs:      n.ClusterCIDRs(),
+					NodePortAddresses: n.NodePortAddresses(),
+					NodeIPs:           n.NodeIPs(),
+					Transport:         v.transport,
+					Shards:            v.shards,
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
 				return b
-			}, backendtest.SuiteOptions{})
+			}, backendtest.SuiteOptions{Parallel: true})
 		})
 	}
 }

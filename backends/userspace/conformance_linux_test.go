@@ -1,7 +1,6 @@
 package userspace_test
 
 import (
-	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
@@ -25,13 +24,16 @@ func TestConformance(t *testing.T) {
 		if old := last[n]; old != nil {
 			old.Close()
 		}
-		b, err := userspace.New(userspace.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+		b, err := userspace.New(userspace.Options{
+			ClusterCIDRs:      n.ClusterCIDRs(),
+			NodePortAddresses: n.NodePortAddresses(),
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		last[n] = b
 		return b
-	}, backendtest.SuiteOptions{Leftovers: leftovers})
+	}, backendtest.SuiteOptions{Leftovers: leftovers, IgnoreSource: true})
 }
 
 // leftovers lists the proxy's link and tables in the current namespace.

@@ -137,13 +137,21 @@ func plan(snap *servicemap.Snapshot, o *Options, nodeIPs []netip.Addr) *desired 
 // node ports: never loopback, link-local, multicast or unspecified, and
 // inside allowedCIDRs when it is not empty.
 func usableNodeIPs(ipv6 bool, in []netip.Addr, allowedCIDRs []netip.Prefix) []netip.Addr {
+	// Prefixes of the other family restrict nothing in this one (as in
+	// kube-proxy, where only the other family's leave "all addresses").
+	var allowed []netip.Prefix
+	for _, p := range allowedCIDRs {
+		if p.IsValid() && p.Addr().Is6() == ipv6 {
+			allowed = append(allowed, p)
+		}
+	}
 	var out []netip.Addr
 	for _, a := range in {
 		a = a.Unmap()
 		if !a.IsValid() || a.Is6() != ipv6 || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
 			continue
 		}
-		if len(allowedCIDRs) > 0 && !slices.ContainsFunc(allowedCIDRs, func(p netip.Prefix) bool { return p.Contains(a) }) {
+		if len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			continue
 		}
 		out = append(out, a)

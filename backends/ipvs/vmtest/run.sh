@@ -106,6 +106,7 @@ for f in /etc/protocols /etc/services; do [[ -e $f ]] && cp "$f" "$root$f"; done
 modules="crc32c_generic
 	nfnetlink nf_conntrack nf_nat nf_conntrack_netlink
 	nf_tables nft_ct nft_chain_nat nft_nat nft_masq nft_reject nft_reject_ipv4 nf_reject_ipv4
+	nft_reject_ipv6 nf_reject_ipv6
 	ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_mh
 	veth dummy bridge br_netfilter"
 declare -A seen=()
