@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/internal/testobj"
@@ -93,5 +94,43 @@ func BenchmarkSliceUpdate(b *testing.B) {
 				prev = next
 			}
 		})
+	}
+}
+
+// BenchmarkServiceManyPorts measures one update of a Service with 20,000
+// ports (a port range written out, as some users do), with one
+// EndpointSlice naming them all: Snapshot and Diff after a label change
+// that leaves the ports as they were, then after one port's change. The
+// cost must stay linear in the ports.
+func BenchmarkServiceManyPorts(b *testing.B) {
+	const n = 20000
+	ports := make([]v1.ServicePort, n)
+	slicePorts := make([]discoveryv1.EndpointPort, n)
+	for i := range ports {
+		name := fmt.Sprintf("p%d", i)
+		ports[i] = testobj.Port(name, int32(10000+i), v1.ProtocolTCP)
+		slicePorts[i] = testobj.SlicePort(name, int32(10000+i), v1.ProtocolTCP)
+	}
+	svc := testobj.Service("ns", "range", "10.96.0.1", ports)
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
+	tr.OnServiceAdd(svc)
+	tr.OnEndpointSliceAdd(testobj.Slice("ns", "range", "range-1", slicePorts, []testobj.Endpoint{
+		testobj.Ready("10.244.0.1", "node1"), testobj.Ready("10.244.0.2", "node2"),
+	}))
+	prev := tr.Snapshot()
+	if prev.Len() != n {
+		b.Fatalf("snapshot has %d ports", prev.Len())
+	}
+	changed := svc.DeepCopy()
+	changed.Spec.Ports[n/2].Port = 9
+	versions := [2]*v1.Service{changed, svc}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		tr.OnServiceUpdate(versions[(i+1)%2], versions[i%2])
+		next := tr.Snapshot()
+		if c := servicemap.Diff(prev, next); len(c.Added)+len(c.Updated)+len(c.Removed) == 0 {
+			b.Fatal("the change is not in the diff")
+		}
+		prev = next
 	}
 }

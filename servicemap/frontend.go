@@ -3,6 +3,7 @@ package servicemap
 import (
 	"cmp"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,10 @@ type claim struct {
 	created time.Time
 }
 
+func (c claim) equal(d claim) bool {
+	return c.service == d.service && c.port == d.port && c.kind == d.kind && c.created.Equal(d.created)
+}
+
 func (c claim) class() int {
 	if c.kind == FrontendClusterIP {
 		return 0
@@ -112,10 +117,20 @@ func compareClaims(a, b claim) int {
 	return cmp.Or(strings.Compare(a.service, b.service), strings.Compare(a.port, b.port))
 }
 
-// frontendRef is a frontend's entry in a snapshot.
+// frontendRef is a frontend's entry in a snapshot: the owning service
+// (its key) and the index of the port in its entry. It names the port
+// rather than pointing at it, so that an endpoint change, which replaces
+// the port, leaves the index as it was.
 type frontendRef struct {
-	port *ServicePort
+	key  string
+	idx  int32
 	kind FrontendKind
+}
+
+// sameFrontends reports whether a and b are reached at the same addresses.
+func sameFrontends(a, b *ServicePort) bool {
+	return a.ClusterIP == b.ClusterIP && a.Port == b.Port && a.Protocol == b.Protocol && a.NodePort == b.NodePort &&
+		slices.Equal(a.ExternalIPs, b.ExternalIPs) && slices.Equal(a.LoadBalancerIPs, b.LoadBalancerIPs)
 }
 
 func newFrontendMap() pmap.Map[FrontendKey, frontendRef] {

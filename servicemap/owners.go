@@ -30,54 +30,78 @@ func claimsOf(key string, ports []*ServicePort, created time.Time) map[FrontendK
 
 // set replaces the claims of Service key with cs (nil: none). It returns
 // the other Services whose ownership of a frontend changed: their snapshot
-// entries must be resolved again.
+// entries must be resolved again. Frontends whose claims by key are as
+// they were cost one lookup.
 func (o *owners) set(key string, cs map[FrontendKey][]claim) []string {
-	type owner struct{ service, port string }
-	ownerOf := func(k FrontendKey) owner {
-		if c := o.claims[k]; len(c) > 0 {
-			return owner{c[0].service, c[0].port}
+	var changed []string
+	note := func(k FrontendKey, before owner) {
+		after := o.ownerOf(k)
+		if after == before {
+			return
 		}
-		return owner{}
-	}
-	before := make(map[FrontendKey]owner, len(o.of[key])+len(cs))
-	for _, k := range o.of[key] {
-		before[k] = ownerOf(k)
-	}
-	for k := range cs {
-		if _, ok := before[k]; !ok {
-			before[k] = ownerOf(k)
+		for _, s := range []string{before.service, after.service} {
+			if s != "" && s != key && !slices.Contains(changed, s) {
+				changed = append(changed, s)
+			}
 		}
 	}
 	for _, k := range o.of[key] {
+		if _, still := cs[k]; still {
+			continue
+		}
+		before := o.ownerOf(k)
 		rest := slices.DeleteFunc(slices.Clone(o.claims[k]), func(c claim) bool { return c.service == key })
 		if len(rest) == 0 {
 			delete(o.claims, k)
 		} else {
 			o.claims[k] = rest
 		}
+		note(k, before)
 	}
-	delete(o.of, key)
-	if len(cs) > 0 {
-		keys := make([]FrontendKey, 0, len(cs))
-		for k, claims := range cs {
-			merged := append(slices.Clone(o.claims[k]), claims...)
-			slices.SortFunc(merged, compareClaims)
-			o.claims[k] = merged
-			keys = append(keys, k)
+	if len(cs) == 0 {
+		delete(o.of, key)
+		return changed
+	}
+	keys := make([]FrontendKey, 0, len(cs))
+	for k, claims := range cs {
+		keys = append(keys, k)
+		cur := o.claims[k]
+		if sameClaims(cur, key, claims) {
+			continue
 		}
-		o.of[key] = keys
+		before := o.ownerOf(k)
+		merged := slices.DeleteFunc(slices.Clone(cur), func(c claim) bool { return c.service == key })
+		merged = append(merged, claims...)
+		slices.SortFunc(merged, compareClaims)
+		o.claims[k] = merged
+		note(k, before)
 	}
-	var changed []string
-	for k, b := range before {
-		if a := ownerOf(k); a != b {
-			for _, s := range []string{b.service, a.service} {
-				if s != "" && s != key && !slices.Contains(changed, s) {
-					changed = append(changed, s)
-				}
-			}
-		}
-	}
+	o.of[key] = keys
 	return changed
+}
+
+type owner struct{ service, port string }
+
+func (o *owners) ownerOf(k FrontendKey) owner {
+	if c := o.claims[k]; len(c) > 0 {
+		return owner{c[0].service, c[0].port}
+	}
+	return owner{}
+}
+
+// sameClaims reports whether the claims of Service key in cur are want.
+func sameClaims(cur []claim, key string, want []claim) bool {
+	n := 0
+	for _, c := range cur {
+		if c.service != key {
+			continue
+		}
+		if !slices.ContainsFunc(want, func(w claim) bool { return w.equal(c) }) {
+			return false
+		}
+		n++
+	}
+	return n == len(want)
 }
 
 // owns reports whether the port named port of Service key owns k as a

@@ -108,8 +108,11 @@ func (s *Snapshot) Frontend(proto v1.Protocol, addr netip.AddrPort) (*ServicePor
 	if s == nil || !addr.Addr().IsValid() {
 		return nil, 0
 	}
-	ref, _ := s.frontends.Get(FrontendKey{Protocol: proto, Addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
-	return ref.port, ref.kind
+	ref, ok := s.frontends.Get(FrontendKey{Protocol: proto, Addr: netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
+	if !ok {
+		return nil, 0
+	}
+	return s.port(ref), ref.kind
 }
 
 // NodePort returns the service port with node port port over proto, or
@@ -118,8 +121,11 @@ func (s *Snapshot) NodePort(proto v1.Protocol, port uint16) *ServicePort {
 	if s == nil {
 		return nil
 	}
-	ref, _ := s.frontends.Get(nodePortKey(proto, port))
-	return ref.port
+	ref, ok := s.frontends.Get(nodePortKey(proto, port))
+	if !ok {
+		return nil
+	}
+	return s.port(ref)
 }
 
 // ServiceCIDRs returns the service ranges of the snapshot's family (from
@@ -132,25 +138,47 @@ func (s *Snapshot) ServiceCIDRs() []netip.Prefix {
 	return s.serviceCIDRs
 }
 
+func (s *Snapshot) port(ref frontendRef) *ServicePort {
+	if e := trieGet(s.root, ref.key); e != nil && int(ref.idx) < len(e.ports) {
+		return e.ports[ref.idx]
+	}
+	return nil
+}
+
 // reindex updates a frontend index for one service entry going from old
-// to next (either may be nil): the frontends old's ports held are removed
-// unless another port has them by now, and next's are added.
+// to next (either may be nil). A port at the same index with the same
+// addresses keeps its entries (the common case: only its endpoints
+// changed); the others' are removed, unless another Service has taken them
+// by now, and then added.
 func reindex(m pmap.Map[FrontendKey, frontendRef], old, next *entry) pmap.Map[FrontendKey, frontendRef] {
+	var before, after []*ServicePort
+	var key string
 	if old != nil {
-		for _, p := range old.ports {
-			frontendsOf(p, func(k FrontendKey, _ FrontendKind) {
-				if ref, ok := m.Get(k); ok && ref.port == p {
-					m = m.Delete(k)
-				}
-			})
-		}
+		before, key = old.ports, old.key
 	}
 	if next != nil {
-		for _, p := range next.ports {
-			frontendsOf(p, func(k FrontendKey, kind FrontendKind) {
-				m = m.Set(k, frontendRef{port: p, kind: kind})
-			})
+		after, key = next.ports, next.key
+	}
+	kept := func(i int) bool {
+		return i < len(before) && i < len(after) && before[i].Name == after[i].Name && sameFrontends(before[i], after[i])
+	}
+	for i, p := range before {
+		if kept(i) {
+			continue
 		}
+		frontendsOf(p, func(k FrontendKey, _ FrontendKind) {
+			if ref, ok := m.Get(k); ok && ref.key == key && int(ref.idx) == i {
+				m = m.Delete(k)
+			}
+		})
+	}
+	for i, p := range after {
+		if kept(i) {
+			continue
+		}
+		frontendsOf(p, func(k FrontendKey, kind FrontendKind) {
+			m = m.Set(k, frontendRef{key: key, idx: int32(i), kind: kind})
+		})
 	}
 	return m
 }

@@ -50,6 +50,7 @@ type Tracker struct {
 	zone          string
 	services      map[string]*trackedService             // by "namespace/name"
 	slices        map[string]map[string]*endpoints.Slice // service key -> slice name -> slice
+	merged        map[string][]endpoints.PortEndpoints   // service key -> its slices merged, until they change
 	owner         map[string]string                      // "namespace/slice" -> service key
 	sliceWarnings map[string][]Warning                   // "namespace/slice" -> warnings
 	dirty         map[string]struct{}
@@ -76,6 +77,7 @@ func NewTracker(opts Options) *Tracker {
 		filter:        filter{proxyName: opts.ProxyName},
 		services:      map[string]*trackedService{},
 		slices:        map[string]map[string]*endpoints.Slice{},
+		merged:        map[string][]endpoints.PortEndpoints{},
 		owner:         map[string]string{},
 		sliceWarnings: map[string][]Warning{},
 		dirty:         map[string]struct{}{},
@@ -117,6 +119,7 @@ func (t *Tracker) OnServiceUpdate(old, svc *v1.Service) {
 			return
 		}
 		delete(t.services, key)
+		delete(t.merged, key)
 	} else {
 		t.services[key] = ts
 	}
@@ -142,6 +145,7 @@ func (t *Tracker) OnServiceDelete(svc *v1.Service) {
 	defer t.mu.Unlock()
 	if _, ok := t.services[key]; ok {
 		delete(t.services, key)
+		delete(t.merged, key)
 		t.claim(key, nil)
 		t.markDirty(key)
 	}
@@ -205,6 +209,7 @@ func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
 			delete(t.slices, oldOwner)
 		}
 		delete(t.owner, sliceKey)
+		delete(t.merged, oldOwner)
 		t.markDirty(oldOwner)
 	}
 	if s == nil {
@@ -217,6 +222,7 @@ func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
 	}
 	m[s.Name] = s
 	t.owner[sliceKey] = newOwner
+	delete(t.merged, newOwner)
 	t.markDirty(newOwner)
 }
 
@@ -286,7 +292,7 @@ func (t *Tracker) Snapshot() *Snapshot {
 	root, ports, fronts := prev.root, prev.ports, prev.frontends
 	update := func(key string) {
 		old := trieGet(root, key)
-		next := t.resolve(key, node)
+		next := t.resolve(key, node, old)
 		if old == nil && next == nil || old != nil && next != nil && sameEntry(old, next) {
 			return
 		}
@@ -326,21 +332,30 @@ func (t *Tracker) Snapshot() *Snapshot {
 	return t.snap
 }
 
-// resolve computes one service's entry from its templates and slices.
-func (t *Tracker) resolve(key string, node topology.Node) *entry {
+// resolve computes one service's entry from its templates and slices. A
+// port equal to its version in old (the entry it replaces, or nil) keeps
+// old's pointer, so that what did not change costs nothing downstream.
+func (t *Tracker) resolve(key string, node topology.Node, old *entry) *entry {
 	ts := t.services[key]
 	if ts == nil || len(ts.ports) == 0 {
 		return nil
 	}
-	var sl []*endpoints.Slice
-	if m := t.slices[key]; len(m) > 0 {
-		sl = make([]*endpoints.Slice, 0, len(m))
-		for _, s := range m {
-			sl = append(sl, s)
+	// A Service's own changes (and topology's) leave its endpoints as they
+	// were: they are merged again only when its slices change.
+	merged, ok := t.merged[key]
+	if !ok {
+		var sl []*endpoints.Slice
+		if m := t.slices[key]; len(m) > 0 {
+			sl = make([]*endpoints.Slice, 0, len(m))
+			for _, s := range m {
+				sl = append(sl, s)
+			}
 		}
+		merged = endpoints.Merge(sl, node.Name)
+		t.merged[key] = merged
 	}
-	merged := endpoints.Merge(sl, node.Name)
 	e := &entry{key: key, ports: make([]*ServicePort, 0, len(ts.ports))}
+	j := 0 // ts.ports and old.ports are both sorted by name
 	for _, tmpl := range ts.ports {
 		p, ok := t.owned(key, tmpl)
 		if !ok {
@@ -354,12 +369,31 @@ func (t *Tracker) resolve(key string, node topology.Node) *entry {
 			p.Endpoints = merged[j].Endpoints
 		}
 		p.Topology = topology.Categorize(p.Endpoints, p.Policy(), node)
+		if prev := previous(old, &j, p.Name); prev != nil && prev.Equal(&p) {
+			e.ports = append(e.ports, prev)
+			continue
+		}
 		e.ports = append(e.ports, &p)
 	}
 	if len(e.ports) == 0 {
 		return nil
 	}
 	return e
+}
+
+// previous returns old's port named name, advancing *j through old's
+// ports (sorted by name) as the caller walks names in order; nil if none.
+func previous(old *entry, j *int, name ServicePortName) *ServicePort {
+	if old == nil {
+		return nil
+	}
+	for *j < len(old.ports) && old.ports[*j].Name.Compare(name) < 0 {
+		*j++
+	}
+	if *j < len(old.ports) && old.ports[*j].Name == name {
+		return old.ports[*j]
+	}
+	return nil
 }
 
 // owned returns a copy of port template tmpl of Service key without the
