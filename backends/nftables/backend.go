@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"time"
 
 	"sigs.k8s.io/knftables"
@@ -165,7 +166,8 @@ func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapsh
 	fam := familyOf(next.IPFamily())
 	start := time.Now()
 	full := !b.synced || prev == nil || prev.Version() != b.version ||
-		b.fam != fam || familyOf(prev.IPFamily()) != fam
+		b.fam != fam || familyOf(prev.IPFamily()) != fam ||
+		!slices.Equal(prev.ServiceCIDRs(), next.ServiceCIDRs()) // part of the skeleton
 	b.synced, b.fam, b.genKnown = false, fam, false
 	var n int
 	var err error

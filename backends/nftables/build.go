@@ -40,7 +40,8 @@ type builder struct {
 	unmark    string // its complement, to clear it
 	pods      bool   // ClusterCIDRs given for this family
 	nodeIPs   []netip.Addr
-	nodeKnown bool // the snapshot names its node: Endpoint.Local is meaningful
+	nodeKnown bool           // the snapshot names its node: Endpoint.Local is meaningful
+	svcCIDRs  []netip.Prefix // the snapshot's service ranges of the family
 	buf       []byte
 	base      []byte // the current port's name base
 	// Slabs the ports' small values are cut from, slabSize values at a
@@ -90,6 +91,7 @@ func newBuilder(snap *servicemap.Snapshot, opts Options) *builder {
 		unmark:    "0x" + strconv.FormatUint(uint64(^opts.MasqueradeMark), 16),
 		pods:      len(prefixesOf(fam, opts.ClusterCIDRs)) > 0,
 		nodeKnown: snap.Node().Name != "",
+		svcCIDRs:  prefixesOf(fam, snap.ServiceCIDRs()),
 	}
 	for _, a := range opts.NodeIPs {
 		if a.IsValid() && a.Unmap().Is6() == fam.is6 {
@@ -173,6 +175,18 @@ func (b *builder) skeleton() skeleton {
 			rules: []string{"jump " + chainServices}},
 		{name: "nat-postrouting", hook: &hook{knftables.NATType, knftables.PostroutingHook, prioSNAT},
 			rules: []string{"jump " + chainMasquerading}},
+	}
+	if len(b.svcCIDRs) > 0 {
+		// A new connection still addressed inside the service ranges once
+		// every table's own checks had their say (one priority later than
+		// the rejects, so that no shard's drop pre-empts another shard's
+		// reject) is for an address no Service holds: dropped, as
+		// kube-proxy does, rather than routed out of the node.
+		s.static = append(s.static, intervalSet(setServiceCIDRs, addr, b.svcCIDRs))
+		unallocated := []string{ctNew + ip + " daddr @" + setServiceCIDRs + " drop"}
+		s.base = append(s.base,
+			chain{name: "filter-forward-unallocated", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT + 1}, rules: unallocated},
+			chain{name: "filter-output-unallocated", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT + 1}, rules: unallocated})
 	}
 	s.fixed = []chain{
 		{name: chainServices, rules: []string{

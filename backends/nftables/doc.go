@@ -40,10 +40,11 @@
 // endpoints; lbkit checks output after DNAT (filter-output-post-dnat), so
 // those connections work, as they do in kube-proxy's iptables mode.
 // A new connection to a cluster IP on a port the service does not have is
-// rejected (cluster-ips-check), as kube-proxy does. Not implemented: its
-// drop of unallocated addresses in the service CIDRs (the snapshot carries
-// no service CIDRs, and with shards a drop in one table could beat another
-// table's reject).
+// rejected (cluster-ips-check), as kube-proxy does, and one to an address
+// of the snapshot's service CIDRs that no Service holds is dropped, rather
+// than routed out of the node. The drop sits in base chains one priority
+// after the rejects, so that with several tables no table's drop pre-empts
+// another table's reject.
 //
 // # Ruleset shape, chosen for scale
 //

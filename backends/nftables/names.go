@@ -33,6 +33,7 @@ const (
 	setClusterIPs       = "cluster-ips"
 	setClusterCIDRs     = "cluster-cidrs"
 	setNodePortAddrs    = "nodeport-addresses"
+	setServiceCIDRs     = "service-cidrs"
 )
 
 // Per service port objects are named <prefix><base>, where base is
