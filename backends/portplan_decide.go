@@ -5,32 +5,20 @@ import (
 	"slices"
 
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/servicemap"
 )
 
 // Frontend is the kind of address a connection to a service port was sent
-// to.
-type Frontend uint8
+// to: the snapshot's own (servicemap.Snapshot.Frontend tells it for an
+// address).
+type Frontend = servicemap.FrontendKind
 
 const (
-	FrontendClusterIP Frontend = iota
-	FrontendNodePort
-	FrontendExternalIP
-	FrontendLoadBalancerIP
+	FrontendClusterIP      = servicemap.FrontendClusterIP
+	FrontendNodePort       = servicemap.FrontendNodePort
+	FrontendExternalIP     = servicemap.FrontendExternalIP
+	FrontendLoadBalancerIP = servicemap.FrontendLoadBalancerIP
 )
-
-func (f Frontend) String() string {
-	switch f {
-	case FrontendClusterIP:
-		return "cluster IP"
-	case FrontendNodePort:
-		return "node port"
-	case FrontendExternalIP:
-		return "external IP"
-	case FrontendLoadBalancerIP:
-		return "load-balancer IP"
-	}
-	return "unknown frontend"
-}
 
 // Source is where a connection comes from, as a data plane can tell it.
 type Source uint8

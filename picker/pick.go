@@ -80,22 +80,22 @@ func (p *Picker) Pick(name servicemap.ServicePortName, req Request) (Result, err
 // PickFrontend chooses an endpoint for a connection to addr (a cluster IP,
 // external IP or load-balancer IP with the service port) over proto.
 func (p *Picker) PickFrontend(proto v1.Protocol, addr netip.AddrPort, req Request) (Result, error) {
-	v, ok := p.state.Load().frontends.Get(frontendKey{proto, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
-	if !ok || v.kind == backends.FrontendNodePort {
+	pp, kind := p.state.Load().frontend(proto, addr)
+	if pp == nil {
 		return Result{}, ErrNotFound
 	}
-	req.Frontend = v.kind
-	return p.pick(v.port, req), nil
+	req.Frontend = kind
+	return p.pick(pp, req), nil
 }
 
 // PickNodePort chooses an endpoint for a connection to a node port.
 func (p *Picker) PickNodePort(proto v1.Protocol, port uint16, req Request) (Result, error) {
-	v, ok := p.state.Load().frontends.Get(nodePortKey(proto, port))
-	if !ok {
+	pp := p.state.Load().nodePort(proto, port)
+	if pp == nil {
 		return Result{}, ErrNotFound
 	}
 	req.Frontend = backends.FrontendNodePort
-	return p.pick(v.port, req), nil
+	return p.pick(pp, req), nil
 }
 
 // DecideFrontend returns the decision for req to addr over proto (as
@@ -103,22 +103,22 @@ func (p *Picker) PickNodePort(proto v1.Protocol, port uint16, req Request) (Resu
 // request may use, or why it may not. A proxy uses it to check that an
 // established flow's endpoint is still one the request may reach.
 func (p *Picker) DecideFrontend(proto v1.Protocol, addr netip.AddrPort, req Request) (backends.Decision, error) {
-	v, ok := p.state.Load().frontends.Get(frontendKey{proto, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())})
-	if !ok || v.kind == backends.FrontendNodePort {
+	pp, kind := p.state.Load().frontend(proto, addr)
+	if pp == nil {
 		return backends.Decision{}, ErrNotFound
 	}
-	req.Frontend = v.kind
-	return p.decide(v.port, req), nil
+	req.Frontend = kind
+	return p.decide(pp, req), nil
 }
 
 // DecideNodePort is DecideFrontend for a node port.
 func (p *Picker) DecideNodePort(proto v1.Protocol, port uint16, req Request) (backends.Decision, error) {
-	v, ok := p.state.Load().frontends.Get(nodePortKey(proto, port))
-	if !ok {
+	pp := p.state.Load().nodePort(proto, port)
+	if pp == nil {
 		return backends.Decision{}, ErrNotFound
 	}
 	req.Frontend = backends.FrontendNodePort
-	return p.decide(v.port, req), nil
+	return p.decide(pp, req), nil
 }
 
 func (p *Picker) decide(pp *portPicker, req Request) backends.Decision {

@@ -55,33 +55,39 @@ type Picker struct {
 	mu    sync.Mutex // serialises Update
 }
 
-// state is one immutable version of what the picker serves.
+// state is one immutable version of what the picker serves. Addresses
+// are looked up in the snapshot's own index, which gives every frontend
+// one owner.
 type state struct {
-	snap      *servicemap.Snapshot
-	ports     pmap.Map[servicemap.ServicePortName, *portPicker]
-	frontends pmap.Map[frontendKey, frontendValue]
+	snap  *servicemap.Snapshot
+	ports pmap.Map[servicemap.ServicePortName, *portPicker]
 }
 
-// frontendKey is an address a service port is reached at: a cluster,
-// external or load-balancer IP with the port, or a node port (addr
-// invalid).
-type frontendKey struct {
-	proto v1.Protocol
-	addr  netip.AddrPort
+// frontend returns the picker of the port reached at addr over proto (not
+// a node port) and the kind of address, or nil.
+func (s *state) frontend(proto v1.Protocol, addr netip.AddrPort) (*portPicker, backends.Frontend) {
+	sp, kind := s.snap.Frontend(proto, addr)
+	if sp == nil {
+		return nil, 0
+	}
+	pp, _ := s.ports.Get(sp.Name)
+	return pp, kind
 }
 
-type frontendValue struct {
-	port *portPicker
-	kind backends.Frontend
+// nodePort returns the picker of the port with node port port, or nil.
+func (s *state) nodePort(proto v1.Protocol, port uint16) *portPicker {
+	sp := s.snap.NodePort(proto, port)
+	if sp == nil {
+		return nil
+	}
+	pp, _ := s.ports.Get(sp.Name)
+	return pp
 }
 
 // New returns a picker for snap (which may be nil: nothing to pick).
 func New(snap *servicemap.Snapshot, opts Options) *Picker {
 	p := &Picker{opts: opts}
-	s := &state{
-		ports:     pmap.New[servicemap.ServicePortName, *portPicker](hashName),
-		frontends: pmap.New[frontendKey, frontendValue](hashFrontend),
-	}
+	s := &state{ports: pmap.New[servicemap.ServicePortName, *portPicker](hashName)}
 	p.state.Store(s)
 	p.Update(snap)
 	return p
@@ -103,21 +109,13 @@ func (p *Picker) Update(next *servicemap.Snapshot) {
 		return
 	}
 	c := servicemap.Diff(cur.snap, next)
-	s := &state{snap: next, ports: cur.ports, frontends: cur.frontends}
+	s := &state{snap: next, ports: cur.ports}
 	for _, sp := range c.Removed {
-		if old, ok := s.ports.Get(sp.Name); ok {
-			s.unindex(old)
-			s.ports = s.ports.Delete(sp.Name)
-		}
+		s.ports = s.ports.Delete(sp.Name)
 	}
 	add := func(sp *servicemap.ServicePort) {
 		old, _ := s.ports.Get(sp.Name)
-		if old != nil {
-			s.unindex(old)
-		}
-		pp := newPortPicker(sp, p.policy(sp.Name), old, p.opts.AffinityEntries)
-		s.ports = s.ports.Set(sp.Name, pp)
-		s.index(pp)
+		s.ports = s.ports.Set(sp.Name, newPortPicker(sp, p.policy(sp.Name), old, p.opts.AffinityEntries))
 	}
 	for _, sp := range c.Added {
 		add(sp)
@@ -135,72 +133,11 @@ func (p *Picker) policy(name servicemap.ServicePortName) Policy {
 	return p.opts.Policy
 }
 
-// index adds the frontends of pp. A frontend another port already holds
-// stays with it: the snapshot gives every frontend one owner, so this only
-// matters for snapshots built without that guarantee.
-func (s *state) index(pp *portPicker) {
-	sp := pp.plan.Port
-	put := func(k frontendKey, kind backends.Frontend) {
-		if _, taken := s.frontends.Get(k); !taken {
-			s.frontends = s.frontends.Set(k, frontendValue{pp, kind})
-		}
-	}
-	for k, kind := range frontends(sp) {
-		put(k, kind)
-	}
-}
-
-// unindex removes the frontends that point to pp.
-func (s *state) unindex(pp *portPicker) {
-	for k := range frontends(pp.plan.Port) {
-		if v, ok := s.frontends.Get(k); ok && v.port == pp {
-			s.frontends = s.frontends.Delete(k)
-		}
-	}
-}
-
-// frontends yields every frontend of sp with its kind.
-func frontends(sp *servicemap.ServicePort) func(func(frontendKey, backends.Frontend) bool) {
-	return func(yield func(frontendKey, backends.Frontend) bool) {
-		at := func(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, sp.Port) }
-		if !yield(frontendKey{sp.Protocol, at(sp.ClusterIP)}, backends.FrontendClusterIP) {
-			return
-		}
-		for _, a := range sp.ExternalIPs {
-			if !yield(frontendKey{sp.Protocol, at(a)}, backends.FrontendExternalIP) {
-				return
-			}
-		}
-		for _, a := range sp.LoadBalancerIPs {
-			if !yield(frontendKey{sp.Protocol, at(a)}, backends.FrontendLoadBalancerIP) {
-				return
-			}
-		}
-		if sp.NodePort != 0 {
-			yield(nodePortKey(sp.Protocol, sp.NodePort), backends.FrontendNodePort)
-		}
-	}
-}
-
-func nodePortKey(proto v1.Protocol, port uint16) frontendKey {
-	return frontendKey{proto: proto, addr: netip.AddrPortFrom(netip.Addr{}, port)}
-}
-
 func hashName(n servicemap.ServicePortName) uint64 {
 	h := pmap.String(pmap.Offset, n.Namespace)
 	h = pmap.String(pmap.Byte(h, '/'), n.Name)
 	h = pmap.String(pmap.Byte(h, ':'), n.Port)
 	h = pmap.String(pmap.Byte(h, '/'), string(n.Protocol))
-	return pmap.Finalize(h)
-}
-
-func hashFrontend(k frontendKey) uint64 {
-	h := pmap.String(pmap.Offset, string(k.proto))
-	b := k.addr.Addr().As16()
-	for _, c := range b {
-		h = pmap.Byte(h, c)
-	}
-	h = pmap.Byte(pmap.Byte(h, byte(k.addr.Port()>>8)), byte(k.addr.Port()))
 	return pmap.Finalize(h)
 }
 

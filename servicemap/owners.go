@@ -122,13 +122,14 @@ func (o *owners) conflicts() []Warning {
 		}
 		win := cs[0]
 		for _, c := range cs[1:] {
+			if c.service == win.service && c.port == win.port {
+				continue // one port naming an address twice takes nothing from anyone
+			}
 			what := fmt.Sprintf("%s %s", c.kind, k)
 			why := "the older Service keeps it"
 			switch {
 			case win.class() < c.class():
 				why = "a cluster IP always wins"
-			case win.service == c.service && win.port == c.port:
-				why = "the port's own"
 			case win.service == c.service:
 				why = "two ports of one Service"
 			}

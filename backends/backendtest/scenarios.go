@@ -31,6 +31,8 @@ var scenarios = []scenario{
 	{"StaleUDPFlow", staleUDPFlow, optNodePortAddresses | optOtherFamilyNPA},
 	{"Cleanup", cleanup, optNodePortAddresses | optClusterCIDRs},
 	{"Restart", restart, 0},
+	{"AddressHijack", addressHijack, 0},
+	{"MalformedNeighbour", malformedNeighbour, 0},
 }
 
 // The scenarios' objects: namespace, the node the Tracker resolves for,
