@@ -14,7 +14,7 @@ func (h *helpText) Error() string { return "help requested" }
 
 // synopses are the commands' usage lines, without "lbctl NAME".
 var synopses = map[string]string{
-	"resolve":    "[-f FILE]... [--node NAME] [--ip-family IPv4|IPv6] [--proxy-name NAME] [-o table|json]",
+	"resolve":    "[-f FILE]... [--node NAME] [--ip-family IPv4|IPv6] [--proxy-name NAME] [--service-cidr CIDR,...] [-o table|json]",
 	"render":     "--backend nftables|iptables|ipvs|userspace [resolve flags] [--nodeport-addresses CIDR,...] [--cluster-cidr CIDR,...] [--node-ips IP,...] [--shards N] [--scheduler S]",
 	"apply":      "--backend nftables|iptables|ipvs [same flags as render]",
 	"cleanup":    "--backend nftables|iptables|ipvs|userspace",

@@ -14,6 +14,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -39,6 +40,10 @@ type inputs struct {
 	Services []*v1.Service
 	Slices   []*discoveryv1.EndpointSlice
 	Nodes    []*v1.Node
+	// ServiceCIDRs are networking.k8s.io/v1 ServiceCIDR objects: the
+	// service ranges, for the nftables backend's drop of unallocated
+	// addresses.
+	ServiceCIDRs []*networkingv1.ServiceCIDR
 	// Warnings name what was read but not used, e.g.
 	// "file.yaml: document 3: kind ConfigMap ignored".
 	Warnings []string
@@ -139,6 +144,7 @@ var (
 	serviceTypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
 	sliceTypeMeta   = metav1.TypeMeta{APIVersion: "discovery.k8s.io/v1", Kind: "EndpointSlice"}
 	nodeTypeMeta    = metav1.TypeMeta{APIVersion: "v1", Kind: "Node"}
+	cidrTypeMeta    = metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "ServiceCIDR"}
 )
 
 // supportedKinds maps each kind lbctl reads, lists included, to the only
@@ -151,6 +157,8 @@ var supportedKinds = map[string]schema.GroupVersionKind{
 	"ServiceList":       v1.SchemeGroupVersion.WithKind("ServiceList"),
 	"EndpointSliceList": discoveryv1.SchemeGroupVersion.WithKind("EndpointSliceList"),
 	"NodeList":          v1.SchemeGroupVersion.WithKind("NodeList"),
+	"ServiceCIDR":       networkingv1.SchemeGroupVersion.WithKind("ServiceCIDR"),
+	"ServiceCIDRList":   networkingv1.SchemeGroupVersion.WithKind("ServiceCIDRList"),
 }
 
 // manifestDecoder decodes the supported kinds without converting or
@@ -160,7 +168,7 @@ var manifestDecoder = newManifestDecoder()
 
 func newManifestDecoder() runtime.Decoder {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{v1.AddToScheme, discoveryv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{v1.AddToScheme, discoveryv1.AddToScheme, networkingv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err) // registering the fixed API types cannot fail
 		}
@@ -251,6 +259,8 @@ func (d *documentDecoder) add(where string, obj runtime.Object) error {
 		return addItems(d, o.Items)
 	case *v1.NodeList:
 		return addItems(d, o.Items)
+	case *networkingv1.ServiceCIDRList:
+		return addItems(d, o.Items)
 	}
 
 	// The API server would reject a nameless object, and lbctl finds
@@ -273,6 +283,9 @@ func (d *documentDecoder) add(where string, obj runtime.Object) error {
 		o.TypeMeta = nodeTypeMeta
 		defaultNode(o)
 		d.got.Nodes = append(d.got.Nodes, o)
+	case *networkingv1.ServiceCIDR:
+		o.TypeMeta = cidrTypeMeta
+		d.got.ServiceCIDRs = append(d.got.ServiceCIDRs, o)
 	default:
 		return fmt.Errorf("decoded unexpected type %T", obj)
 	}
@@ -298,6 +311,7 @@ func (in *inputs) dropRedefined() {
 	in.Services = lastDefinitions(in.Services, "Service", &in.Warnings)
 	in.Slices = lastDefinitions(in.Slices, "EndpointSlice", &in.Warnings)
 	in.Nodes = lastDefinitions(in.Nodes, "Node", &in.Warnings)
+	in.ServiceCIDRs = lastDefinitions(in.ServiceCIDRs, "ServiceCIDR", &in.Warnings)
 }
 
 // namedObject is what lastDefinitions needs of an object.

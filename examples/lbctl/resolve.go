@@ -27,6 +27,9 @@ type resolveFlags struct {
 	family    string
 	proxyName string
 	output    string
+	// serviceCIDRs are the service ranges given on the command line, next
+	// to the ServiceCIDR objects of the input.
+	serviceCIDRs prefixList
 }
 
 func (r *resolveFlags) register(fs *flag.FlagSet) {
@@ -34,6 +37,17 @@ func (r *resolveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.node, "node", "", "node to resolve for (default: the only Node in the input, if there is exactly one)")
 	fs.StringVar(&r.family, "ip-family", "IPv4", "IP family: IPv4 or IPv6")
 	fs.StringVar(&r.proxyName, "proxy-name", "", "handle only Services labelled service.kubernetes.io/service-proxy-name=NAME")
+	fs.Var(&r.serviceCIDRs, "service-cidr", "service ranges, comma separated, next to the input's ServiceCIDR objects (nftables drops new connections to their unallocated addresses)")
+}
+
+// tracker returns the Tracker the flags describe, for node and family,
+// with the input's ServiceCIDR objects.
+func (r *resolveFlags) tracker(in *inputs, node string, family v1.IPFamily) *servicemap.Tracker {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node, IPFamily: family, ProxyName: r.proxyName, ServiceCIDRs: r.serviceCIDRs})
+	for _, sc := range in.ServiceCIDRs {
+		tr.OnServiceCIDRAdd(sc)
+	}
+	return tr
 }
 
 // parseFlags parses args into fs, turning flag errors into usage errors.
@@ -125,7 +139,7 @@ func resolveTracked(r *resolveFlags, in *inputs, family v1.IPFamily) (*resolved,
 	if node == "" && len(in.Nodes) == 1 {
 		node = in.Nodes[0].Name
 	}
-	tr := servicemap.NewTracker(servicemap.Options{NodeName: node, IPFamily: family, ProxyName: r.proxyName})
+	tr := r.tracker(in, node, family)
 	for _, n := range in.Nodes {
 		tr.OnNodeAdd(n)
 	}

@@ -16,6 +16,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/userspace"
@@ -51,7 +52,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if node == "" && len(in.Nodes) == 1 {
 		node = in.Nodes[0].Name
 	}
-	tr := servicemap.NewTracker(servicemap.Options{NodeName: node, IPFamily: family, ProxyName: f.proxyName})
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node, IPFamily: family, ProxyName: f.proxyName, ServiceCIDRs: f.serviceCIDRs})
 	objs := feed(tr, nil, in)
 	printWarnings(stderr, in.Warnings, tr)
 
@@ -155,6 +156,7 @@ type objects struct {
 	services map[string]*v1.Service
 	slices   map[string]*discoveryv1.EndpointSlice
 	nodes    map[string]*v1.Node
+	cidrs    map[string]*networkingv1.ServiceCIDR
 }
 
 // feed gives the Tracker the difference between what it was given before
@@ -169,6 +171,16 @@ func feed(tr *servicemap.Tracker, before *objects, in *inputs) *objects {
 		services: map[string]*v1.Service{},
 		slices:   map[string]*discoveryv1.EndpointSlice{},
 		nodes:    map[string]*v1.Node{},
+		cidrs:    map[string]*networkingv1.ServiceCIDR{},
+	}
+	for _, sc := range in.ServiceCIDRs {
+		now.cidrs[sc.Name] = sc
+		tr.OnServiceCIDRUpdate(before.cidrs[sc.Name], sc)
+	}
+	for name, sc := range before.cidrs {
+		if now.cidrs[name] == nil {
+			tr.OnServiceCIDRDelete(sc)
+		}
 	}
 	for _, n := range in.Nodes {
 		now.nodes[n.Name] = n

@@ -124,6 +124,13 @@ func watch(ctx context.Context, client kubernetes.Interface, tr *servicemap.Trac
 		}
 		synced = append(synced, reg.HasSynced)
 	}
+	// The service ranges (the nftables backend drops new connections to
+	// their unallocated addresses). Not waited for: until they are listed
+	// nothing is dropped, and an API server without ServiceCIDRs must not
+	// hold up the first sync.
+	if _, err := factory.Networking().V1().ServiceCIDRs().Informer().AddEventHandler(tr.ServiceCIDRHandler()); err != nil {
+		return nil, err
+	}
 	factory.Start(ctx.Done())
 	nodes.Start(ctx.Done())
 	return synced, nil
