@@ -20,9 +20,21 @@ func newOwners() owners {
 // claimsOf lists the claims of a Service's port templates.
 func claimsOf(key string, ports []*ServicePort, created time.Time) map[FrontendKey][]claim {
 	out := make(map[FrontendKey][]claim, len(ports)*2)
+	// One backing array for the common single claim per frontend; a
+	// second claim on one frontend copies out of it (capacity one).
+	backing := make([]claim, 0, len(ports)*2)
 	for _, p := range ports {
 		frontendsOf(p, func(k FrontendKey, kind FrontendKind) {
-			out[k] = append(out[k], claim{service: key, port: p.Name.Port, kind: kind, created: created})
+			c := claim{service: key, port: p.Name.Port, kind: kind, created: created}
+			if cs, ok := out[k]; ok {
+				out[k] = append(cs, c)
+				return
+			}
+			if len(backing) == cap(backing) {
+				backing = make([]claim, 0, 16)
+			}
+			backing = append(backing, c)
+			out[k] = backing[len(backing)-1 : len(backing) : len(backing)]
 		})
 	}
 	return out

@@ -167,7 +167,7 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 	}
 
 	ports := make([]*ServicePort, 0, len(svc.Spec.Ports))
-	seen := make(map[ServicePortName]bool, len(svc.Spec.Ports))
+	slab := make([]ServicePort, 0, len(svc.Spec.Ports)) // one allocation; never grows
 	for i := range svc.Spec.Ports {
 		sp := &svc.Spec.Ports[i]
 		proto := sp.Protocol
@@ -197,15 +197,18 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 		} else if sp.NodePort != 0 {
 			warn(ReasonBadServicePort, "port %q: invalid nodePort %d ignored", sp.Name, sp.NodePort)
 		}
-		if seen[p.Name] {
-			warn(ReasonBadServicePort, "port %q/%s skipped: listed twice", sp.Name, proto)
-			continue
-		}
-		seen[p.Name] = true
-		ports = append(ports, &p)
+		slab = append(slab, p)
+		ports = append(ports, &slab[len(slab)-1])
 	}
-	slices.SortFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
-	return ports, warnings
+	// Stable, so that of a port listed twice the first is kept.
+	slices.SortStableFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
+	return slices.CompactFunc(ports, func(a, b *ServicePort) bool {
+		if a.Name != b.Name {
+			return false
+		}
+		warn(ReasonBadServicePort, "port %q/%s skipped: listed twice", b.Name.Port, b.Protocol)
+		return true
+	}), warnings
 }
 
 // sourceRanges returns the loadBalancerSourceRanges of the family, trimmed
