@@ -127,7 +127,7 @@ func (r *Runner) start() bool {
 	if r.running {
 		return false
 	}
-	r.running, r.health = true, healthState{}
+	r.running, r.health, r.started = true, healthState{}, time.Now()
 	return true
 }
 

@@ -34,6 +34,16 @@ type Metrics struct {
 	// Served is called for every health request the Runner answers, with
 	// the handler's path ("/healthz" or "/livez") and the status code.
 	Served func(path string, code int)
+	// Changes is called when a change is queued and after every
+	// successful sync, with the Tracker's Service and EndpointSlice
+	// changes not yet synced and seen in all.
+	Changes func(pending, total servicemap.ChangeCounts)
+	// ProgrammingLatency is called after a successful sync for every
+	// EndpointSlice change it programmed that carries a
+	// last-change-trigger-time (since Run started), with the time from
+	// then to the end of the sync (kube-proxy's network programming
+	// duration).
+	ProgrammingLatency func(backend string, d time.Duration)
 }
 
 // Counter is implemented by backends that can say how many objects of

@@ -152,6 +152,21 @@ type Runner struct {
 	mu      sync.Mutex
 	running bool // Run has not returned
 	health  healthState
+	synced  servicemap.ChangeCounts // the Tracker's counts when the last successful sync's snapshot was taken
+	started time.Time               // when Run started: older trigger times are not latencies of ours
+}
+
+// reportChanges gives Metrics.Changes the counts still pending and seen.
+func (r *Runner) reportChanges() {
+	f := r.opts.Metrics.Changes
+	if f == nil {
+		return
+	}
+	total := r.tracker.ChangeCounts()
+	r.mu.Lock()
+	synced := r.synced
+	r.mu.Unlock()
+	f(total.Sub(synced), total)
 }
 
 // NewRunner returns a Runner that syncs b to t's snapshots. Call Run to
@@ -236,6 +251,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			if f := r.opts.Metrics.Queued; f != nil {
 				f(now)
 			}
+			r.reportChanges()
 			select {
 			case wake <- struct{}{}:
 			default:

@@ -16,6 +16,7 @@ func (r *Runner) syncIfNeeded(ctx context.Context, l *loop, now time.Time) bool 
 		(r.opts.SyncPeriod > 0 && !now.Before(l.lastFull.Add(r.opts.SyncPeriod)))
 	// Changes seen from here on may miss the snapshot: they stay pending.
 	r.claim()
+	taken := r.tracker.ChangeCounts() // every change counted is in snap
 	snap := r.tracker.Snapshot()
 	if !full && snap.Version() == l.prev.Version() {
 		r.settle()
@@ -67,6 +68,7 @@ func (r *Runner) syncIfNeeded(ctx context.Context, l *loop, now time.Time) bool 
 			"changes", res.Changes, "duration", res.Duration)
 		r.recordSuccess(end, snap.Version())
 		r.reportSynced(l, snap, full, &changes)
+		r.reportProgrammed(taken, end)
 	}
 	if r.opts.OnSync != nil {
 		r.opts.OnSync(res)
@@ -90,6 +92,24 @@ func (r *Runner) reportSynced(l *loop, snap *servicemap.Snapshot, full bool, cha
 	if c, ok := find[Counter](r.backend); ok && m.Programmed != nil {
 		m.Programmed(r.backend.Name(), c.Programmed())
 	}
+}
+
+// reportProgrammed records that the changes counted up to taken are
+// programmed, and gives Metrics.ProgrammingLatency the time from each
+// EndpointSlice change's trigger time (since Run started) to end.
+func (r *Runner) reportProgrammed(taken servicemap.ChangeCounts, end time.Time) {
+	r.mu.Lock()
+	before, started := r.synced, r.started
+	r.synced = taken
+	r.mu.Unlock()
+	if f := r.opts.Metrics.ProgrammingLatency; f != nil {
+		for _, t := range r.tracker.TriggerTimes(before.EndpointSlices, taken.EndpointSlices) {
+			if !t.Before(started) {
+				f(r.backend.Name(), end.Sub(t))
+			}
+		}
+	}
+	r.reportChanges()
 }
 
 // checkDrift asks the backend whether its data plane drifted, and makes

@@ -60,6 +60,8 @@ type Tracker struct {
 	owners        owners      // who owns each frontend (see claim)
 	nodeAddrs     []netip.Addr
 	cidrs         serviceCIDRs
+	counts        ChangeCounts
+	triggers      []trigger // of EndpointSlice changes, oldest first
 }
 
 type trackedService struct {
@@ -125,6 +127,7 @@ func (t *Tracker) OnServiceUpdate(old, svc *v1.Service) {
 	}
 	t.claim(key, claims)
 	t.markDirty(key)
+	t.counts.Services++
 }
 
 // claim records the frontends Service key claims (nil: none), and marks
@@ -148,6 +151,7 @@ func (t *Tracker) OnServiceDelete(svc *v1.Service) {
 		delete(t.merged, key)
 		t.claim(key, nil)
 		t.markDirty(key)
+		t.counts.Services++
 	}
 }
 
@@ -177,7 +181,10 @@ func (t *Tracker) OnEndpointSliceUpdate(old, es *discoveryv1.EndpointSlice) {
 	} else {
 		delete(t.sliceWarnings, sliceKey)
 	}
-	t.putSlice(sliceKey, parsed)
+	if t.putSlice(sliceKey, parsed) {
+		t.counts.EndpointSlices++
+		t.noteTrigger(es)
+	}
 }
 
 // OnEndpointSliceDelete forgets an EndpointSlice.
@@ -189,12 +196,15 @@ func (t *Tracker) OnEndpointSliceDelete(es *discoveryv1.EndpointSlice) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.sliceWarnings, sliceKey)
-	t.putSlice(sliceKey, nil)
+	if t.putSlice(sliceKey, nil) {
+		t.counts.EndpointSlices++
+	}
 }
 
 // putSlice files a parsed slice (nil = none) under its service, removing it
-// from the service it was filed under before if its label changed.
-func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
+// from the service it was filed under before if its label changed. It
+// reports whether anything changed.
+func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) (changed bool) {
 	newOwner := ""
 	if s != nil {
 		newOwner = s.Namespace + "/" + s.Service
@@ -202,7 +212,7 @@ func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
 	if oldOwner, ok := t.owner[sliceKey]; ok {
 		old := t.slices[oldOwner][sliceName(sliceKey)]
 		if oldOwner == newOwner && old.Equal(s) {
-			return
+			return false
 		}
 		delete(t.slices[oldOwner], sliceName(sliceKey))
 		if len(t.slices[oldOwner]) == 0 {
@@ -211,9 +221,10 @@ func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
 		delete(t.owner, sliceKey)
 		delete(t.merged, oldOwner)
 		t.markDirty(oldOwner)
+		changed = true
 	}
 	if s == nil {
-		return
+		return changed
 	}
 	m := t.slices[newOwner]
 	if m == nil {
@@ -224,6 +235,7 @@ func (t *Tracker) putSlice(sliceKey string, s *endpoints.Slice) {
 	t.owner[sliceKey] = newOwner
 	delete(t.merged, newOwner)
 	t.markDirty(newOwner)
+	return true
 }
 
 func sliceName(sliceKey string) string {

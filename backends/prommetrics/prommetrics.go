@@ -2,11 +2,13 @@ package prommetrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/servicemap"
 )
 
 // Options configure a Collector.
@@ -35,6 +37,9 @@ type Collector struct {
 	conntrackDeleted               prometheus.Counter
 	drift                          *prometheus.CounterVec
 	served                         *prometheus.CounterVec
+
+	mu        sync.Mutex
+	lastTotal servicemap.ChangeCounts // of the total counters, which only grow
 }
 
 // syncBuckets are kube-proxy's: exponential from 1 ms to about 16 s.
@@ -119,8 +124,29 @@ func (c *Collector) Hooks(backend string) *backends.Metrics {
 				c.programmed.WithLabelValues(backend, kind).Set(float64(n))
 			}
 		},
-		Drift:  func(backend string) { c.drift.WithLabelValues(backend).Inc() },
-		Served: func(path string, code int) { c.served.WithLabelValues(path, strconv.Itoa(code)).Inc() },
+		Drift:   func(backend string) { c.drift.WithLabelValues(backend).Inc() },
+		Served:  func(path string, code int) { c.served.WithLabelValues(path, strconv.Itoa(code)).Inc() },
+		Changes: c.changes,
+		ProgrammingLatency: func(backend string, d time.Duration) {
+			c.programming.WithLabelValues(backend).Observe(d.Seconds())
+		},
+	}
+}
+
+// changes sets the pending gauges and brings the total counters up to
+// total.
+func (c *Collector) changes(pending, total servicemap.ChangeCounts) {
+	c.endpointPending.Set(float64(pending.EndpointSlices))
+	c.servicePend.Set(float64(pending.Services))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if total.EndpointSlices > c.lastTotal.EndpointSlices {
+		c.endpointTotal.Add(float64(total.EndpointSlices - c.lastTotal.EndpointSlices))
+		c.lastTotal.EndpointSlices = total.EndpointSlices
+	}
+	if total.Services > c.lastTotal.Services {
+		c.serviceTotal.Add(float64(total.Services - c.lastTotal.Services))
+		c.lastTotal.Services = total.Services
 	}
 }
 
