@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/lbkit/lbkit/backends"
@@ -58,7 +59,16 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		return r, b, err
 	case "iptables":
 		opts := iptables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
-		r := func(s *servicemap.Snapshot) string { return iptables.Render(s, opts) }
+		r := func(s *servicemap.Snapshot) string {
+			// The jumps from the built-in chains first, as comments (Sync
+			// inserts them; the rest stays iptables-restore input).
+			var b strings.Builder
+			b.WriteString("# How packets reach lbkit's chains: the rules Sync keeps in the built-in chains.\n")
+			for _, j := range iptables.Jumps(opts) {
+				b.WriteString("#   iptables " + j + "\n")
+			}
+			return b.String() + iptables.Render(s, opts)
+		}
 		if renderOnly {
 			return r, nil, nil
 		}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 )
@@ -17,3 +18,10 @@ func runBackendCommand(cmd string, args []string, stdout, stderr io.Writer) erro
 func runServe(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("serve needs Linux: the backends it runs are Linux-only")
 }
+
+// runDiff: the kernel listings it compares are Linux's.
+func runDiff(args []string, stdout, stderr io.Writer) error {
+	return fmt.Errorf("diff needs Linux: the kernel backends are Linux-only")
+}
+
+var errDiffers = errors.New("the kernel differs from the files")

@@ -19,6 +19,7 @@ var synopses = map[string]string{
 	"apply":      "--backend nftables|iptables|ipvs [same flags as render]",
 	"cleanup":    "--backend nftables|iptables|ipvs|userspace",
 	"serve":      "--backend nftables|iptables|ipvs|userspace [same flags as render] [--healthz ADDR] [--cleanup-on-exit] [--min-sync-interval D]",
+	"diff":       "--backend nftables|iptables [same flags as render]",
 	"explain":    "NAMESPACE/NAME[:PORT] [resolve flags] [--from IP [--to IP:PORT]] [--cluster-cidr CIDR,...] [--node-ips IP,...] [--backend B] [-o table|json]",
 	"demo":       "[--backend nftables|iptables]",
 	"completion": "bash|zsh",
@@ -31,12 +32,13 @@ var blurbs = map[string]string{
 	"apply":      "program the current network namespace once (a full sync)",
 	"cleanup":    "remove everything a backend programmed, and nothing else",
 	"serve":      "program a backend and keep it current; SIGHUP reloads the files",
+	"diff":       "compare the kernel with what the files resolve to; exit 1 naming each service that differs",
 	"explain":    "explain one service: every endpoint's verdict and why, and the path of a connection",
 	"demo":       "show a kernel load balancer at work in a throwaway namespace network (root)",
 	"completion": "print a shell completion script",
 }
 
-var commandOrder = []string{"resolve", "render", "apply", "cleanup", "serve", "explain", "demo", "completion"}
+var commandOrder = []string{"resolve", "render", "apply", "cleanup", "serve", "diff", "explain", "demo", "completion"}
 
 // commandHelp is the help of the command fs belongs to: its synopsis and
 // every flag.

@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runBackendCommand(cmd, args, stdout, stderr)
 	case "serve":
 		err = runServe(args, stdout, stderr)
+	case "diff":
+		err = runDiff(args, stdout, stderr)
 	case "explain":
 		err = runExplain(args, stdout, stderr)
 	case "completion":
@@ -63,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errDiffers):
+		return 1
 	case errors.As(err, &help):
 		fmt.Fprint(stdout, help.text)
 		return 0
