@@ -12,7 +12,7 @@ import (
 // another nft had left sets it could not list). It uses what lbkit never
 // writes: families other than ip and ip6 (inet, netdev, bridge, arp), sets
 // of type ifname with comments and per-element user data, interval sets,
-// rule comments and counters, and tables named as lbkit's own in other
+// rule comments and counters, bridge rules on ethernet headers, and tables named as lbkit's own in other
 // families, which a cleanup by name must not take. Nothing in it matches
 // the Network's traffic.
 const foreignRuleset = `
@@ -43,7 +43,7 @@ table netdev other {
 table bridge other {
 	chain forwarding {
 		type filter hook forward priority filter; policy accept;
-		ether type arp meta mark 0x00001234 drop
+		ether type arp ether saddr 02:00:00:00:12:34 drop
 	}
 }
 table arp other {
