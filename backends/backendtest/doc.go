@@ -48,6 +48,17 @@
 //   - Restart: a new backend with a new Tracker full-syncs (prev nil) a
 //     different state on top of the old one's and converges; syncing an
 //     unchanged snapshot, incrementally or in full, changes nothing.
+//   - Field failures of kube-proxy, each named after its upstream issue
+//     (scenarios_field.go): Kubernetes139628UDPScaleToZero,
+//     Kubernetes96174UDPNodePortExternalIP (one-way UDP streams that keep
+//     their source port reach the right endpoint after every transition,
+//     scale to zero and back included), Kubernetes131765ExternalIPLocalFromPod
+//     (pods reach an externalTrafficPolicy=Local external IP without a
+//     local endpoint).
+//
+// Every scenario starts with foreign nft tables in the node (foreign.go:
+// other families and features lbkit never writes) and fails unless each is
+// listed byte for byte the same after the backend's Cleanup.
 //
 // # Variants
 //

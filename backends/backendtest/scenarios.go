@@ -29,6 +29,10 @@ var scenarios = []scenario{
 	{"ExternalTrafficPolicyLocal", externalTrafficPolicyLocal, optNodePortAddresses | optClusterCIDRs},
 	{"LoadBalancerSourceRanges", loadBalancerSourceRanges, optNodePortAddresses},
 	{"StaleUDPFlow", staleUDPFlow, optNodePortAddresses | optOtherFamilyNPA},
+	// Field failures (scenarios_field.go).
+	{"Kubernetes139628UDPScaleToZero", kubernetes139628UDPScaleToZero, 0},
+	{"Kubernetes96174UDPNodePortExternalIP", kubernetes96174UDPNodePortExternalIP, optNodePortAddresses},
+	{"Kubernetes131765ExternalIPLocalFromPod", kubernetes131765ExternalIPLocalFromPod, 0},
 	{"Cleanup", cleanup, optNodePortAddresses | optClusterCIDRs},
 	{"Restart", restart, 0},
 	{"AddressHijack", addressHijack, 0},

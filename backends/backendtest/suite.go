@@ -227,6 +227,7 @@ func newEnv(t *testing.T, newBackend Factory, opts SuiteOptions, v Variant) *env
 			e.exec(tool, "-w", "-t", "filter", "-N", foreignIPTable)
 		}
 	}
+	e.addForeignTables() // other families and features (foreign.go)
 	if err := e.n.InNode(func() (err error) {
 		e.baseline, err = nodeState()
 		return err

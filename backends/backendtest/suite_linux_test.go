@@ -50,21 +50,23 @@ var bugs = []struct {
 }{
 	{bug: "noop", scenarios: backendtest.Scenarios()},
 	{bug: "noop", scenarios: backendtest.Scenarios(), ipv6: true},
-	{bug: "first-endpoint-only", scenarios: []string{"ClusterIPSpread", "NotReadyEndpoint", "SessionAffinity"}},
-	{bug: "all-endpoints", scenarios: []string{"NotReadyEndpoint", "TerminatingFallback", "ExternalTrafficPolicyLocal"}},
+	{bug: "first-endpoint-only", scenarios: []string{"ClusterIPSpread", "NotReadyEndpoint", "SessionAffinity", "Kubernetes131765ExternalIPLocalFromPod"}},
+	{bug: "all-endpoints", scenarios: []string{"NotReadyEndpoint", "TerminatingFallback", "ExternalTrafficPolicyLocal", "Kubernetes131765ExternalIPLocalFromPod"}},
 	{bug: "no-reject", scenarios: []string{"NoEndpointsRejects"}},
 	{bug: "no-affinity", scenarios: []string{"SessionAffinity"}},
 	{bug: "no-protocol-match", scenarios: []string{"TCPAndUDPSamePort"}},
-	{bug: "no-node-ports", scenarios: []string{"NodePort", "NodeAddresses", "ExternalTrafficPolicyLocal", "StaleUDPFlow"}},
+	{bug: "no-node-ports", scenarios: []string{"NodePort", "NodeAddresses", "ExternalTrafficPolicyLocal", "StaleUDPFlow", "Kubernetes96174UDPNodePortExternalIP"}},
 	{bug: "node-ports-everywhere", scenarios: []string{"NodePortAddresses/NodeAddresses"}},
 	{bug: "masquerade-nothing", scenarios: []string{"ClusterIPSpread", "NodePort"}},
 	{bug: "masquerade-everything", scenarios: []string{"ExternalTrafficPolicyLocal", "NoClusterCIDRs/ClusterIPSpread"}},
-	{bug: "external-as-cluster", scenarios: []string{"ExternalTrafficPolicyLocal"}},
+	{bug: "external-as-cluster", scenarios: []string{"ExternalTrafficPolicyLocal", "Kubernetes131765ExternalIPLocalFromPod"}},
+	{bug: "no-pod-short-circuit", scenarios: []string{"Kubernetes131765ExternalIPLocalFromPod"}},
 	{bug: "no-source-ranges", scenarios: []string{"LoadBalancerSourceRanges"}},
-	{bug: "no-load-balancer-ips", scenarios: []string{"LoadBalancerSourceRanges"}},
-	{bug: "keep-conntrack", scenarios: []string{"StaleUDPFlow"},
+	{bug: "no-load-balancer-ips", scenarios: []string{"LoadBalancerSourceRanges", "Kubernetes131765ExternalIPLocalFromPod"}},
+	{bug: "keep-conntrack", scenarios: []string{"StaleUDPFlow", "Kubernetes139628UDPScaleToZero", "Kubernetes96174UDPNodePortExternalIP"},
 		opts: func(o *backendtest.SuiteOptions) { o.DisableConntrack = true }},
-	{bug: "cleanup-flushes-ruleset", scenarios: []string{"Cleanup"}},
+	// Every scenario's teardown finds the foreign tables gone.
+	{bug: "cleanup-flushes-ruleset", scenarios: backendtest.Scenarios()},
 	{bug: "cleanup-leaves-chains", scenarios: []string{"Cleanup"}},
 	{bug: "full-sync-only-adds", scenarios: []string{"Restart"}},
 }
@@ -243,6 +245,14 @@ func (b *handNFT) renderPort(r *ruleset, i int, p *servicemap.ServicePort) {
 		fronts = append(fronts, frontend{fmt.Sprintf("%s%s dport %d", local, proto, p.NodePort), external, "ext", extMasq})
 	}
 	for _, f := range fronts {
+		// Pods reach an external address of a Local service through the
+		// cluster's endpoints (short-circuit), local ones or not.
+		if f.kind == "ext" && len(b.pods) > 0 && len(p.Topology.Cluster) > 0 &&
+			p.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal && b.bug != "no-pod-short-circuit" {
+			lb := fmt.Sprintf("svc_%d_pods", i)
+			rule(&r.services, "%s %s saddr { %s } goto %s", f.match, b.fam, joinPrefixes(b.pods), lb)
+			b.renderLB(r, i, p, lb, p.Topology.Cluster)
+		}
 		if len(f.eps) == 0 {
 			switch {
 			case p.Topology.HasEndpoints:

@@ -108,6 +108,7 @@ modules="crc32c_generic
 	nf_tables nft_ct nft_chain_nat nft_nat nft_masq nft_reject nft_reject_ipv4 nf_reject_ipv4
 	nft_reject_ipv6 nf_reject_ipv6
 	ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_mh
+	nf_flow_table_inet
 	veth dummy bridge br_netfilter"
 declare -A seen=()
 order=()
