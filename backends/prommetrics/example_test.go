@@ -62,12 +62,16 @@ func Example() {
 	body, _ := io.ReadAll(rec.Body)
 	for _, line := range strings.Split(string(body), "\n") {
 		if strings.HasPrefix(line, "lbkit_sync_full_proxy_rules_duration_seconds_count") ||
-			strings.HasPrefix(line, "lbkit_sync_proxy_rules_no_local_endpoints_total") {
+			strings.HasPrefix(line, "lbkit_sync_proxy_rules_no_local_endpoints_total") ||
+			strings.HasPrefix(line, "lbkit_sync_proxy_rules_endpoint_changes_total") ||
+			strings.HasPrefix(line, "lbkit_sync_proxy_rules_service_changes_total") {
 			fmt.Println(line)
 		}
 	}
 	// Output:
 	// lbkit_sync_full_proxy_rules_duration_seconds_count{backend="fake"} 1
+	// lbkit_sync_proxy_rules_endpoint_changes_total 1
 	// lbkit_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"} 0
 	// lbkit_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="internal"} 1
+	// lbkit_sync_proxy_rules_service_changes_total 1
 }
