@@ -51,6 +51,10 @@ func (n *Network) dialTCP(ctx context.Context, ns string, src netip.Addr, dst ne
 	if !n.owns(ns) {
 		return Answer{}, fmt.Errorf("backendtest: namespace %q is not part of this network", ns)
 	}
+	if err := ctx.Err(); err != nil {
+		// A loopback connect can complete before anyone looks at ctx.
+		return Answer{}, fmt.Errorf("tcp %s -> %v in %s: %w", source(src), dst, ns, err)
+	}
 	ctx, cancel := withTimeout(ctx, timeout)
 	defer cancel()
 	var fd int

@@ -231,20 +231,32 @@ func TestWrongPrevIsRejected(t *testing.T) {
 	checkDump(t, b, fake.Render(s2))
 }
 
+// TestConflictingFrontendsAreRejected: a Tracker gives a contested
+// address to one owner (here default/web, first by namespace/name), so the
+// fake programs that one; a snapshot made without that guarantee (by
+// Apply of hand-written Changes) is refused, as a kernel refuses a
+// duplicate.
 func TestConflictingFrontendsAreRejected(t *testing.T) {
 	tr := newTracker()
 	tr.OnServiceAdd(web())
 	s1 := tr.Snapshot()
 	tr.OnServiceAdd(testobj.Service("other", "web", "10.96.0.10", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
 	s2 := tr.Snapshot()
-
+	if s2 != s1 && s2.Service("other", "web") != nil {
+		t.Fatalf("the Tracker let other/web take default/web's cluster IP")
+	}
 	b := fake.New(fake.Options{})
 	mustSync(t, b, nil, s1)
-	err := b.Sync(context.Background(), s1, s2)
+	mustSync(t, b, s1, s2)
+
+	dup := *s1.Ports()[0]
+	dup.Name.Namespace = "other"
+	s3 := servicemap.Apply(s2, servicemap.Changes{From: s2.Version(), To: s2.Version() + 1, Added: []*servicemap.ServicePort{&dup}})
+	err := b.Sync(context.Background(), s2, s3)
 	if !errors.Is(err, backends.ErrApply) || !strings.Contains(err.Error(), "TCP 10.96.0.10:80 already used by default/web:http") {
 		t.Fatalf("Sync with two services on one address = %v, want a conflict", err)
 	}
-	checkDump(t, b, fake.Render(s1))
+	checkDump(t, b, fake.Render(s2))
 }
 
 func TestCleanupAndCancel(t *testing.T) {

@@ -49,7 +49,7 @@ func scenarios() map[string]func(tr *servicemap.Tracker) {
 					func(s *v1.Service) {
 						s.Spec.Type = v1.ServiceTypeNodePort
 						s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-						s.Spec.ExternalIPs = []string{"192.0.2.10"}
+						s.Spec.ExternalIPs = []string{map[string]string{"np-local": "192.0.2.10", "np-remote": "192.0.2.11"}[name]}
 					}))
 			}
 			tr.OnEndpointSliceAdd(testobj.Slice("default", "np-local", "np-local-1", http8080, []testobj.Endpoint{
