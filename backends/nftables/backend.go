@@ -36,6 +36,16 @@ type Backend struct {
 	markerRules int
 	gen         uint32
 	genKnown    bool
+	// io counts the requests made of the kernel, for tests and benchmarks
+	// (incremental syncs must never list).
+	io kernelIO
+}
+
+// kernelIO counts kernel requests: dumps (listing requests) and the
+// messages of the transactions sent.
+type kernelIO struct {
+	dumps    int
+	messages int
 }
 
 // shard is the record of one table.
@@ -72,6 +82,8 @@ var (
 func New(opts Options) (*Backend, error) {
 	opts = opts.withDefaults()
 	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
+	w := newNetlinkWriter()
+	w.messages = &b.io.messages
 	for i := range opts.Shards {
 		b.shards = append(b.shards, &shard{table: tableName(opts, i), rec: newApplied(0)})
 	}
@@ -88,7 +100,7 @@ func New(opts Options) (*Backend, error) {
 			return nil, err
 		}
 	case opts.Transport == TransportNetlink:
-		b.w = newNetlinkWriter()
+		b.w = w
 	default:
 		return nil, fmt.Errorf("nftables: unknown transport %q", opts.Transport)
 	}
@@ -229,6 +241,7 @@ func (b *Backend) ourTables(fam family) ([]string, error) {
 		return []string{b.opts.Table}, nil
 	}
 	names, err := listTables(fam)
+	b.io.dumps++
 	if err != nil {
 		return nil, fmt.Errorf("list %s tables: %w", fam.nft, err)
 	}

@@ -16,15 +16,26 @@ import (
 )
 
 func BenchmarkRender(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			snap := cluster(n, 10).snapshot(b, v1.IPv4Protocol)
+	sizes := []shape{{1000, 10, false}, {10000, 10, false}, shapeWide, shapeMany}
+	for _, s := range sizes {
+		name := s.String()
+		if s.endpoints == 10 {
+			name = fmt.Sprintf("services=%d", s.services) // the names the README quoted first
+		}
+		b.Run(name, func(b *testing.B) {
+			skipLarge(b, s.large)
+			snap := cluster(s.services, s.endpoints).snapshot(b, v1.IPv4Protocol)
+			opts := nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs}
+			peak := peakHeap(func() { nftables.Render(snap, opts) })
 			b.ReportAllocs()
+			b.ResetTimer()
 			var out string
 			for b.Loop() {
-				out = nftables.Render(snap, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
+				out = nftables.Render(snap, opts)
 			}
 			b.ReportMetric(float64(len(out)), "bytes")
+			b.ReportMetric(float64(len(out))/float64(s.services*s.endpoints), "B/endpoint")
+			b.ReportMetric(peak/(1<<20), "peak-heap-MB")
 		})
 	}
 }

@@ -35,7 +35,7 @@ func (b *Backend) Drifted(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nftables: drift check: %w", backends.WithCause(err))
 	}
-	defer q.close()
+	defer func() { b.io.dumps += q.dumps; q.close() }()
 	gen, err := q.generation()
 	if err != nil {
 		return false, fmt.Errorf("nftables: ruleset generation: %w", backends.WithCause(err))
@@ -87,6 +87,7 @@ func (b *Backend) driftedNFT(ctx context.Context) (bool, error) {
 	if len(b.shards[0].rec.ports) == 0 {
 		return false, nil
 	}
+	b.io.dumps++
 	rules, err := b.opts.NFT.ListRules(ctx, chainServices)
 	if err != nil && !notFound(err) {
 		return false, fmt.Errorf("nftables: drift check: %w", backends.WithCause(err))

@@ -235,26 +235,27 @@ func TestKernelLoad(t *testing.T) {
 	})
 }
 
-// BenchmarkKernelColdSync measures a full sync of 10,000 services x 10
-// endpoints into an empty table (deleted between iterations, untimed).
+// BenchmarkKernelColdSync measures a full sync into an empty kernel (the
+// tables deleted between iterations, untimed): 10,000 services x 10
+// endpoints, and the shapes users report (large: LBKIT_BENCH_LARGE=1).
 func BenchmarkKernelColdSync(b *testing.B) {
-	benchKernelColdSync(b, 10000, 0)
+	b.Run("services=10000", func(b *testing.B) { benchKernelColdSyncSized(b, shape{10000, 10, false}, 0) })
+	for _, s := range reportedShape[1:] {
+		b.Run(s.String(), func(b *testing.B) { benchKernelColdSyncSized(b, s, 0) })
+	}
 }
 
 // BenchmarkKernelColdSyncBatch compares batch sizes for the same load.
 func BenchmarkKernelColdSyncBatch(b *testing.B) {
 	for _, batch := range []int{250, 1000, 2500, 10000} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchKernelColdSyncSized(b, 10000, batch) })
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchKernelColdSyncSized(b, shape{10000, 10, false}, batch) })
 	}
 }
 
-func benchKernelColdSync(b *testing.B, n, batch int) {
-	b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchKernelColdSyncSized(b, n, batch) })
-}
-
-func benchKernelColdSyncSized(b *testing.B, n, batch int) {
+func benchKernelColdSyncSized(b *testing.B, s shape, batch int) {
 	requireKernel(b)
-	snap := cluster(n, 10).snapshot(b, v1.IPv4Protocol)
+	skipLarge(b, s.large)
+	snap := cluster(s.services, s.endpoints).snapshot(b, v1.IPv4Protocol)
 	inThrowawayNetns(b, "bench", func() {
 		ctx := context.Background()
 		be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, BatchSize: batch})
@@ -275,13 +276,18 @@ func benchKernelColdSyncSized(b *testing.B, n, batch int) {
 	})
 }
 
-// BenchmarkKernelUpdate measures a one-endpoint change applied to a loaded
-// kernel holding 10,000 services x 10 endpoints (default options: netlink,
-// 16 tables): Diff, the transaction, and the kernel's commit.
+// BenchmarkKernelUpdate measures a one-endpoint change (10 endpoints per
+// service, one turning not-ready) applied to a loaded kernel (default
+// options: netlink, 16 tables): Diff, the transaction, and the kernel's
+// commit. It reports the netlink messages and the listing requests per
+// update (the latter must be 0).
 func BenchmarkKernelUpdate(b *testing.B) {
-	b.Run("services=10000", func(b *testing.B) {
-		benchKernelUpdate(b, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
-	})
+	for _, s := range []shape{{1000, 10, false}, {10000, 10, false}, {50000, 10, true}} {
+		b.Run(fmt.Sprintf("services=%d", s.services), func(b *testing.B) {
+			skipLarge(b, s.large)
+			benchKernelUpdate(b, s.services, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
+		})
+	}
 }
 
 // BenchmarkKernelUpdateShapes compares the same update with each transport
@@ -290,15 +296,15 @@ func BenchmarkKernelUpdateShapes(b *testing.B) {
 	for _, tr := range []nftables.Transport{nftables.TransportNetlink, nftables.TransportNFT} {
 		for _, shards := range []int{1, 16} {
 			b.Run(fmt.Sprintf("transport=%s/shards=%d", tr, shards), func(b *testing.B) {
-				benchKernelUpdate(b, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, Transport: tr, Shards: shards})
+				benchKernelUpdate(b, 10000, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, Transport: tr, Shards: shards})
 			})
 		}
 	}
 }
 
-func benchKernelUpdate(b *testing.B, opts nftables.Options) {
+func benchKernelUpdate(b *testing.B, n int, opts nftables.Options) {
 	requireKernel(b)
-	a, c := oneEndpointApart(b, 10000)
+	a, c := oneEndpointApart(b, n)
 	inThrowawayNetns(b, "bench", func() {
 		ctx := context.Background()
 		be, err := nftables.New(opts)
@@ -310,6 +316,7 @@ func benchKernelUpdate(b *testing.B, opts nftables.Options) {
 			b.Fatal(err)
 		}
 		b.Logf("initial full sync: %v", time.Since(start))
+		dumps0, msgs0 := be.KernelIOForTest()
 		prev, next := a, c
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -320,8 +327,16 @@ func benchKernelUpdate(b *testing.B, opts nftables.Options) {
 			prev, next = next, prev
 		}
 		b.StopTimer()
+		dumps, msgs := be.KernelIOForTest()
+		if opts.Transport != nftables.TransportNFT { // nft's messages are not seen
+			b.ReportMetric(float64(msgs-msgs0)/float64(b.N), "messages/update")
+		}
+		b.ReportMetric(float64(dumps-dumps0)/float64(b.N), "dumps/update")
+		if dumps != dumps0 {
+			b.Fatalf("incremental updates made %d listing requests", dumps-dumps0)
+		}
 		// prev is what the kernel should hold now.
-		checkChangedChain(b, prev, opts, 10000/2)
+		checkChangedChain(b, prev, opts, n/2)
 	})
 }
 

@@ -44,8 +44,8 @@ func listChainsByTable(fam family) (map[string][]string, error) {
 
 // listTableNetlink lists one table's sets and maps and the elements of its
 // shared containers; chains come from listChainsByTable. A missing table
-// is empty.
-func listTableNetlink(fam family, table string, chains []string) (*kernelState, error) {
+// is empty. dumps counts the listing requests.
+func listTableNetlink(fam family, table string, chains []string, dumps *int) (*kernelState, error) {
 	k := &kernelState{chains: chains, sets: map[string][]string{}, elems: map[elemID]string{}}
 	if len(chains) == 0 {
 		// Every table lbkit made has chains; none means no table (or a
@@ -57,6 +57,7 @@ func listTableNetlink(fam family, table string, chains []string) (*kernelState, 
 		return nil, err
 	}
 	t := &gnft.Table{Name: table, Family: tableFamily(fam)}
+	*dumps++
 	sets, err := c.GetSets(t)
 	if notFound(err) {
 		return k, nil
@@ -79,6 +80,7 @@ func listTableNetlink(fam family, table string, chains []string) (*kernelState, 
 			continue
 		}
 		s.Table = t
+		*dumps++
 		elems, err := c.GetSetElements(s)
 		if err != nil {
 			return nil, fmt.Errorf("list %s %s: %w", kind, s.Name, err)

@@ -32,6 +32,8 @@ type netlinkWriter struct {
 	// buf is the last batch's buffer, reused: a full sync sends a dozen
 	// batches of several megabytes each.
 	buf []byte
+	// messages, when set, counts the messages of the batches sent.
+	messages *int
 }
 
 var _ writer = (*netlinkWriter)(nil)
@@ -78,6 +80,9 @@ func (w *netlinkWriter) run(ctx context.Context, fam family, table string, o ops
 		return b.kernelError(o, kerrs, lost)
 	}
 	w.commit(b)
+	if w.messages != nil {
+		*w.messages += len(b.infos)
+	}
 	if cap(b.b) <= maxKeptBuffer {
 		w.buf = b.b[:0]
 	}

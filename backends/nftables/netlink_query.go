@@ -18,6 +18,8 @@ type nlQuery struct {
 	fd   int
 	req  nlBuf
 	rbuf []byte
+	// dumps counts the dump requests sent.
+	dumps int
 }
 
 func openQuery() (*nlQuery, error) {
@@ -44,6 +46,7 @@ func (q *nlQuery) do(msgType uint16, dump bool, family uint8, attrs func(*nlBuf)
 	flags := uint16(unix.NLM_F_ACK)
 	if dump {
 		flags = unix.NLM_F_DUMP
+		q.dumps++
 	}
 	start := q.req.begin(nftMsgPrefix|msgType, flags, family)
 	if attrs != nil {

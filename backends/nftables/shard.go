@@ -63,6 +63,16 @@ func partition(ports []*portRules, shards int) [][]*portRules {
 	return parts
 }
 
+// partitionPorts is partition for a snapshot's ports.
+func partitionPorts(ports []*servicemap.ServicePort, shards int) [][]*servicemap.ServicePort {
+	parts := make([][]*servicemap.ServicePort, shards)
+	for _, p := range ports {
+		i := shardOf(p.Name, shards)
+		parts[i] = append(parts[i], p)
+	}
+	return parts
+}
+
 // isOurTable reports whether name is one of the tables a Backend with table
 // base name base may have created, with any shard count: base itself or
 // base-NN.

@@ -20,10 +20,11 @@ import (
 // fullSync reconciles every table with next, whatever the kernel holds
 // now: each shard that holds service ports is synced in full (see
 // fullSyncShard), then the tables no shard wants are deleted (shards left
-// empty, or tables of another shard count).
+// empty, or tables of another shard count). A shard's rules are built just
+// before its turn, so the first table's services answer without waiting
+// for the rules of all the others.
 func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int, error) {
-	rs := build(next, b.opts)
-	parts := partition(rs.ports, len(b.shards))
+	parts := partitionPorts(sortedPorts(next), len(b.shards))
 	total := 0
 	wanted := map[string]bool{}
 	var chains map[string][]string
@@ -38,19 +39,23 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 		var err error
 		switch {
 		case b.opts.NFT != nil:
-			kernel, err = listKernel(ctx, b.opts.NFT)
+			kernel, err = listKernel(ctx, b.opts.NFT, &b.io.dumps)
 		case chains == nil:
-			if chains, err = listChainsByTable(b.fam); err != nil {
+			chains, err = listChainsByTable(b.fam)
+			b.io.dumps++
+			if err != nil {
 				return total, err
 			}
 			fallthrough
 		default:
-			kernel, err = listTableNetlink(b.fam, sh.table, chains[sh.table])
+			kernel, err = listTableNetlink(b.fam, sh.table, chains[sh.table], &b.io.dumps)
 		}
 		if err != nil {
 			return total, fmt.Errorf("table %s: %w", sh.table, err)
 		}
-		n, err := b.fullSyncShard(ctx, sh, kernel, &rs.skeleton, parts[i])
+		rs := buildPorts(next, b.opts, parts[i])
+		parts[i] = nil // what the builder made from it is all that is needed now
+		n, err := b.fullSyncShard(ctx, sh, kernel, &rs.skeleton, rs.ports, len(wanted) == 1)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("table %s: %w", sh.table, err)
@@ -76,16 +81,20 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 // what the kernel holds (chain, set and map names, and the elements of the
 // shared maps and sets):
 //
-//  1. One transaction creates the table, (re)creates the base chains, fills
-//     the fixed chains and static sets, and declares the shared containers.
-//  2. One transaction per BatchSize service ports creates or flushes and
-//     refills their chains and sets, then adds or replaces their elements.
-//  3. A last transaction deletes elements nobody wants any more, then the
+//  1. One transaction per batch of service ports creates or flushes and
+//     refills their chains and sets, then adds or replaces their elements;
+//     the first one also creates the table, (re)creates the base chains,
+//     fills the fixed chains and static sets, and declares the shared
+//     containers (one commit fewer before the first services answer).
+//     In the first table of a sync (first), batches start at firstBatchSize
+//     ports and double up to BatchSize, so that the first services answer
+//     after a small commit.
+//  2. A last transaction deletes elements nobody wants any more, then the
 //     chains and sets no port uses (flushed first, so references go first).
 //
 // Every transaction leaves a consistent table: an element is added only
 // after its chain, and a chain is deleted only after what pointed at it.
-func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelState, skel *skeleton, ports []*portRules) (int, error) {
+func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelState, skel *skeleton, ports []*portRules, first bool) (int, error) {
 	total := 0
 	run := func(o ops, deletes []deferredDelete) error {
 		n, err := b.run(ctx, sh, o, deletes)
@@ -100,14 +109,17 @@ func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelSt
 		rec.add(p)
 	}
 
-	if err := run(setupOps(skel), nil); err != nil {
-		return total, fmt.Errorf("set up table: %w", err)
-	}
-
 	done := make(map[elemID]struct{}, len(rec.elems))
-	for start := 0; start < len(ports); start += b.opts.BatchSize {
-		batch := ports[start:min(start+b.opts.BatchSize, len(ports))]
+	size := b.opts.BatchSize
+	if first {
+		size = min(firstBatchSize, size)
+	}
+	for start := 0; start < len(ports); start, size = start+size, min(2*size, b.opts.BatchSize) {
+		batch := ports[start:min(start+size, len(ports))]
 		var o ops
+		if start == 0 {
+			o = setupOps(skel)
+		}
 		o.portObjects(batch)
 		for _, p := range batch {
 			for _, e := range p.elems {
@@ -165,6 +177,12 @@ func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelSt
 	sh.rec = rec
 	return total, nil
 }
+
+// firstBatchSize is the size of a full sync's first batch. A commit's
+// cost grows with the rules it adds, so a small first batch is what lets a
+// restarting proxy serve its first services soon; every commit also
+// re-validates the table it changes, so later batches are large.
+const firstBatchSize = 32
 
 // setupOps creates the table and everything that does not depend on the
 // service ports.
@@ -242,13 +260,15 @@ type kernelState struct {
 // listKernel lists the table's objects and the elements of the shared
 // containers through knftables (used with Options.NFT). A missing table
 // (or container) is empty, not an error.
-func listKernel(ctx context.Context, nft knftables.Interface) (*kernelState, error) {
+func listKernel(ctx context.Context, nft knftables.Interface, dumps *int) (*kernelState, error) {
 	k := &kernelState{sets: map[string][]string{}, elems: map[elemID]string{}}
 	var err error
+	*dumps++
 	if k.chains, err = listNames(ctx, nft, "chain"); err != nil {
 		return nil, err
 	}
 	for _, kind := range []string{"set", "map"} {
+		*dumps++
 		if k.sets[kind], err = listNames(ctx, nft, kind); err != nil {
 			return nil, err
 		}
@@ -261,6 +281,7 @@ func listKernel(ctx context.Context, nft knftables.Interface) (*kernelState, err
 		if !slices.Contains(k.sets[kind], c.name()) {
 			continue
 		}
+		*dumps++
 		elems, err := nft.ListElements(ctx, kind, c.name())
 		if notFound(err) {
 			continue
