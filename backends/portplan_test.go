@@ -11,21 +11,21 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 const planNode = "node-a"
 
 // planPort resolves one Service with one port "p" (80/TCP, node port
 // 30000+n) and one slice for node planNode, and returns its plan.
-func planPort(t *testing.T, svc *v1.Service, eps ...testobj.Endpoint) backends.PortPlan {
+func planPort(t *testing.T, svc *v1.Service, eps ...servicemaptest.Endpoint) backends.PortPlan {
 	t.Helper()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: planNode})
 	tr.OnServiceAdd(svc)
 	if eps != nil {
-		tr.OnEndpointSliceAdd(testobj.Slice(svc.Namespace, svc.Name, svc.Name+"-1",
-			[]discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP)}, eps))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice(svc.Namespace, svc.Name, svc.Name+"-1",
+			[]discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP)}, eps))
 	}
 	if w := tr.Warnings(); len(w) > 0 {
 		t.Fatalf("warnings: %v", w)
@@ -47,19 +47,19 @@ func lbService(name string, mutate ...func(*v1.Service)) *v1.Service {
 		s.Spec.HealthCheckNodePort = 30999
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7"}}
 	}}, mutate...)
-	return testobj.Service("ns", name, "10.96.0.40", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}, all...)
+	return servicemaptest.Service("ns", name, "10.96.0.40", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}, all...)
 }
 
 var (
 	etpLocal = func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
 	itpLocal = func(s *v1.Service) {
-		s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+		s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 	}
 	ranges = func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"} }
 )
 
 // A local and a remote ready endpoint.
-var localAndRemote = []testobj.Endpoint{testobj.Ready("10.244.0.5", planNode), testobj.Ready("10.244.1.5", "node-b")}
+var localAndRemote = []servicemaptest.Endpoint{servicemaptest.Ready("10.244.0.5", planNode), servicemaptest.Ready("10.244.1.5", "node-b")}
 
 // decide is the outcome of a Decision as one readable line: the endpoints
 // it goes to (or the verdict), then "masq" and "short-circuit" when set.
@@ -170,34 +170,34 @@ func TestDecideMasqueradeAndPolicies(t *testing.T) {
 func TestDecideWithoutUsableEndpoints(t *testing.T) {
 	pod, node, out := backends.FromPod, backends.FromNode, backends.FromOutside
 	cip, np, lb := backends.FrontendClusterIP, backends.FrontendNodePort, backends.FrontendLoadBalancerIP
-	remote := testobj.Ready("10.244.1.5", "node-b")
+	remote := servicemaptest.Ready("10.244.1.5", "node-b")
 	tests := []struct {
 		name string
 		svc  *v1.Service
-		eps  []testobj.Endpoint
+		eps  []servicemaptest.Endpoint
 		want map[[2]uint8]string
 	}{{
 		name: "no slice", svc: lbService("none"),
 		want: map[[2]uint8]string{{uint8(pod), uint8(cip)}: "reject", {uint8(out), uint8(np)}: "reject", {uint8(node), uint8(lb)}: "reject"},
 	}, {
-		name: "only not ready", svc: lbService("notready", etpLocal), eps: []testobj.Endpoint{testobj.NotReady("10.244.0.5", planNode)},
+		name: "only not ready", svc: lbService("notready", etpLocal), eps: []servicemaptest.Endpoint{servicemaptest.NotReady("10.244.0.5", planNode)},
 		want: map[[2]uint8]string{{uint8(pod), uint8(cip)}: "reject", {uint8(out), uint8(lb)}: "reject", {uint8(node), uint8(np)}: "reject"},
 	}, {
-		name: "etp Local, only remote", svc: lbService("remote", etpLocal), eps: []testobj.Endpoint{remote},
+		name: "etp Local, only remote", svc: lbService("remote", etpLocal), eps: []servicemaptest.Endpoint{remote},
 		want: map[[2]uint8]string{
 			{uint8(out), uint8(np)}: "drop", {uint8(out), uint8(lb)}: "drop",
 			{uint8(pod), uint8(lb)}: "10.244.1.5 short-circuit", {uint8(node), uint8(np)}: "10.244.1.5 masq short-circuit",
 			{uint8(out), uint8(cip)}: "10.244.1.5 masq",
 		},
 	}, {
-		name: "itp Local, only remote", svc: lbService("itpremote", itpLocal), eps: []testobj.Endpoint{remote},
+		name: "itp Local, only remote", svc: lbService("itpremote", itpLocal), eps: []servicemaptest.Endpoint{remote},
 		want: map[[2]uint8]string{
 			{uint8(pod), uint8(cip)}: "drop", {uint8(out), uint8(cip)}: "drop",
 			{uint8(out), uint8(np)}: "10.244.1.5 masq",
 		},
 	}, {
 		name: "terminating fallback", svc: lbService("term"),
-		eps:  []testobj.Endpoint{testobj.Terminating("10.244.0.5", planNode), testobj.NotReady("10.244.1.5", "node-b")},
+		eps:  []servicemaptest.Endpoint{servicemaptest.Terminating("10.244.0.5", planNode), servicemaptest.NotReady("10.244.1.5", "node-b")},
 		want: map[[2]uint8]string{{uint8(pod), uint8(cip)}: "10.244.0.5", {uint8(out), uint8(lb)}: "10.244.0.5 masq"},
 	}}
 	for _, tc := range tests {
@@ -268,16 +268,16 @@ func TestPlanRoutes(t *testing.T) {
 		}
 	}
 	clusterIP := func(name string, m ...func(*v1.Service)) *v1.Service {
-		return testobj.Service("ns", name, "10.96.0.41", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}, m...)
+		return servicemaptest.Service("ns", name, "10.96.0.41", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}, m...)
 	}
 	sticky := func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](600)}}
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](600)}}
 	}
 	tests := []struct {
 		name string
 		svc  *v1.Service
-		eps  []testobj.Endpoint
+		eps  []servicemaptest.Endpoint
 		want summary
 	}{
 		{"cluster IP", clusterIP("a"), localAndRemote,

@@ -12,8 +12,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestRunnerChangesAndProgrammingLatency: pending changes count up while
@@ -40,11 +40,11 @@ func TestRunnerChangesAndProgrammingLatency(t *testing.T) {
 			}
 		}
 		tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
-		sp := []discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP)}
-		svc := testobj.Service("ns", "a", "10.96.0.1", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)})
+		sp := []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP)}
+		svc := servicemaptest.Service("ns", "a", "10.96.0.1", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)})
 		tr.OnServiceAdd(svc)
 		// Before Run: counted as changes, not as a latency.
-		tr.OnEndpointSliceAdd(testobj.Slice("ns", "a", "a-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.1", "node-b")},
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "a", "a-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.1", "node-b")},
 			triggered(time.Now().Add(-time.Hour))))
 		r := backends.NewRunner(tr, fake.New(fake.Options{}), backends.RunnerOptions{
 			NoWaitForSync: true, MinSyncInterval: time.Second, Metrics: m,
@@ -63,13 +63,13 @@ func TestRunnerChangesAndProgrammingLatency(t *testing.T) {
 		}
 
 		// Two slice changes half a second apart, in one sync.
-		tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "a", "a-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.2", "node-b")}, triggered(time.Now())))
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("ns", "a", "a-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.2", "node-b")}, triggered(time.Now())))
 		synctest.Wait()
 		if p, _, _ := get(); p.EndpointSlices != 1 {
 			t.Errorf("pending after one change = %+v", p)
 		}
 		time.Sleep(500 * time.Millisecond)
-		tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "a", "a-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.3", "node-b")}, triggered(time.Now())))
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("ns", "a", "a-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.3", "node-b")}, triggered(time.Now())))
 		synctest.Wait()
 		if p, _, _ := get(); p.EndpointSlices != 2 {
 			t.Errorf("pending after two changes = %+v", p)

@@ -14,8 +14,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // wrapped is a backend wrapping the fake, as conntrack.WithCleanup wraps
@@ -46,12 +46,12 @@ func TestRunnerMetrics(t *testing.T) {
 			Served:           func(_ string, code int) { mu.Lock(); served = append(served, code); mu.Unlock() },
 		}
 		tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
-		sp := []discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP)}
+		sp := []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP)}
 		local := func(s *v1.Service) {
-			s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+			s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 		}
-		tr.OnServiceAdd(testobj.Service("ns", "a", "10.96.0.1", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}, local))
-		tr.OnEndpointSliceAdd(testobj.Slice("ns", "a", "a-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.1", "node-b")}))
+		tr.OnServiceAdd(servicemaptest.Service("ns", "a", "10.96.0.1", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}, local))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "a", "a-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.1", "node-b")}))
 		b := fake.New(fake.Options{})
 		r := backends.NewRunner(tr, wrapped{b}, backends.RunnerOptions{
 			NoWaitForSync: true, MinSyncInterval: time.Second, DriftCheckInterval: 10 * time.Second, Metrics: m,
@@ -73,8 +73,8 @@ func TestRunnerMetrics(t *testing.T) {
 		check("after the first sync", 1, 1, 1)
 
 		// A second Local port without a local endpoint, incrementally.
-		tr.OnServiceAdd(testobj.Service("ns", "b", "10.96.0.2", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}, local))
-		tr.OnEndpointSliceAdd(testobj.Slice("ns", "b", "b-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.2", "node-b")}))
+		tr.OnServiceAdd(servicemaptest.Service("ns", "b", "10.96.0.2", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}, local))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "b", "b-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.2", "node-b")}))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		check("after an incremental sync", 2, 2, 2)
@@ -85,7 +85,7 @@ func TestRunnerMetrics(t *testing.T) {
 		mu.Unlock()
 
 		// The first gets a local endpoint: one left.
-		tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "a", "a-1", sp, []testobj.Endpoint{testobj.Ready("10.244.1.1", "node-a")}))
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("ns", "a", "a-1", sp, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.1", "node-a")}))
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		check("after a local endpoint appeared", 3, 1, 2)

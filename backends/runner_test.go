@@ -19,8 +19,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Every Runner test runs in a synctest bubble: time is fake, and advances
@@ -138,8 +138,8 @@ func (e *env) mustConverge(what string) {
 }
 
 func service(i int) *v1.Service {
-	return testobj.Service("default", fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
-		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)})
+	return servicemaptest.Service("default", fmt.Sprintf("svc-%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
+		[]v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)})
 }
 
 func TestRunnerRequiresHasSynced(t *testing.T) {
@@ -333,7 +333,7 @@ func TestRunnerFullSyncRepairsCorruption(t *testing.T) {
 		}
 		// Changing the corrupted service makes the incremental sync fail;
 		// the full retry repairs it.
-		e.tr.OnServiceAdd(testobj.Service("default", "svc-1", "10.96.0.2", []v1.ServicePort{testobj.Port("http", 81, v1.ProtocolTCP)}))
+		e.tr.OnServiceAdd(servicemaptest.Service("default", "svc-1", "10.96.0.2", []v1.ServicePort{servicemaptest.Port("http", 81, v1.ProtocolTCP)}))
 		after(100 * time.Millisecond)
 		e.mustConverge("after the retry")
 		res := e.syncs()

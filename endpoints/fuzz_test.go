@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbkit/lbkit/endpoints"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 func FuzzParseAddr(f *testing.F) {
@@ -97,9 +97,9 @@ func (b *fuzzBytes) optBool() *bool {
 	case 0:
 		return nil
 	case 1:
-		return testobj.Ptr(true)
+		return servicemaptest.Ptr(true)
 	}
-	return testobj.Ptr(false)
+	return servicemaptest.Ptr(false)
 }
 
 func (b *fuzzBytes) optString(values ...string) *string {
@@ -107,7 +107,7 @@ func (b *fuzzBytes) optString(values ...string) *string {
 	if i == len(values) {
 		return nil
 	}
-	return testobj.Ptr(values[i])
+	return servicemaptest.Ptr(values[i])
 }
 
 // address returns text that is often an IP address, mostly from a small
@@ -140,22 +140,22 @@ func (b *fuzzBytes) port() discoveryv1.EndpointPort {
 	switch b.pick(5) {
 	case 0:
 	case 1:
-		p.Port = testobj.Ptr[int32](0)
+		p.Port = servicemaptest.Ptr[int32](0)
 	case 2, 3:
-		p.Port = testobj.Ptr([]int32{53, 80, 8080}[b.pick(3)])
+		p.Port = servicemaptest.Ptr([]int32{53, 80, 8080}[b.pick(3)])
 	default:
-		p.Port = testobj.Ptr(int32(int16(uint16(b.next())<<8 | uint16(b.next()))))
+		p.Port = servicemaptest.Ptr(int32(int16(uint16(b.next())<<8 | uint16(b.next()))))
 	}
 	switch b.pick(6) {
 	case 0:
 	case 1, 2:
-		p.Protocol = testobj.Ptr(v1.ProtocolTCP)
+		p.Protocol = servicemaptest.Ptr(v1.ProtocolTCP)
 	case 3:
-		p.Protocol = testobj.Ptr(v1.ProtocolUDP)
+		p.Protocol = servicemaptest.Ptr(v1.ProtocolUDP)
 	case 4:
-		p.Protocol = testobj.Ptr(v1.ProtocolSCTP)
+		p.Protocol = servicemaptest.Ptr(v1.ProtocolSCTP)
 	default:
-		p.Protocol = testobj.Ptr(v1.Protocol("ICMP"))
+		p.Protocol = servicemaptest.Ptr(v1.Protocol("ICMP"))
 	}
 	return p
 }

@@ -12,7 +12,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/endpoints"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // parseAll parses IPv4 slices, failing the test on any warning.
@@ -103,25 +103,25 @@ func permutations[T any](s []T) [][]T {
 func generated(sliceName string, octet, n, unreadyEvery, terminatingEvery int, hosts []string, ports ...int32) *discoveryv1.EndpointSlice {
 	var sp []discoveryv1.EndpointPort
 	for j, p := range ports {
-		sp = append(sp, testobj.SlicePort(fmt.Sprintf("port-%d", j), p, v1.ProtocolTCP))
+		sp = append(sp, servicemaptest.SlicePort(fmt.Sprintf("port-%d", j), p, v1.ProtocolTCP))
 	}
 	multiple := func(i, every int) bool { return every > 0 && i%every == 0 }
-	var eps []testobj.Endpoint
+	var eps []servicemaptest.Endpoint
 	for i := 1; i <= n; i++ {
 		serving := !multiple(i, unreadyEvery)
 		term := multiple(i, terminatingEvery)
-		e := testobj.Endpoint{
+		e := servicemaptest.Endpoint{
 			IP:          fmt.Sprintf("10.0.%d.%d", octet, i),
-			Ready:       testobj.Ptr(serving && !term),
-			Serving:     testobj.Ptr(serving),
-			Terminating: testobj.Ptr(term),
+			Ready:       servicemaptest.Ptr(serving && !term),
+			Serving:     servicemaptest.Ptr(serving),
+			Terminating: servicemaptest.Ptr(term),
 		}
 		if len(hosts) > 0 {
 			e.Node = hosts[i%len(hosts)]
 		}
 		eps = append(eps, e)
 	}
-	return testobj.Slice("ns1", "svc1", sliceName, sp, eps)
+	return servicemaptest.Slice("ns1", "svc1", sliceName, sp, eps)
 }
 
 // Cases of kube-proxy's TestEndpointsMapFromESC and
@@ -227,7 +227,7 @@ func TestMergeKubeProxyCases(t *testing.T) {
 // port has no number yields no port at all.
 func TestMergeSliceWithoutUsablePort(t *testing.T) {
 	es := generated("svc1-1", 1, 3, 0, 0, []string{"host1", "host2"})
-	es.Ports = []discoveryv1.EndpointPort{{Name: testobj.Ptr("port-0"), Protocol: testobj.Ptr(v1.ProtocolTCP)}}
+	es.Ports = []discoveryv1.EndpointPort{{Name: servicemaptest.Ptr("port-0"), Protocol: servicemaptest.Ptr(v1.ProtocolTCP)}}
 	s, warnings := endpoints.ParseSlice(es, v1.IPv4Protocol)
 	if diff := cmp.Diff([]string{endpoints.ReasonBadPort}, reasons(warnings)); diff != "" {
 		t.Errorf("warning reasons (-want +got):\n%s", diff)
@@ -247,7 +247,7 @@ func TestMergeEmpty(t *testing.T) {
 			t.Errorf("%s: Merge = %v, want nil", name, view(got))
 		}
 	}
-	s := parseAll(t, testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{testobj.Ready("10.0.0.1", "")}))
+	s := parseAll(t, servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")}))
 	got := endpoints.Merge([]*endpoints.Slice{nil, s[0], nil}, "node-1")
 	if diff := cmp.Diff(map[string][]string{"http/TCP": {"10.0.0.1:8080 ready serving"}}, view(got)); diff != "" {
 		t.Errorf("nil slices among others (-want +got):\n%s", diff)
@@ -257,16 +257,16 @@ func TestMergeEmpty(t *testing.T) {
 // Two copies of one address:port: whichever slice is named first and
 // whichever order the slices come in, the better copy is kept.
 func TestMergePrefersBetterCopy(t *testing.T) {
-	ready := testobj.Ready("10.0.0.1", "node-2")
-	notReady := testobj.NotReady("10.0.0.1", "node-2")
-	terminating := testobj.Terminating("10.0.0.1", "node-2")
+	ready := servicemaptest.Ready("10.0.0.1", "node-2")
+	notReady := servicemaptest.NotReady("10.0.0.1", "node-2")
+	terminating := servicemaptest.Terminating("10.0.0.1", "node-2")
 	// Serving but not ready: e.g. a pod whose readiness gate is not met.
-	servingOnly := testobj.Endpoint{IP: "10.0.0.1", Node: "node-2", Ready: testobj.Ptr(false), Serving: testobj.Ptr(true), Terminating: testobj.Ptr(false)}
+	servingOnly := servicemaptest.Endpoint{IP: "10.0.0.1", Node: "node-2", Ready: servicemaptest.Ptr(false), Serving: servicemaptest.Ptr(true), Terminating: servicemaptest.Ptr(false)}
 	// Terminating and no longer serving.
-	stopped := testobj.Endpoint{IP: "10.0.0.1", Node: "node-2", Ready: testobj.Ptr(false), Serving: testobj.Ptr(false), Terminating: testobj.Ptr(true)}
+	stopped := servicemaptest.Endpoint{IP: "10.0.0.1", Node: "node-2", Ready: servicemaptest.Ptr(false), Serving: servicemaptest.Ptr(false), Terminating: servicemaptest.Ptr(true)}
 	tests := []struct {
 		name          string
-		better, worse testobj.Endpoint
+		better, worse servicemaptest.Endpoint
 		want          string
 	}{
 		{"ready over not ready", ready, notReady, "10.0.0.1:8080 ready serving"},
@@ -279,15 +279,15 @@ func TestMergePrefersBetterCopy(t *testing.T) {
 		{"serving and terminating over terminating only", terminating, stopped, "10.0.0.1:8080 serving terminating"},
 		{"not terminating over terminating", servingOnly, terminating, "10.0.0.1:8080 serving"},
 		{"not terminating over terminating, neither serving", notReady, stopped, "10.0.0.1:8080"},
-		{"local over remote", testobj.Ready("10.0.0.1", "node-1"), ready, "10.0.0.1:8080 ready serving local"},
-		{"ready remote over unready local", ready, testobj.NotReady("10.0.0.1", "node-1"), "10.0.0.1:8080 ready serving"},
-		{"ready remote over terminating local", ready, testobj.Terminating("10.0.0.1", "node-1"), "10.0.0.1:8080 ready serving"},
+		{"local over remote", servicemaptest.Ready("10.0.0.1", "node-1"), ready, "10.0.0.1:8080 ready serving local"},
+		{"ready remote over unready local", ready, servicemaptest.NotReady("10.0.0.1", "node-1"), "10.0.0.1:8080 ready serving"},
+		{"ready remote over terminating local", ready, servicemaptest.Terminating("10.0.0.1", "node-1"), "10.0.0.1:8080 ready serving"},
 	}
 	for _, tt := range tests {
 		for _, names := range [][2]string{{"web-a", "web-b"}, {"web-b", "web-a"}} {
 			t.Run(tt.name+"/better in "+names[0], func(t *testing.T) {
-				better := testobj.Slice("ns", "web", names[0], httpPort, []testobj.Endpoint{tt.better})
-				worse := testobj.Slice("ns", "web", names[1], httpPort, []testobj.Endpoint{tt.worse})
+				better := servicemaptest.Slice("ns", "web", names[0], httpPort, []servicemaptest.Endpoint{tt.better})
+				worse := servicemaptest.Slice("ns", "web", names[1], httpPort, []servicemaptest.Endpoint{tt.worse})
 				got := mergeEveryOrder(t, parseAll(t, better, worse), "node-1")
 				if diff := cmp.Diff(map[string][]string{"http/TCP": {tt.want}}, view(got)); diff != "" {
 					t.Errorf("Merge (-want +got):\n%s", diff)
@@ -302,9 +302,9 @@ func TestMergePrefersBetterCopy(t *testing.T) {
 // first is kept.
 func TestMergeTieGoesToFirstSliceName(t *testing.T) {
 	copyIn := func(sliceName, zone string) *discoveryv1.EndpointSlice {
-		e := testobj.Ready("10.0.0.1", "node-2")
+		e := servicemaptest.Ready("10.0.0.1", "node-2")
 		e.Zone, e.ZoneHints = zone, []string{zone}
-		return testobj.Slice("ns", "web", sliceName, httpPort, []testobj.Endpoint{e})
+		return servicemaptest.Slice("ns", "web", sliceName, httpPort, []servicemaptest.Endpoint{e})
 	}
 	sl := parseAll(t, copyIn("web-b", "zone-b"), copyIn("web-a", "zone-a"), copyIn("web-c", "zone-c"))
 	got := mergeEveryOrder(t, sl, "node-1")
@@ -320,26 +320,26 @@ func TestMergeTieGoesToFirstSliceName(t *testing.T) {
 // before removing it from the other, and a proxy may see the updates in any
 // order; at no step may the endpoint disappear.
 func TestMergeAddressMovingBetweenSlices(t *testing.T) {
-	a := testobj.Ready("10.0.0.1", "node-1")
-	b := testobj.Ready("10.0.0.2", "node-2")
-	bTerminating := testobj.Terminating("10.0.0.2", "node-2")
-	c := testobj.Ready("10.0.0.3", "node-3")
+	a := servicemaptest.Ready("10.0.0.1", "node-1")
+	b := servicemaptest.Ready("10.0.0.2", "node-2")
+	bTerminating := servicemaptest.Terminating("10.0.0.2", "node-2")
+	c := servicemaptest.Ready("10.0.0.3", "node-3")
 	steps := []struct {
 		name     string
-		old, new []testobj.Endpoint
+		old, new []servicemaptest.Endpoint
 		want     []string
 	}{
-		{"before the move", []testobj.Endpoint{a, b}, []testobj.Endpoint{c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
-		{"in both slices", []testobj.Endpoint{a, b}, []testobj.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
-		{"old copy already terminating", []testobj.Endpoint{a, bTerminating}, []testobj.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
-		{"new copy not yet ready", []testobj.Endpoint{a, b}, []testobj.Endpoint{testobj.NotReady("10.0.0.2", "node-2"), c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
-		{"after the move", []testobj.Endpoint{a}, []testobj.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
+		{"before the move", []servicemaptest.Endpoint{a, b}, []servicemaptest.Endpoint{c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
+		{"in both slices", []servicemaptest.Endpoint{a, b}, []servicemaptest.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
+		{"old copy already terminating", []servicemaptest.Endpoint{a, bTerminating}, []servicemaptest.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
+		{"new copy not yet ready", []servicemaptest.Endpoint{a, b}, []servicemaptest.Endpoint{servicemaptest.NotReady("10.0.0.2", "node-2"), c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
+		{"after the move", []servicemaptest.Endpoint{a}, []servicemaptest.Endpoint{b, c}, []string{"10.0.0.1:8080 ready serving local", "10.0.0.2:8080 ready serving", "10.0.0.3:8080 ready serving"}},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			sl := parseAll(t,
-				testobj.Slice("ns", "web", "web-old", httpPort, st.old),
-				testobj.Slice("ns", "web", "web-new", httpPort, st.new))
+				servicemaptest.Slice("ns", "web", "web-old", httpPort, st.old),
+				servicemaptest.Slice("ns", "web", "web-new", httpPort, st.new))
 			got := mergeEveryOrder(t, sl, "node-1")
 			if diff := cmp.Diff(map[string][]string{"http/TCP": st.want}, view(got)); diff != "" {
 				t.Errorf("Merge (-want +got):\n%s", diff)
@@ -349,10 +349,10 @@ func TestMergeAddressMovingBetweenSlices(t *testing.T) {
 }
 
 func TestMergeLocal(t *testing.T) {
-	es := testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{
-		testobj.Ready("10.0.0.1", "node-1"),
-		testobj.Ready("10.0.0.2", "node-2"),
-		testobj.Ready("10.0.0.3", ""), // no nodeName
+	es := servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.0.0.1", "node-1"),
+		servicemaptest.Ready("10.0.0.2", "node-2"),
+		servicemaptest.Ready("10.0.0.3", ""), // no nodeName
 	})
 	tests := []struct {
 		node string
@@ -375,9 +375,9 @@ func TestMergeLocal(t *testing.T) {
 }
 
 func TestMergeCarriesEndpointFields(t *testing.T) {
-	es := testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{{
+	es := servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{{
 		IP: "10.0.0.1", Node: "node-1", Zone: "zone-a",
-		Ready: testobj.Ptr(false), Serving: testobj.Ptr(true), Terminating: testobj.Ptr(true),
+		Ready: servicemaptest.Ptr(false), Serving: servicemaptest.Ptr(true), Terminating: servicemaptest.Ptr(true),
 		ZoneHints: []string{"zone-c", "zone-a", "zone-c"}, NodeHints: []string{"node-2", "node-1", "node-2"},
 	}})
 	got := endpoints.Merge(parseAll(t, es), "node-1")
@@ -402,15 +402,15 @@ func TestMergeCarriesEndpointFields(t *testing.T) {
 func TestMergeOrdering(t *testing.T) {
 	udp := v1.ProtocolUDP
 	ports := []discoveryv1.EndpointPort{
-		testobj.SlicePort("http", 8080, v1.ProtocolTCP),
-		testobj.SlicePort("dns", 53, udp),
-		testobj.SlicePort("dns", 53, v1.ProtocolTCP),
-		testobj.SlicePort("", 9000, v1.ProtocolSCTP),
+		servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP),
+		servicemaptest.SlicePort("dns", 53, udp),
+		servicemaptest.SlicePort("dns", 53, v1.ProtocolTCP),
+		servicemaptest.SlicePort("", 9000, v1.ProtocolSCTP),
 	}
-	es := testobj.Slice("ns", "web", "web-1", ports, []testobj.Endpoint{
-		testobj.Ready("10.0.0.10", ""),
-		testobj.Ready("10.0.0.2", ""),
-		testobj.Ready("9.255.255.255", ""),
+	es := servicemaptest.Slice("ns", "web", "web-1", ports, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.0.0.10", ""),
+		servicemaptest.Ready("10.0.0.2", ""),
+		servicemaptest.Ready("9.255.255.255", ""),
 	})
 	got := endpoints.Merge(parseAll(t, es), "")
 	var keys []string
@@ -425,8 +425,8 @@ func TestMergeOrdering(t *testing.T) {
 		t.Errorf("endpoint order (-want +got):\n%s", diff)
 	}
 
-	v6 := testobj.Slice("ns", "web", "web-v6", httpPort, []testobj.Endpoint{
-		testobj.Ready("fd00::10", ""), testobj.Ready("fd00::2", ""), testobj.Ready("fd00::1:0", ""),
+	v6 := servicemaptest.Slice("ns", "web", "web-v6", httpPort, []servicemaptest.Endpoint{
+		servicemaptest.Ready("fd00::10", ""), servicemaptest.Ready("fd00::2", ""), servicemaptest.Ready("fd00::1:0", ""),
 	})
 	s, warnings := endpoints.ParseSlice(v6, v1.IPv6Protocol)
 	if s == nil {
@@ -441,10 +441,10 @@ func TestMergeOrdering(t *testing.T) {
 // Ports of one name and protocol are one port key even when the slices give
 // them different numbers (as during a rollout that changes targetPort).
 func TestMergeSamePortNameDifferentNumbers(t *testing.T) {
-	old := testobj.Slice("ns", "web", "web-old", []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)},
-		[]testobj.Endpoint{testobj.Ready("10.0.0.1", "")})
-	cur := testobj.Slice("ns", "web", "web-new", []discoveryv1.EndpointPort{testobj.SlicePort("http", 9090, v1.ProtocolTCP)},
-		[]testobj.Endpoint{testobj.Ready("10.0.0.1", "")})
+	old := servicemaptest.Slice("ns", "web", "web-old", []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")})
+	cur := servicemaptest.Slice("ns", "web", "web-new", []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 9090, v1.ProtocolTCP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")})
 	got := mergeEveryOrder(t, parseAll(t, old, cur), "")
 	want := map[string][]string{"http/TCP": {"10.0.0.1:8080 ready serving", "10.0.0.1:9090 ready serving"}}
 	if diff := cmp.Diff(want, view(got)); diff != "" {
@@ -454,8 +454,8 @@ func TestMergeSamePortNameDifferentNumbers(t *testing.T) {
 
 func TestMergeDoesNotTouchInput(t *testing.T) {
 	sl := parseAll(t,
-		testobj.Slice("ns", "web", "web-c", httpPort, []testobj.Endpoint{testobj.Ready("10.0.0.2", "node-1")}),
-		testobj.Slice("ns", "web", "web-a", httpPort, []testobj.Endpoint{testobj.Terminating("10.0.0.2", "node-1"), testobj.Ready("10.0.0.1", "")}),
+		servicemaptest.Slice("ns", "web", "web-c", httpPort, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.2", "node-1")}),
+		servicemaptest.Slice("ns", "web", "web-a", httpPort, []servicemaptest.Endpoint{servicemaptest.Terminating("10.0.0.2", "node-1"), servicemaptest.Ready("10.0.0.1", "")}),
 	)
 	order := []*endpoints.Slice{sl[0], sl[1]}
 	snapshots := make([]endpoints.Slice, len(sl))

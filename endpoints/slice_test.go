@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbkit/lbkit/endpoints"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // netip values have unexported fields; compare them as values.
@@ -19,7 +19,7 @@ var netipEqual = cmp.Options{
 	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
 }
 
-var httpPort = []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+var httpPort = []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 
 // rawSlice returns an IPv4 slice of service "web" in namespace "ns" whose
 // fields are exactly as given, without the API server's defaults.
@@ -110,7 +110,7 @@ func TestParseSliceNil(t *testing.T) {
 }
 
 func TestParseSliceKeepsIdentity(t *testing.T) {
-	es := testobj.Slice("shop", "web", "web-x7k2", httpPort, []testobj.Endpoint{testobj.Ready("10.0.0.1", "node-1")})
+	es := servicemaptest.Slice("shop", "web", "web-x7k2", httpPort, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "node-1")})
 	s, warnings := endpoints.ParseSlice(es, v1.IPv4Protocol)
 	if len(warnings) != 0 {
 		t.Fatalf("unexpected warnings %v", warnings)
@@ -122,7 +122,7 @@ func TestParseSliceKeepsIdentity(t *testing.T) {
 }
 
 func TestParseSliceConditions(t *testing.T) {
-	yes, no := testobj.Ptr(true), testobj.Ptr(false)
+	yes, no := servicemaptest.Ptr(true), servicemaptest.Ptr(false)
 	tests := []struct {
 		name                         string
 		ready, serving, terminating  *bool
@@ -159,7 +159,7 @@ func TestParseSlicePorts(t *testing.T) {
 	port := func(name *string, number *int32, proto *v1.Protocol) discoveryv1.EndpointPort {
 		return discoveryv1.EndpointPort{Name: name, Port: number, Protocol: proto}
 	}
-	name, num := testobj.Ptr[string], testobj.Ptr[int32]
+	name, num := servicemaptest.Ptr[string], servicemaptest.Ptr[int32]
 	tests := []struct {
 		name     string
 		ports    []discoveryv1.EndpointPort
@@ -213,12 +213,12 @@ func TestParseSlicePorts(t *testing.T) {
 		},
 		{
 			name:     "unknown protocol skipped",
-			ports:    []discoveryv1.EndpointPort{port(name("ping"), num(7), testobj.Ptr[v1.Protocol]("ICMP"))},
+			ports:    []discoveryv1.EndpointPort{port(name("ping"), num(7), servicemaptest.Ptr[v1.Protocol]("ICMP"))},
 			warnings: []string{endpoints.ReasonBadProtocol},
 		},
 		{
 			name:     "protocol names are case-sensitive",
-			ports:    []discoveryv1.EndpointPort{port(name("web"), num(80), testobj.Ptr[v1.Protocol]("tcp"))},
+			ports:    []discoveryv1.EndpointPort{port(name("web"), num(80), servicemaptest.Ptr[v1.Protocol]("tcp"))},
 			warnings: []string{endpoints.ReasonBadProtocol},
 		},
 		{
@@ -226,7 +226,7 @@ func TestParseSlicePorts(t *testing.T) {
 			ports: []discoveryv1.EndpointPort{
 				port(name("a"), nil, &tcp),
 				port(name("b"), num(81), &udp),
-				port(name("c"), num(82), testobj.Ptr[v1.Protocol]("QUIC")),
+				port(name("c"), num(82), servicemaptest.Ptr[v1.Protocol]("QUIC")),
 			},
 			want:     []endpoints.Port{{PortKey: endpoints.PortKey{Name: "b", Protocol: udp}, Number: 81}},
 			warnings: []string{endpoints.ReasonBadPort, endpoints.ReasonBadProtocol},
@@ -298,7 +298,7 @@ func TestParseSliceAddresses(t *testing.T) {
 }
 
 func TestParseSliceEndpointFields(t *testing.T) {
-	es := testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{
+	es := servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{
 		{IP: "10.0.0.1", Node: "node-1", Zone: "zone-a",
 			ZoneHints: []string{"zone-b", "zone-a", "zone-b"}, NodeHints: []string{"node-3", "node-1", "node-1"}},
 		{IP: "10.0.0.2"},
@@ -325,9 +325,9 @@ func TestParseSliceEndpointFields(t *testing.T) {
 // ParseSlice reads its input and keeps no reference to it: the informer
 // cache owns the object.
 func TestParseSliceDoesNotTouchInput(t *testing.T) {
-	es := testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{
+	es := servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{
 		{IP: "10.0.0.2", Node: "node-1", ZoneHints: []string{"zone-b", "zone-a"}, NodeHints: []string{"node-2", "node-1"}},
-		testobj.Ready("10.0.0.1", "node-2"),
+		servicemaptest.Ready("10.0.0.1", "node-2"),
 	})
 	before := es.DeepCopy()
 	s, _ := endpoints.ParseSlice(es, v1.IPv4Protocol)
@@ -336,7 +336,7 @@ func TestParseSliceDoesNotTouchInput(t *testing.T) {
 	}
 	parsed := []endpoints.SliceEndpoint{s.Endpoints[0], s.Endpoints[1]}
 	es.Endpoints[0].Hints.ForZones[0].Name = "changed"
-	es.Endpoints[0].NodeName = testobj.Ptr("changed")
+	es.Endpoints[0].NodeName = servicemaptest.Ptr("changed")
 	*es.Ports[0].Name = "changed"
 	if diff := cmp.Diff(parsed, s.Endpoints, netipEqual); diff != "" {
 		t.Errorf("changing the EndpointSlice changed the parsed slice:\n%s", diff)
@@ -352,8 +352,8 @@ func TestSliceEqual(t *testing.T) {
 		return s
 	}
 	base := func(mutate ...func(*discoveryv1.EndpointSlice)) *endpoints.Slice {
-		return parse(testobj.Slice("ns", "web", "web-1", httpPort, []testobj.Endpoint{
-			{IP: "10.0.0.1", Node: "node-1", Zone: "zone-a", Ready: testobj.Ptr(true), ZoneHints: []string{"zone-a"}},
+		return parse(servicemaptest.Slice("ns", "web", "web-1", httpPort, []servicemaptest.Endpoint{
+			{IP: "10.0.0.1", Node: "node-1", Zone: "zone-a", Ready: servicemaptest.Ptr(true), ZoneHints: []string{"zone-a"}},
 		}, mutate...))
 	}
 	tests := []struct {
@@ -371,11 +371,11 @@ func TestSliceEqual(t *testing.T) {
 			es.Endpoints[0].Addresses = append(es.Endpoints[0].Addresses, "10.0.0.9")
 		}), true},
 		{"other address", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Addresses[0] = "10.0.0.2" }), false},
-		{"other condition", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Conditions.Ready = testobj.Ptr(false) }), false},
+		{"other condition", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Conditions.Ready = servicemaptest.Ptr(false) }), false},
 		{"other zone hint", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].Hints.ForZones[0].Name = "zone-b" }), false},
-		{"other port number", base(), base(func(es *discoveryv1.EndpointSlice) { es.Ports[0].Port = testobj.Ptr[int32](9090) }), false},
+		{"other port number", base(), base(func(es *discoveryv1.EndpointSlice) { es.Ports[0].Port = servicemaptest.Ptr[int32](9090) }), false},
 		{"other name", base(), base(func(es *discoveryv1.EndpointSlice) { es.Name = "web-2" }), false},
-		{"other node", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].NodeName = testobj.Ptr("node-2") }), false},
+		{"other node", base(), base(func(es *discoveryv1.EndpointSlice) { es.Endpoints[0].NodeName = servicemaptest.Ptr("node-2") }), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

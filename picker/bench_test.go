@@ -7,16 +7,16 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/picker"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // BenchmarkPick measures one pick on a port of 10 endpoints in a snapshot
 // of 1,000 services, per policy; run with -cpu 1,2 for the parallel
 // figures (b.RunParallel).
 func BenchmarkPick(b *testing.B) {
-	svcs, slices := testobj.Cluster(1000, 10)
+	svcs, slices := servicemaptest.Cluster(1000, 10)
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
 	for i := range svcs {
 		tr.OnServiceAdd(svcs[i])
@@ -49,7 +49,7 @@ func BenchmarkPick(b *testing.B) {
 func BenchmarkPickerUpdate(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			svcs, slices := testobj.Cluster(n, 10)
+			svcs, slices := servicemaptest.Cluster(n, 10)
 			tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
 			for i := range svcs {
 				tr.OnServiceAdd(svcs[i])
@@ -58,7 +58,7 @@ func BenchmarkPickerUpdate(b *testing.B) {
 			p := picker.New(tr.Snapshot(), picker.Options{})
 			target := slices[n/2]
 			flip := [2]*discoveryv1.EndpointSlice{target.DeepCopy(), target.DeepCopy()}
-			flip[1].Endpoints[3].Conditions.Ready = testobj.Ptr(false)
+			flip[1].Endpoints[3].Conditions.Ready = servicemaptest.Ptr(false)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {

@@ -15,9 +15,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/picker"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 const node = "node-a"
@@ -38,23 +38,23 @@ func lbService(name string, mutate ...func(*v1.Service)) *v1.Service {
 		s.Spec.HealthCheckNodePort = 30999
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7"}}
 	}}, mutate...)
-	return testobj.Service("ns", name, "10.96.0.40", []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}, all...)
+	return servicemaptest.Service("ns", name, "10.96.0.40", []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}, all...)
 }
 
-func slice(svc *v1.Service, eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
-	return testobj.Slice(svc.Namespace, svc.Name, svc.Name+"-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP)}, eps)
+func slice(svc *v1.Service, eps ...servicemaptest.Endpoint) *discoveryv1.EndpointSlice {
+	return servicemaptest.Slice(svc.Namespace, svc.Name, svc.Name+"-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP)}, eps)
 }
 
 var (
 	etpLocal = func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
 	itpLocal = func(s *v1.Service) {
-		s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+		s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 	}
 	ranges = func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"} }
 	sticky = func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](60)}}
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](60)}}
 	}
 )
 
@@ -105,21 +105,21 @@ func outcome(t *testing.T, p *picker.Picker, name servicemap.ServicePortName, re
 // the port's plan, which the kernel backends program, and the verdicts
 // are the same.
 func TestPickFollowsPortPlan(t *testing.T) {
-	local, remote := testobj.Ready("10.244.0.5", node), testobj.Ready("10.244.1.5", "node-b")
+	local, remote := servicemaptest.Ready("10.244.0.5", node), servicemaptest.Ready("10.244.1.5", "node-b")
 	cases := []struct {
 		name string
 		svc  *v1.Service
-		eps  []testobj.Endpoint
+		eps  []servicemaptest.Endpoint
 	}{
-		{"cluster policies", lbService("a"), []testobj.Endpoint{local, remote}},
-		{"etp Local", lbService("b", etpLocal), []testobj.Endpoint{local, remote}},
-		{"etp Local, remote only", lbService("c", etpLocal), []testobj.Endpoint{remote}},
-		{"itp Local", lbService("d", itpLocal), []testobj.Endpoint{local, remote}},
-		{"itp Local, remote only", lbService("e", itpLocal), []testobj.Endpoint{remote}},
+		{"cluster policies", lbService("a"), []servicemaptest.Endpoint{local, remote}},
+		{"etp Local", lbService("b", etpLocal), []servicemaptest.Endpoint{local, remote}},
+		{"etp Local, remote only", lbService("c", etpLocal), []servicemaptest.Endpoint{remote}},
+		{"itp Local", lbService("d", itpLocal), []servicemaptest.Endpoint{local, remote}},
+		{"itp Local, remote only", lbService("e", itpLocal), []servicemaptest.Endpoint{remote}},
 		{"no endpoints", lbService("f"), nil},
-		{"terminating fallback", lbService("g"), []testobj.Endpoint{testobj.Terminating("10.244.0.5", node), testobj.NotReady("10.244.1.5", "node-b")}},
-		{"source ranges", lbService("h", ranges), []testobj.Endpoint{local, remote}},
-		{"affinity", lbService("i", sticky), []testobj.Endpoint{local, remote}},
+		{"terminating fallback", lbService("g"), []servicemaptest.Endpoint{servicemaptest.Terminating("10.244.0.5", node), servicemaptest.NotReady("10.244.1.5", "node-b")}},
+		{"source ranges", lbService("h", ranges), []servicemaptest.Endpoint{local, remote}},
+		{"affinity", lbService("i", sticky), []servicemaptest.Endpoint{local, remote}},
 	}
 	frontends := []backends.Frontend{backends.FrontendClusterIP, backends.FrontendNodePort, backends.FrontendExternalIP, backends.FrontendLoadBalancerIP}
 	for _, tc := range cases {
@@ -203,7 +203,7 @@ func source(a netip.Addr) backends.Source {
 }
 
 func threeEndpoints(svc *v1.Service) *discoveryv1.EndpointSlice {
-	return slice(svc, testobj.Ready("10.244.0.1", node), testobj.Ready("10.244.0.2", node), testobj.Ready("10.244.0.3", "node-b"))
+	return slice(svc, servicemaptest.Ready("10.244.0.1", node), servicemaptest.Ready("10.244.0.2", node), servicemaptest.Ready("10.244.0.3", "node-b"))
 }
 
 func TestRoundRobinIsExact(t *testing.T) {
@@ -272,8 +272,8 @@ func TestLeastRequestAvoidsBusyEndpoints(t *testing.T) {
 	for range 90 {
 		p.Pick(portName(svc), picker.Request{})
 	}
-	tr.OnEndpointSliceUpdate(nil, slice(svc, testobj.Ready("10.244.0.1", node), testobj.Ready("10.244.0.2", node),
-		testobj.Ready("10.244.0.3", "node-b"), testobj.Ready("10.244.0.4", node)))
+	tr.OnEndpointSliceUpdate(nil, slice(svc, servicemaptest.Ready("10.244.0.1", node), servicemaptest.Ready("10.244.0.2", node),
+		servicemaptest.Ready("10.244.0.3", "node-b"), servicemaptest.Ready("10.244.0.4", node)))
 	p.Update(tr.Snapshot())
 	added := map[string]int{}
 	for range 90 {
@@ -290,9 +290,9 @@ func TestLeastRequestAvoidsBusyEndpoints(t *testing.T) {
 func TestMaglevDisruption(t *testing.T) {
 	const n, keys = 10, 20000
 	svc := lbService("mg")
-	var eps []testobj.Endpoint
+	var eps []servicemaptest.Endpoint
 	for i := range n {
-		eps = append(eps, testobj.Ready(fmt.Sprintf("10.244.0.%d", i+1), node))
+		eps = append(eps, servicemaptest.Ready(fmt.Sprintf("10.244.0.%d", i+1), node))
 	}
 	tr, snap := snapshotOf(t, svc, slice(svc, eps...))
 	p := picker.New(snap, picker.Options{Policy: picker.Maglev})
@@ -355,8 +355,8 @@ func TestAffinity(t *testing.T) {
 	}
 	// The endpoint leaves: the client is re-picked among the others, and
 	// stays on its new one.
-	var rest []testobj.Endpoint
-	for _, e := range []testobj.Endpoint{testobj.Ready("10.244.0.1", node), testobj.Ready("10.244.0.2", node), testobj.Ready("10.244.0.3", "node-b")} {
+	var rest []servicemaptest.Endpoint
+	for _, e := range []servicemaptest.Endpoint{servicemaptest.Ready("10.244.0.1", node), servicemaptest.Ready("10.244.0.2", node), servicemaptest.Ready("10.244.0.3", "node-b")} {
 		if e.IP != first.Addr().Addr().String() {
 			rest = append(rest, e)
 		}
@@ -470,9 +470,9 @@ func TestConcurrentPicksAndUpdates(t *testing.T) {
 			}()
 		}
 		for i := range 200 {
-			eps := []testobj.Endpoint{testobj.Ready("10.244.0.1", node)}
+			eps := []servicemaptest.Endpoint{servicemaptest.Ready("10.244.0.1", node)}
 			if i%2 == 0 {
-				eps = append(eps, testobj.Ready("10.244.0.2", node))
+				eps = append(eps, servicemaptest.Ready("10.244.0.2", node))
 			}
 			tr.OnEndpointSliceUpdate(nil, slice(svc, eps...))
 			p.Update(tr.Snapshot())

@@ -8,8 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // BenchmarkBuild measures going from nothing to a Snapshot of 10,000
@@ -17,7 +17,7 @@ import (
 // endpoint (after a GC, with the tracker and the input objects gone).
 func BenchmarkBuild(b *testing.B) {
 	const n, eps = 10000, 10
-	svcs, slices := testobj.Cluster(n, eps)
+	svcs, slices := servicemaptest.Cluster(n, eps)
 	b.ReportAllocs()
 	var retained float64
 	for i := 0; b.Loop(); i++ {
@@ -36,7 +36,7 @@ func BenchmarkBuild(b *testing.B) {
 			b.StopTimer()
 			retained = retainedBytes(func() any {
 				tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
-				s2, sl2 := testobj.Cluster(n, eps)
+				s2, sl2 := servicemaptest.Cluster(n, eps)
 				for _, s := range s2 {
 					tr.OnServiceAdd(s)
 				}
@@ -70,7 +70,7 @@ func retainedBytes(build func() any) float64 {
 func BenchmarkSliceUpdate(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			svcs, slices := testobj.Cluster(n, 10)
+			svcs, slices := servicemaptest.Cluster(n, 10)
 			tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
 			for _, s := range svcs {
 				tr.OnServiceAdd(s)
@@ -81,7 +81,7 @@ func BenchmarkSliceUpdate(b *testing.B) {
 			prev := tr.Snapshot()
 			target := slices[n/2]
 			flipped := target.DeepCopy()
-			flipped.Endpoints[3].Conditions.Ready = testobj.Ptr(false)
+			flipped.Endpoints[3].Conditions.Ready = servicemaptest.Ptr(false)
 			versions := [2]*discoveryv1.EndpointSlice{flipped, target}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
@@ -108,14 +108,14 @@ func BenchmarkServiceManyPorts(b *testing.B) {
 	slicePorts := make([]discoveryv1.EndpointPort, n)
 	for i := range ports {
 		name := fmt.Sprintf("p%d", i)
-		ports[i] = testobj.Port(name, int32(10000+i), v1.ProtocolTCP)
-		slicePorts[i] = testobj.SlicePort(name, int32(10000+i), v1.ProtocolTCP)
+		ports[i] = servicemaptest.Port(name, int32(10000+i), v1.ProtocolTCP)
+		slicePorts[i] = servicemaptest.SlicePort(name, int32(10000+i), v1.ProtocolTCP)
 	}
-	svc := testobj.Service("ns", "range", "10.96.0.1", ports)
+	svc := servicemaptest.Service("ns", "range", "10.96.0.1", ports)
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node1"})
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "range", "range-1", slicePorts, []testobj.Endpoint{
-		testobj.Ready("10.244.0.1", "node1"), testobj.Ready("10.244.0.2", "node2"),
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "range", "range-1", slicePorts, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.0.1", "node1"), servicemaptest.Ready("10.244.0.2", "node2"),
 	}))
 	prev := tr.Snapshot()
 	if prev.Len() != n {

@@ -7,13 +7,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var (
-	udp53      = []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}
-	udp53Slice = []discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)}
+	udp53      = []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}
+	udp53Slice = []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}
 )
 
 func staleSummary(c servicemap.Changes) (services, eps []string) {
@@ -27,10 +27,10 @@ func staleSummary(c servicemap.Changes) (services, eps []string) {
 }
 
 func TestDiffStaleUDP(t *testing.T) {
-	svc := testobj.Service("ns", "dns", "10.96.0.53", udp53)
-	two := testobj.Slice("ns", "dns", "dns-1", udp53Slice, []testobj.Endpoint{testobj.Ready("10.0.0.1", ""), testobj.Ready("10.0.0.2", "")})
-	one := testobj.Slice("ns", "dns", "dns-1", udp53Slice, []testobj.Endpoint{testobj.Ready("10.0.0.1", ""), testobj.NotReady("10.0.0.2", "")})
-	none := testobj.Slice("ns", "dns", "dns-1", udp53Slice, nil)
+	svc := servicemaptest.Service("ns", "dns", "10.96.0.53", udp53)
+	two := servicemaptest.Slice("ns", "dns", "dns-1", udp53Slice, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", ""), servicemaptest.Ready("10.0.0.2", "")})
+	one := servicemaptest.Slice("ns", "dns", "dns-1", udp53Slice, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", ""), servicemaptest.NotReady("10.0.0.2", "")})
+	none := servicemaptest.Slice("ns", "dns", "dns-1", udp53Slice, nil)
 
 	tests := []struct {
 		name         string
@@ -66,10 +66,10 @@ func TestDiffStaleUDP(t *testing.T) {
 		{
 			name: "TCP changes are not stale UDP",
 			before: func(tr *servicemap.Tracker) {
-				tr.OnServiceAdd(testobj.Service("ns", "dns", "10.96.0.53", tcp80))
-				tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1", sliceP, []testobj.Endpoint{testobj.Ready("10.0.0.1", "")}))
+				tr.OnServiceAdd(servicemaptest.Service("ns", "dns", "10.96.0.53", tcp80))
+				tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1", sliceP, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")}))
 			},
-			change: func(tr *servicemap.Tracker) { tr.OnServiceDelete(testobj.Service("ns", "dns", "", nil)) },
+			change: func(tr *servicemap.Tracker) { tr.OnServiceDelete(servicemaptest.Service("ns", "dns", "", nil)) },
 		},
 	}
 	for _, tt := range tests {
@@ -91,8 +91,8 @@ func TestDiffStaleUDP(t *testing.T) {
 
 func TestDiffAddedUpdatedRemoved(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	a := testobj.Service("ns", "a", "10.96.0.1", tcp80)
-	b := testobj.Service("ns", "b", "10.96.0.2", tcp80)
+	a := servicemaptest.Service("ns", "a", "10.96.0.1", tcp80)
+	b := servicemaptest.Service("ns", "b", "10.96.0.2", tcp80)
 	tr.OnServiceAdd(a)
 	tr.OnServiceAdd(b)
 	s1 := tr.Snapshot()
@@ -104,7 +104,7 @@ func TestDiffAddedUpdatedRemoved(t *testing.T) {
 	b2 := b.DeepCopy()
 	b2.Spec.Ports[0].Port = 81
 	tr.OnServiceUpdate(b, b2)
-	tr.OnServiceAdd(testobj.Service("ns", "c", "10.96.0.3", tcp80))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "c", "10.96.0.3", tcp80))
 	c = servicemap.Diff(s1, tr.Snapshot())
 	got := []string{}
 	for _, p := range c.Added {

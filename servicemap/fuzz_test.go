@@ -11,8 +11,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // FuzzTracker feeds the Tracker event sequences decoded from fuzz bytes,
@@ -61,7 +61,7 @@ func FuzzTracker(f *testing.F) {
 					delete(slices, key)
 				}
 			case 5:
-				tr.OnNodeUpdate(nil, testobj.Node("n1", []string{"", "z1", "z2"}[b%3]))
+				tr.OnNodeUpdate(nil, servicemaptest.Node("n1", []string{"", "z1", "z2"}[b%3]))
 			}
 			snap := tr.Snapshot()
 			c := servicemap.Diff(prev, snap)
@@ -139,7 +139,7 @@ func fuzzService(name string, a, b byte) *v1.Service {
 	ports := []int32{80, 0, -1, 65536, 53}
 	portNames := []string{"p", "p\n-A INJECTED", `p"}`, "P", ""}
 	extIPs := []string{"10.96.0.1", "10.96.0.3", "169.254.169.254", "224.0.0.1", "fd00::5", "192.0.2.9"}
-	return testobj.Service("ns", name, ips[int(a)%len(ips)],
+	return servicemaptest.Service("ns", name, ips[int(a)%len(ips)],
 		[]v1.ServicePort{{Name: portNames[int(a>>5)%len(portNames)], Port: ports[int(b)%len(ports)], Protocol: protos[int(a>>3)%len(protos)], NodePort: int32(b%4) * 300}},
 		func(s *v1.Service) {
 			if b&32 != 0 {
@@ -162,14 +162,14 @@ func fuzzService(name string, a, b byte) *v1.Service {
 			if b&2 != 0 {
 				s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 				if b&4 != 0 {
-					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr(int32(a) * 1000)}}
+					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr(int32(a) * 1000)}}
 				}
 			}
 			if b&8 != 0 {
 				s.Spec.Type = v1.ServiceTypeExternalName
 			}
 			if b&16 != 0 {
-				s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+				s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 			}
 			if a&64 != 0 {
 				s.Spec.IPFamilies = nil
@@ -180,15 +180,15 @@ func fuzzService(name string, a, b byte) *v1.Service {
 
 func fuzzSlice(service, name string, a, b, c, d byte) *discoveryv1.EndpointSlice {
 	addrs := []string{"10.0.0.1", "10.0.0.2", "010.0.0.3", "fd00::9", "", "nope", "10.0.0.1", "127.0.0.1", "169.254.169.254"}
-	var eps []testobj.Endpoint
+	var eps []servicemaptest.Endpoint
 	for i := range int(c % 5) {
-		e := testobj.Endpoint{IP: addrs[(int(d)+i)%len(addrs)], Node: []string{"n1", "n2", ""}[i%3]}
+		e := servicemaptest.Endpoint{IP: addrs[(int(d)+i)%len(addrs)], Node: []string{"n1", "n2", ""}[i%3]}
 		bits := d >> i
 		if bits&1 != 0 {
-			e.Ready = testobj.Ptr(false)
+			e.Ready = servicemaptest.Ptr(false)
 		}
 		if bits&2 != 0 {
-			e.Terminating = testobj.Ptr(true)
+			e.Terminating = servicemaptest.Ptr(true)
 		}
 		if bits&4 != 0 {
 			e.ZoneHints = []string{"z1"}
@@ -198,14 +198,14 @@ func fuzzSlice(service, name string, a, b, c, d byte) *discoveryv1.EndpointSlice
 		}
 		eps = append(eps, e)
 	}
-	port := discoveryv1.EndpointPort{Name: testobj.Ptr("p"), Port: testobj.Ptr(int32(8080 + int(a%3))), Protocol: testobj.Ptr(v1.Protocol([]string{"TCP", "UDP", "SCTP", "", "GRE"}[int(b)%5]))}
+	port := discoveryv1.EndpointPort{Name: servicemaptest.Ptr("p"), Port: servicemaptest.Ptr(int32(8080 + int(a%3))), Protocol: servicemaptest.Ptr(v1.Protocol([]string{"TCP", "UDP", "SCTP", "", "GRE"}[int(b)%5]))}
 	if a&32 != 0 {
 		port.Port = nil
 	}
 	if a&128 != 0 {
 		port.Name = nil
 	}
-	return testobj.Slice("ns", []string{service, "", service}[int(b>>4)%3], name, []discoveryv1.EndpointPort{port}, eps,
+	return servicemaptest.Slice("ns", []string{service, "", service}[int(b>>4)%3], name, []discoveryv1.EndpointPort{port}, eps,
 		func(es *discoveryv1.EndpointSlice) {
 			if b&8 != 0 {
 				es.AddressType = discoveryv1.AddressTypeFQDN

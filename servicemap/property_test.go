@@ -8,8 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // world is a random set of objects drawn from a small universe, so that
@@ -21,11 +21,11 @@ type world struct {
 }
 
 func randomService(r *rand.Rand, name string) *v1.Service {
-	ports := []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}
+	ports := []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}
 	if r.IntN(2) == 0 {
-		ports = append(ports, testobj.Port("u", 53, v1.ProtocolUDP))
+		ports = append(ports, servicemaptest.Port("u", 53, v1.ProtocolUDP))
 	}
-	return testobj.Service("ns", name, fmt.Sprintf("10.96.0.%d", 1+r.IntN(3)), ports, func(s *v1.Service) {
+	return servicemaptest.Service("ns", name, fmt.Sprintf("10.96.0.%d", 1+r.IntN(3)), ports, func(s *v1.Service) {
 		if r.IntN(3) == 0 {
 			s.Spec.Type = v1.ServiceTypeNodePort
 			s.Spec.Ports[0].NodePort = 30000 + int32(r.IntN(2))
@@ -34,7 +34,7 @@ func randomService(r *rand.Rand, name string) *v1.Service {
 			}
 		}
 		if r.IntN(4) == 0 {
-			s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+			s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 		}
 		// Claims on other Services' addresses: ownership must not depend
 		// on event order either.
@@ -48,18 +48,18 @@ func randomService(r *rand.Rand, name string) *v1.Service {
 }
 
 func randomSlice(r *rand.Rand, name string) *discoveryv1.EndpointSlice {
-	var eps []testobj.Endpoint
+	var eps []servicemaptest.Endpoint
 	for i := r.IntN(4); i > 0; i-- {
 		node := []string{"n1", "n2"}[r.IntN(2)]
 		ip := fmt.Sprintf("10.0.0.%d", 1+r.IntN(4))
-		var e testobj.Endpoint
+		var e servicemaptest.Endpoint
 		switch r.IntN(3) {
 		case 0:
-			e = testobj.Ready(ip, node)
+			e = servicemaptest.Ready(ip, node)
 		case 1:
-			e = testobj.Terminating(ip, node)
+			e = servicemaptest.Terminating(ip, node)
 		default:
-			e = testobj.NotReady(ip, node)
+			e = servicemaptest.NotReady(ip, node)
 		}
 		if r.IntN(2) == 0 {
 			e.ZoneHints = []string{[]string{"z1", "z2"}[r.IntN(2)]}
@@ -67,8 +67,8 @@ func randomSlice(r *rand.Rand, name string) *discoveryv1.EndpointSlice {
 		eps = append(eps, e)
 	}
 	svc := []string{"a", "b", "c"}[r.IntN(3)]
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP), testobj.SlicePort("u", 5353, v1.ProtocolUDP)}
-	return testobj.Slice("ns", svc, name, ports, eps)
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP), servicemaptest.SlicePort("u", 5353, v1.ProtocolUDP)}
+	return servicemaptest.Slice("ns", svc, name, ports, eps)
 }
 
 // TestEventOrderProperty checks two contracts over random event sequences:
@@ -107,7 +107,7 @@ func TestEventOrderProperty(t *testing.T) {
 				}
 			case 6:
 				w.zone = []string{"", "z1", "z2"}[r.IntN(3)]
-				tr.OnNodeUpdate(nil, testobj.Node("n1", w.zone))
+				tr.OnNodeUpdate(nil, servicemaptest.Node("n1", w.zone))
 			}
 			if r.IntN(3) == 0 {
 				next := tr.Snapshot()
@@ -119,7 +119,7 @@ func TestEventOrderProperty(t *testing.T) {
 		checkDiffExact(t, seed, prev, final)
 
 		fresh := servicemap.NewTracker(servicemap.Options{NodeName: "n1"})
-		fresh.OnNodeAdd(testobj.Node("n1", w.zone))
+		fresh.OnNodeAdd(servicemaptest.Node("n1", w.zone))
 		for _, es := range w.slices { // slices first: order must not matter
 			fresh.OnEndpointSliceAdd(es)
 		}

@@ -7,12 +7,12 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 func svcN(i int) *v1.Service {
-	return testobj.Service("ns", fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), tcp80)
+	return servicemaptest.Service("ns", fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), tcp80)
 }
 
 func received(ch <-chan struct{}) bool {
@@ -50,7 +50,7 @@ func TestSubscribeEveryReaderSeesEveryChange(t *testing.T) {
 	tr2 := servicemap.NewTracker(servicemap.Options{NodeName: "n"})
 	c, cancelC := tr2.Subscribe()
 	defer cancelC()
-	tr2.OnNodeAdd(testobj.Node("n", "zone-a"))
+	tr2.OnNodeAdd(servicemaptest.Node("n", "zone-a"))
 	if !received(c) {
 		t.Error("no value after the node's zone changed")
 	}
@@ -129,7 +129,7 @@ func ExampleTracker_Subscribe() {
 	defer unsubscribe()
 	last := tr.Snapshot() // subscribe first, then read: nothing is missed
 
-	tr.OnServiceAdd(testobj.Service("default", "web", "10.96.0.10", tcp80))
+	tr.OnServiceAdd(servicemaptest.Service("default", "web", "10.96.0.10", tcp80))
 	<-changes
 	next := tr.Snapshot()
 	c := servicemap.Diff(last, next)

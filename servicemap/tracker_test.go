@@ -8,13 +8,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var (
-	tcp80  = []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}
-	sliceP = []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+	tcp80  = []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}
+	sliceP = []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 )
 
 // names returns the service port names of a snapshot, sorted.
@@ -41,20 +41,20 @@ func TestTrackerSkipsServices(t *testing.T) {
 		svc  *v1.Service
 		want []string
 	}{
-		{"clusterIP", servicemap.Options{}, testobj.Service("ns", "a", "10.96.0.1", tcp80), []string{"ns/a:http/TCP"}},
-		{"headless", servicemap.Options{}, testobj.Service("ns", "a", "None", tcp80), nil},
-		{"no cluster IP", servicemap.Options{}, testobj.Service("ns", "a", "", tcp80), nil},
-		{"external name", servicemap.Options{}, testobj.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
+		{"clusterIP", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80), []string{"ns/a:http/TCP"}},
+		{"headless", servicemap.Options{}, servicemaptest.Service("ns", "a", "None", tcp80), nil},
+		{"no cluster IP", servicemap.Options{}, servicemaptest.Service("ns", "a", "", tcp80), nil},
+		{"external name", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeExternalName
 		}), nil},
-		{"other family", servicemap.Options{IPFamily: v1.IPv6Protocol}, testobj.Service("ns", "a", "10.96.0.1", tcp80), nil},
-		{"ipv6", servicemap.Options{IPFamily: v1.IPv6Protocol}, testobj.Service("ns", "a", "fd00::1", tcp80), []string{"ns/a:http/TCP"}},
-		{"proxy-name label, no proxy name", servicemap.Options{}, testobj.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "other")), nil},
-		{"proxy-name label, our name", servicemap.Options{ProxyName: "lb"}, testobj.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "lb")), []string{"ns/a:http/TCP"}},
-		{"proxy-name label, other name", servicemap.Options{ProxyName: "lb"}, testobj.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "other")), nil},
-		{"no label, proxy name set", servicemap.Options{ProxyName: "lb"}, testobj.Service("ns", "a", "10.96.0.1", tcp80), nil},
-		{"headless label on service", servicemap.Options{}, testobj.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelHeadless, "")), nil},
-		{"dual stack picks family", servicemap.Options{IPFamily: v1.IPv6Protocol}, testobj.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
+		{"other family", servicemap.Options{IPFamily: v1.IPv6Protocol}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80), nil},
+		{"ipv6", servicemap.Options{IPFamily: v1.IPv6Protocol}, servicemaptest.Service("ns", "a", "fd00::1", tcp80), []string{"ns/a:http/TCP"}},
+		{"proxy-name label, no proxy name", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "other")), nil},
+		{"proxy-name label, our name", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "lb")), []string{"ns/a:http/TCP"}},
+		{"proxy-name label, other name", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "other")), nil},
+		{"no label, proxy name set", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80), nil},
+		{"headless label on service", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelHeadless, "")), nil},
+		{"dual stack picks family", servicemap.Options{IPFamily: v1.IPv6Protocol}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
 			s.Spec.ClusterIPs = []string{"10.96.0.1", "fd00::1"}
 			s.Spec.IPFamilies = []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}
 		}), []string{"ns/a:http/TCP"}},
@@ -75,7 +75,7 @@ func labelled(k, v string) func(*v1.Service) {
 }
 
 func TestTrackerServiceFields(t *testing.T) {
-	svc := testobj.Service("shop", "web", "10.96.0.10", []v1.ServicePort{
+	svc := servicemaptest.Service("shop", "web", "10.96.0.10", []v1.ServicePort{
 		{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080},
 		{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP, NodePort: 30053},
 	}, func(s *v1.Service) {
@@ -85,11 +85,11 @@ func TestTrackerServiceFields(t *testing.T) {
 		s.Spec.ExternalIPs = []string{"192.0.2.2", "fd00::5", "not-an-ip", "192.0.2.1"}
 		s.Spec.LoadBalancerSourceRanges = []string{" 203.0.113.0/24 ", "10.1.2.3/8", "bogus", "2001:db8::/32"}
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](600)}}
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](600)}}
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{
 			{IP: "198.51.100.7"},
-			{IP: "198.51.100.8", IPMode: testobj.Ptr(v1.LoadBalancerIPModeProxy)},
-			{IP: "198.51.100.9", IPMode: testobj.Ptr(v1.LoadBalancerIPModeVIP)},
+			{IP: "198.51.100.8", IPMode: servicemaptest.Ptr(v1.LoadBalancerIPModeProxy)},
+			{IP: "198.51.100.9", IPMode: servicemaptest.Ptr(v1.LoadBalancerIPModeVIP)},
 			{Hostname: "lb.example"},
 		}
 	})
@@ -150,7 +150,7 @@ func TestTrackerEffectivePolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			svc := testobj.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
+			svc := servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
 				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 				s.Spec.HealthCheckNodePort = 32000
 				tt.mutate(s)
@@ -167,13 +167,13 @@ func TestTrackerEffectivePolicies(t *testing.T) {
 
 func TestTrackerEndpointsAndTopology(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "n1"})
-	tr.OnNodeAdd(testobj.Node("n1", "z1"))
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.10", tcp80))
-	a := testobj.Ready("10.0.0.1", "n1")
+	tr.OnNodeAdd(servicemaptest.Node("n1", "z1"))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.10", tcp80))
+	a := servicemaptest.Ready("10.0.0.1", "n1")
 	a.ZoneHints = []string{"z1"}
-	b := testobj.Ready("10.0.0.2", "n2")
+	b := servicemaptest.Ready("10.0.0.2", "n2")
 	b.ZoneHints = []string{"z2"}
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "web", "web-1", sliceP, []testobj.Endpoint{a, b}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "web", "web-1", sliceP, []servicemaptest.Endpoint{a, b}))
 	p := tr.Snapshot().Ports()[0]
 	if diff := cmp.Diff([]string{"10.0.0.1:8080", "10.0.0.2:8080"}, addrs(p.Endpoints)); diff != "" {
 		t.Errorf("endpoints (-want +got):\n%s", diff)
@@ -190,7 +190,7 @@ func TestTrackerEndpointsAndTopology(t *testing.T) {
 
 	// The node moves to zone z2: topology follows without any other event.
 	v := tr.Snapshot().Version()
-	tr.OnNodeUpdate(nil, testobj.Node("n1", "z2"))
+	tr.OnNodeUpdate(nil, servicemaptest.Node("n1", "z2"))
 	s := tr.Snapshot()
 	if s.Version() != v+1 {
 		t.Errorf("version after zone change = %d, want %d", s.Version(), v+1)
@@ -202,8 +202,8 @@ func TestTrackerEndpointsAndTopology(t *testing.T) {
 
 func TestTrackerHeadlessSliceIgnored(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.10", tcp80))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "web", "web-1", sliceP, []testobj.Endpoint{testobj.Ready("10.0.0.1", "")},
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.10", tcp80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "web", "web-1", sliceP, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")},
 		func(es *discoveryv1.EndpointSlice) { es.Labels[servicemap.LabelHeadless] = "" }))
 	p := tr.Snapshot().Ports()
 	if len(p) != 1 || len(p[0].Endpoints) != 0 || p[0].Topology.HasEndpoints {
@@ -216,7 +216,7 @@ func TestTrackerVersions(t *testing.T) {
 	if v := tr.Snapshot().Version(); v != 0 {
 		t.Fatalf("empty tracker version = %d", v)
 	}
-	svc := testobj.Service("ns", "web", "10.96.0.10", tcp80)
+	svc := servicemaptest.Service("ns", "web", "10.96.0.10", tcp80)
 	tr.OnServiceAdd(svc)
 	s1 := tr.Snapshot()
 	if s1.Version() != 1 {
@@ -228,7 +228,7 @@ func TestTrackerVersions(t *testing.T) {
 		t.Errorf("no-op update produced version %d", s2.Version())
 	}
 	// A slice for a service nobody tracks changes no port.
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "other", "o-1", sliceP, []testobj.Endpoint{testobj.Ready("10.0.0.9", "")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "other", "o-1", sliceP, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.9", "")}))
 	if s3 := tr.Snapshot(); s3.Version() != 1 {
 		t.Errorf("unrelated slice bumped version to %d", s3.Version())
 	}
@@ -240,9 +240,9 @@ func TestTrackerVersions(t *testing.T) {
 
 func TestTrackerSliceMovesBetweenServices(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(testobj.Service("ns", "a", "10.96.0.1", tcp80))
-	tr.OnServiceAdd(testobj.Service("ns", "b", "10.96.0.2", tcp80))
-	es := testobj.Slice("ns", "a", "s-1", sliceP, []testobj.Endpoint{testobj.Ready("10.0.0.1", "")})
+	tr.OnServiceAdd(servicemaptest.Service("ns", "a", "10.96.0.1", tcp80))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "b", "10.96.0.2", tcp80))
+	es := servicemaptest.Slice("ns", "a", "s-1", sliceP, []servicemaptest.Endpoint{servicemaptest.Ready("10.0.0.1", "")})
 	tr.OnEndpointSliceAdd(es)
 	moved := es.DeepCopy()
 	moved.Labels[discoveryv1.LabelServiceName] = "b"
@@ -257,8 +257,8 @@ func TestTrackerSliceMovesBetweenServices(t *testing.T) {
 
 func TestTrackerWarnings(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "", "orphan", sliceP, nil))
-	v6 := testobj.Slice("ns", "web", "web-v6", sliceP, []testobj.Endpoint{testobj.Ready("fd00::1", "")})
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "", "orphan", sliceP, nil))
+	v6 := servicemaptest.Slice("ns", "web", "web-v6", sliceP, []servicemaptest.Endpoint{servicemaptest.Ready("fd00::1", "")})
 	tr.OnEndpointSliceAdd(v6)
 	var got []string
 	for _, w := range tr.Warnings() {

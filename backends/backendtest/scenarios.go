@@ -8,7 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // scenarios are Run's subtests, in order. Each builds its own objects and
@@ -60,15 +60,15 @@ func (e *env) vip(host int, port uint16) netip.AddrPort {
 func (e *env) externalIP(host int) netip.Addr { return hostIn(e.n.ExternalCIDR(), host) }
 
 func service(name string, clusterIP netip.AddrPort, ports []v1.ServicePort, mutate ...func(*v1.Service)) *v1.Service {
-	return testobj.Service(namespace, name, clusterIP.Addr().String(), ports, mutate...)
+	return servicemaptest.Service(namespace, name, clusterIP.Addr().String(), ports, mutate...)
 }
 
 func tcpPort(name string, port uint16) v1.ServicePort {
-	return testobj.Port(name, int32(port), v1.ProtocolTCP)
+	return servicemaptest.Port(name, int32(port), v1.ProtocolTCP)
 }
 
 func udpPort(name string, port uint16) v1.ServicePort {
-	return testobj.Port(name, int32(port), v1.ProtocolUDP)
+	return servicemaptest.Port(name, int32(port), v1.ProtocolUDP)
 }
 
 // withNodePort gives the service type NodePort (unless it is a
@@ -84,12 +84,12 @@ func withNodePort(i int, np int32) func(*v1.Service) {
 
 // slice is the EndpointSlice "<service>-1" whose ports are the service's
 // port names, all at servePort with the service port's protocol.
-func (e *env) slice(svc *v1.Service, eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
+func (e *env) slice(svc *v1.Service, eps ...servicemaptest.Endpoint) *discoveryv1.EndpointSlice {
 	var ports []discoveryv1.EndpointPort
 	for _, p := range svc.Spec.Ports {
-		ports = append(ports, testobj.SlicePort(p.Name, servePort, p.Protocol))
+		ports = append(ports, servicemaptest.SlicePort(p.Name, servePort, p.Protocol))
 	}
-	return testobj.Slice(namespace, svc.Name, svc.Name+"-1", ports, eps, e.addressType)
+	return servicemaptest.Slice(namespace, svc.Name, svc.Name+"-1", ports, eps, e.addressType)
 }
 
 // addressType gives a slice the Network's address family.
@@ -102,12 +102,16 @@ func (e *env) addressType(es *discoveryv1.EndpointSlice) {
 
 // Endpoints on backend i: ready, not ready, or terminating (serving), on
 // this node or on another one.
-func (e *env) ready(i int) testobj.Endpoint { return testobj.Ready(e.ip(i), localNode) }
-func (e *env) remote(i int) testobj.Endpoint {
-	return testobj.Ready(e.ip(i), remoteNode)
+func (e *env) ready(i int) servicemaptest.Endpoint { return servicemaptest.Ready(e.ip(i), localNode) }
+func (e *env) remote(i int) servicemaptest.Endpoint {
+	return servicemaptest.Ready(e.ip(i), remoteNode)
 }
-func (e *env) notReady(i int) testobj.Endpoint    { return testobj.NotReady(e.ip(i), localNode) }
-func (e *env) terminating(i int) testobj.Endpoint { return testobj.Terminating(e.ip(i), localNode) }
+func (e *env) notReady(i int) servicemaptest.Endpoint {
+	return servicemaptest.NotReady(e.ip(i), localNode)
+}
+func (e *env) terminating(i int) servicemaptest.Endpoint {
+	return servicemaptest.Terminating(e.ip(i), localNode)
+}
 
 func (e *env) ip(i int) string     { return e.n.backends[i].IP.String() }
 func (e *env) name(i int) string   { return e.n.backends[i].Name }
@@ -203,7 +207,7 @@ func sessionAffinity(e *env) {
 	sticky := func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{
-			ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](10800)},
+			ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](10800)},
 		}
 	}
 	ports := []v1.ServicePort{tcpPort("http", addr.Port())}
@@ -225,12 +229,12 @@ func tcpAndUDPSamePort(e *env) {
 	svc := service("dns", addr, []v1.ServicePort{tcpPort("dns-tcp", 53), udpPort("dns-udp", 53)})
 	// One slice per port, with different endpoints, so a rule that ignores
 	// the protocol sends one of them to the wrong backend.
-	tcpSlice := testobj.Slice(namespace, "dns", "dns-tcp",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns-tcp", servePort, v1.ProtocolTCP)},
-		[]testobj.Endpoint{e.ready(0)})
-	udpSlice := testobj.Slice(namespace, "dns", "dns-udp",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns-udp", servePort, v1.ProtocolUDP)},
-		[]testobj.Endpoint{e.ready(1)})
+	tcpSlice := servicemaptest.Slice(namespace, "dns", "dns-tcp",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns-tcp", servePort, v1.ProtocolTCP)},
+		[]servicemaptest.Endpoint{e.ready(0)})
+	udpSlice := servicemaptest.Slice(namespace, "dns", "dns-udp",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns-udp", servePort, v1.ProtocolUDP)},
+		[]servicemaptest.Endpoint{e.ready(1)})
 	e.apply(svc, tcpSlice, udpSlice)
 	e.sync()
 	expectTally(e.t, "TCP port 53", e.tally(e.client(), addr, 20), e.each(20, 0))
@@ -397,7 +401,7 @@ func cleanup(e *env) {
 	sticky := func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{
-			ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](60)},
+			ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](60)},
 		}
 	}
 	svcs := []*v1.Service{

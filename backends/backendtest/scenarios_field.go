@@ -6,7 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Field scenarios: failures operators reported against kube-proxy, each
@@ -115,7 +115,7 @@ func kubernetes96174UDPNodePortExternalIP(e *env) {
 	np := netip.AddrPortFrom(e.n.NodeIP(), 30058)
 	svc := service("syslog", addr, []v1.ServicePort{udpPort("syslog", 53)}, withNodePort(0, int32(np.Port())),
 		func(s *v1.Service) { s.Spec.ExternalIPs = []string{ext.Addr().String()} })
-	set := func(eps ...testobj.Endpoint) {
+	set := func(eps ...servicemaptest.Endpoint) {
 		e.t.Helper()
 		e.apply(e.slice(svc, eps...))
 		e.sync()

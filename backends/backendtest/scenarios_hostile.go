@@ -8,8 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Hostile neighbours: objects a user of the cluster could write (or that
@@ -102,7 +102,7 @@ func malformedNeighbour(e *env) {
 		wrongFamily, e.slice(wrongFamily, e.ready(1)),
 		portNames, e.slice(portNames, e.ready(1)),
 		quoted, e.slice(quoted, e.ready(1)),
-		special, e.slice(special, testobj.Ready(loopback, localNode), testobj.Ready(metadata, localNode), e.ready(2)))
+		special, e.slice(special, servicemaptest.Ready(loopback, localNode), servicemaptest.Ready(metadata, localNode), e.ready(2)))
 	e.expectWarnings(servicemap.ReasonBadClusterIP, servicemap.ReasonBadName, servicemap.ReasonSpecialAddress)
 	e.sync()
 	expectTally(e.t, "an ordinary Service among malformed ones", e.tally(e.client(), web, 30), e.each(30, 0))

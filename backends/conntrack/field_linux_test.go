@@ -15,8 +15,8 @@ import (
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/conntrack"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestKubernetes101607StaleTCP: an established TCP connection whose
@@ -45,12 +45,12 @@ func staleTCP(t *testing.T, reap bool) {
 	vip := netip.MustParseAddrPort("10.96.0.30:9000")
 	ctx := context.Background()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("echo", 9000, v1.ProtocolTCP)}
-	tr.OnServiceAdd(testobj.Service("t", "echo", vip.Addr().String(), []v1.ServicePort{testobj.Port("echo", 9000, v1.ProtocolTCP)}))
-	setEndpoints := func(eps ...testobj.Endpoint) {
-		tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "echo", "echo-1", ports, eps))
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("echo", 9000, v1.ProtocolTCP)}
+	tr.OnServiceAdd(servicemaptest.Service("t", "echo", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("echo", 9000, v1.ProtocolTCP)}))
+	setEndpoints := func(eps ...servicemaptest.Endpoint) {
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "echo", "echo-1", ports, eps))
 	}
-	setEndpoints(testobj.Ready(bes[0].IP.String(), "node"), testobj.Ready(bes[1].IP.String(), "node"))
+	setEndpoints(servicemaptest.Ready(bes[0].IP.String(), "node"), servicemaptest.Ready(bes[1].IP.String(), "node"))
 
 	var b backends.Interface
 	var prev *servicemap.Snapshot
@@ -104,14 +104,14 @@ func staleTCP(t *testing.T, reap bool) {
 	}
 
 	// b0 terminates and b2 comes: b0's connection is left alone either way.
-	setEndpoints(testobj.Terminating(bes[0].IP.String(), "node"), testobj.Ready(bes[1].IP.String(), "node"), testobj.Ready(bes[2].IP.String(), "node"))
+	setEndpoints(servicemaptest.Terminating(bes[0].IP.String(), "node"), servicemaptest.Ready(bes[1].IP.String(), "node"), servicemaptest.Ready(bes[2].IP.String(), "node"))
 	sync()
 	if got, err := streams[bes[0].Name].Ask("terminating", 2*time.Second); err != nil || got != bes[0].Name {
 		t.Fatalf("connection to a terminating endpoint: %q, %v; want it to keep working", got, err)
 	}
 
 	// b0 is removed from the slice (its pod is gone).
-	setEndpoints(testobj.Ready(bes[1].IP.String(), "node"), testobj.Ready(bes[2].IP.String(), "node"))
+	setEndpoints(servicemaptest.Ready(bes[1].IP.String(), "node"), servicemaptest.Ready(bes[2].IP.String(), "node"))
 	sync()
 	got, err := streams[bes[0].Name].Ask("removed", 2*time.Second)
 	if reap {

@@ -7,8 +7,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // goneSnapshots returns two snapshots and their Diff: "old" (UDP, every
@@ -17,8 +17,8 @@ import (
 func goneSnapshots(t *testing.T) (*servicemap.Snapshot, servicemap.Changes) {
 	t.Helper()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)}
-	old := testobj.Service("ns", "old", "10.96.1.10",
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}
+	old := servicemaptest.Service("ns", "old", "10.96.1.10",
 		[]v1.ServicePort{{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP, NodePort: 30100}},
 		func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
@@ -26,25 +26,25 @@ func goneSnapshots(t *testing.T) (*servicemap.Snapshot, servicemap.Changes) {
 			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.20"}}
 		})
 	tr.OnServiceAdd(old)
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "old", "old-1", ports,
-		[]testobj.Endpoint{testobj.Ready("10.244.1.20", "node"), testobj.Ready("10.244.1.21", "other")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "old", "old-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.20", "node"), servicemaptest.Ready("10.244.1.21", "other")}))
 	moved := func(ext ...string) *v1.Service {
-		return testobj.Service("ns", "moved", "10.96.1.40", []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)},
+		return servicemaptest.Service("ns", "moved", "10.96.1.40", []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)},
 			func(s *v1.Service) { s.Spec.ExternalIPs = ext })
 	}
 	tr.OnServiceAdd(moved("192.0.2.40"))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "moved", "moved-1", ports,
-		[]testobj.Endpoint{testobj.Ready("10.244.1.40", "node"), testobj.Ready("10.244.1.41", "node")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "moved", "moved-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.40", "node"), servicemaptest.Ready("10.244.1.41", "node")}))
 	s1 := tr.Snapshot()
 
 	tr.OnServiceDelete(old)
 	tr.OnServiceUpdate(nil, moved())
-	tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "moved", "moved-1", ports,
-		[]testobj.Endpoint{testobj.Ready("10.244.1.40", "node")}))
-	tr.OnServiceAdd(testobj.Service("ns", "reuser", "10.96.1.50", []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)},
+	tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("ns", "moved", "moved-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.40", "node")}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "reuser", "10.96.1.50", []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)},
 		func(s *v1.Service) { s.Spec.ExternalIPs = []string{"198.51.100.20"} }))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "reuser", "reuser-1", ports,
-		[]testobj.Endpoint{testobj.Ready("10.244.1.50", "node")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "reuser", "reuser-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.50", "node")}))
 	s2 := tr.Snapshot()
 	c := servicemap.Diff(s1, s2)
 	if len(c.StaleServices) == 0 || len(c.StaleEndpoints) == 0 {
@@ -91,11 +91,11 @@ func TestIndexGone(t *testing.T) {
 // empty: its flows still have to be found.
 func TestIndexGoneOnly(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	svc := testobj.Service("ns", "dns", "10.96.0.10", []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)})
+	svc := servicemaptest.Service("ns", "dns", "10.96.0.10", []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)})
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)},
-		[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node")}))
 	s1 := tr.Snapshot()
 	tr.OnServiceDelete(svc)
 	s2 := tr.Snapshot()

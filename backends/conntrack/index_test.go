@@ -8,8 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 const (
@@ -22,50 +22,52 @@ const (
 func testSnapshot(t testing.TB) *servicemap.Snapshot {
 	t.Helper()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	dnsPorts := []discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)}
+	dnsPorts := []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}
 	// dns: UDP with every kind of frontend; b12 is not ready.
-	tr.OnServiceAdd(testobj.Service("ns", "dns", "10.96.0.10",
+	tr.OnServiceAdd(servicemaptest.Service("ns", "dns", "10.96.0.10",
 		[]v1.ServicePort{{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP, NodePort: 30053}},
 		func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
 			s.Spec.ExternalIPs = []string{"192.0.2.10"}
 			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.10"}}
 		}))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1", dnsPorts, []testobj.Endpoint{
-		testobj.Ready("10.244.1.10", "node"),
-		testobj.Ready("10.244.1.11", "other"),
-		testobj.NotReady("10.244.1.12", "other"),
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1", dnsPorts, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.1.10", "node"),
+		servicemaptest.Ready("10.244.1.11", "other"),
+		servicemaptest.NotReady("10.244.1.12", "other"),
 	}))
 	// empty: UDP without endpoints.
-	tr.OnServiceAdd(testobj.Service("ns", "empty", "10.96.0.20",
-		[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "empty", "10.96.0.20",
+		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
 	// web: TCP, never touched.
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.30",
-		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "web", "web-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)},
-		[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node")}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.30",
+		[]v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "web", "web-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node")}))
 	// local: internalTrafficPolicy Local, so only the local endpoint is used.
-	tr.OnServiceAdd(testobj.Service("ns", "local", "10.96.0.40",
-		[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)},
-		func(s *v1.Service) { s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal) }))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "local", "local-1", dnsPorts, []testobj.Endpoint{
-		testobj.Ready("10.244.1.10", "node"),
-		testobj.Ready("10.244.1.11", "other"),
+	tr.OnServiceAdd(servicemaptest.Service("ns", "local", "10.96.0.40",
+		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)},
+		func(s *v1.Service) {
+			s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+		}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "local", "local-1", dnsPorts, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.1.10", "node"),
+		servicemaptest.Ready("10.244.1.11", "other"),
 	}))
 	// term: a terminating endpoint is not used while a ready one exists.
-	tr.OnServiceAdd(testobj.Service("ns", "term", "10.96.0.50",
-		[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "term", "term-1", dnsPorts, []testobj.Endpoint{
-		testobj.Ready("10.244.1.10", "other"),
-		testobj.Terminating("10.244.1.11", "other"),
+	tr.OnServiceAdd(servicemaptest.Service("ns", "term", "10.96.0.50",
+		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "term", "term-1", dnsPorts, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.1.10", "other"),
+		servicemaptest.Terminating("10.244.1.11", "other"),
 	}))
 	// collide: its external IP and port equal another service's node port.
-	tr.OnServiceAdd(testobj.Service("ns", "collide", "10.96.0.60",
-		[]v1.ServicePort{testobj.Port("dns", 30053, v1.ProtocolUDP)},
+	tr.OnServiceAdd(servicemaptest.Service("ns", "collide", "10.96.0.60",
+		[]v1.ServicePort{servicemaptest.Port("dns", 30053, v1.ProtocolUDP)},
 		func(s *v1.Service) { s.Spec.ExternalIPs = []string{"10.100.0.1"} }))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "collide", "collide-1", dnsPorts, []testobj.Endpoint{
-		testobj.Ready("10.244.1.12", "other"),
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "collide", "collide-1", dnsPorts, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.1.12", "other"),
 	}))
 	if w := tr.Warnings(); len(w) > 0 {
 		t.Fatalf("test snapshot has warnings: %v", w)
@@ -156,8 +158,8 @@ func TestIndexNodePortAddressesOtherFamily(t *testing.T) {
 
 func TestIndexEmpty(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.30",
-		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.30",
+		[]v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	for name, snap := range map[string]*servicemap.Snapshot{"nil": nil, "TCP only": tr.Snapshot()} {
 		x := newIndex(snap, nil, false)
 		if !x.empty() {
@@ -174,11 +176,11 @@ func TestIndexEmpty(t *testing.T) {
 
 func TestIndexIPv6(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node", IPFamily: v1.IPv6Protocol})
-	tr.OnServiceAdd(testobj.Service("ns", "dns", "fd00:96::10",
-		[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)},
-		[]testobj.Endpoint{testobj.Ready("fd00:244::10", "node")}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "dns", "fd00:96::10",
+		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("fd00:244::10", "node")}))
 	x := newIndex(tr.Snapshot(), nil, false)
 	for _, c := range []flowCase{
 		{"used", udp, "[fd00:96::10]:53", "[fd00:244::10]:5353", keep},
@@ -207,14 +209,14 @@ func BenchmarkNewIndex(b *testing.B) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
 	for i := range 1000 {
 		name := fmt.Sprintf("svc%d", i)
-		tr.OnServiceAdd(testobj.Service("ns", name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
-			[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}))
-		var eps []testobj.Endpoint
+		tr.OnServiceAdd(servicemaptest.Service("ns", name, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
+			[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
+		var eps []servicemaptest.Endpoint
 		for j := range 10 {
-			eps = append(eps, testobj.Ready(fmt.Sprintf("10.244.%d.%d", i/25, (i%25)*10+j+1), "node"))
+			eps = append(eps, servicemaptest.Ready(fmt.Sprintf("10.244.%d.%d", i/25, (i%25)*10+j+1), "node"))
 		}
-		tr.OnEndpointSliceAdd(testobj.Slice("ns", name, name+"-1",
-			[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)}, eps))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", name, name+"-1",
+			[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}, eps))
 	}
 	snap := tr.Snapshot()
 	b.ReportAllocs()
@@ -228,15 +230,15 @@ func BenchmarkNewIndex(b *testing.B) {
 // endpoint still listed is kept, and nothing TCP is touched without it.
 func TestReapTCP(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	svc := testobj.Service("ns", "web", "10.96.0.50", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)},
+	svc := servicemaptest.Service("ns", "web", "10.96.0.50", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)},
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort; s.Spec.Ports[0].NodePort = 30050 })
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "web", "web-1", ports, []testobj.Endpoint{
-		testobj.Ready("10.244.1.1", "node"), testobj.Ready("10.244.1.2", "node"), testobj.Ready("10.244.1.3", "node")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "web", "web-1", ports, []servicemaptest.Endpoint{
+		servicemaptest.Ready("10.244.1.1", "node"), servicemaptest.Ready("10.244.1.2", "node"), servicemaptest.Ready("10.244.1.3", "node")}))
 	s1 := tr.Snapshot()
-	tr.OnEndpointSliceUpdate(nil, testobj.Slice("ns", "web", "web-1", ports, []testobj.Endpoint{
-		testobj.Terminating("10.244.1.1", "node"), testobj.NotReady("10.244.1.2", "node")}))
+	tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("ns", "web", "web-1", ports, []servicemaptest.Endpoint{
+		servicemaptest.Terminating("10.244.1.1", "node"), servicemaptest.NotReady("10.244.1.2", "node")}))
 	s2 := tr.Snapshot()
 	tr.OnServiceDelete(svc)
 	s3 := tr.Snapshot()

@@ -21,8 +21,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/conntrack"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // dnsSnapshot is a UDP service 10.96.0.10:53 with node port 30053 whose
@@ -30,15 +30,15 @@ import (
 func dnsSnapshot(t *testing.T, eps ...netip.Addr) *servicemap.Snapshot {
 	t.Helper()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	tr.OnServiceAdd(testobj.Service("ns", "dns", "10.96.0.10",
+	tr.OnServiceAdd(servicemaptest.Service("ns", "dns", "10.96.0.10",
 		[]v1.ServicePort{{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP, NodePort: 30053}},
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
-	var list []testobj.Endpoint
+	var list []servicemaptest.Endpoint
 	for _, a := range eps {
-		list = append(list, testobj.Ready(a.String(), "node"))
+		list = append(list, servicemaptest.Ready(a.String(), "node"))
 	}
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 8080, v1.ProtocolUDP)}, list))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 8080, v1.ProtocolUDP)}, list))
 	return tr.Snapshot()
 }
 

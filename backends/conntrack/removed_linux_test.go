@@ -16,8 +16,8 @@ import (
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/conntrack"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestRemovedServiceFlow is kubernetes#141371 with real traffic: a client
@@ -55,11 +55,11 @@ func removedServiceFlow(t *testing.T, fail bool) {
 	}
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	svc := testobj.Service("ns", "dns", vip.Addr().String(), []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)})
+	svc := servicemaptest.Service("ns", "dns", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)})
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 8080, v1.ProtocolUDP)},
-		[]testobj.Endpoint{testobj.Ready(b0.IP.String(), "node")}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 8080, v1.ProtocolUDP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready(b0.IP.String(), "node")}))
 	s1 := tr.Snapshot()
 	tr.OnServiceDelete(svc)
 	s2 := tr.Snapshot()

@@ -11,8 +11,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/conntrack"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // plain is a backend with none of the optional interfaces.
@@ -44,9 +44,9 @@ func TestWithCleanupForwards(t *testing.T) {
 	}
 
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.30", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.30", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	s1 := tr.Snapshot()
-	tr.OnServiceAdd(testobj.Service("ns", "api", "10.96.0.31", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "api", "10.96.0.31", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	s2 := tr.Snapshot()
 	ctx := context.Background()
 	if err := w.Sync(ctx, nil, s1); err != nil {

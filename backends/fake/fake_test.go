@@ -12,25 +12,25 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 const node = "node-a"
 
 func web(mutate ...func(*v1.Service)) *v1.Service {
-	return testobj.Service("default", "web", "10.96.0.10",
-		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}, mutate...)
+	return servicemaptest.Service("default", "web", "10.96.0.10",
+		[]v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}, mutate...)
 }
 
-func webSlice(eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
-	return testobj.Slice("default", "web", "web-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}, eps)
+func webSlice(eps ...servicemaptest.Endpoint) *discoveryv1.EndpointSlice {
+	return servicemaptest.Slice("default", "web", "web-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}, eps)
 }
 
 func dns() *v1.Service {
-	return testobj.Service("kube-system", "dns", "10.96.0.53",
-		[]v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP), testobj.Port("dns-tcp", 53, v1.ProtocolTCP)})
+	return servicemaptest.Service("kube-system", "dns", "10.96.0.53",
+		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP), servicemaptest.Port("dns-tcp", 53, v1.ProtocolTCP)})
 }
 
 func newTracker() *servicemap.Tracker {
@@ -61,17 +61,19 @@ func TestRenderFormat(t *testing.T) {
 		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		s.Spec.HealthCheckNodePort = 32000
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](60)}}
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](60)}}
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.1"}}
 	}))
-	tr.OnEndpointSliceAdd(webSlice(testobj.Ready("10.244.1.5", node), testobj.Ready("10.244.2.7", "node-b")))
+	tr.OnEndpointSliceAdd(webSlice(servicemaptest.Ready("10.244.1.5", node), servicemaptest.Ready("10.244.2.7", "node-b")))
 	tr.OnServiceAdd(dns())
-	tr.OnServiceAdd(testobj.Service("default", "local", "10.96.0.11",
-		[]v1.ServicePort{testobj.Port("", 80, v1.ProtocolTCP)},
-		func(s *v1.Service) { s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal) }))
-	tr.OnEndpointSliceAdd(testobj.Slice("default", "local", "local-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("", 80, v1.ProtocolTCP)},
-		[]testobj.Endpoint{testobj.Ready("10.244.2.9", "node-b")}))
+	tr.OnServiceAdd(servicemaptest.Service("default", "local", "10.96.0.11",
+		[]v1.ServicePort{servicemaptest.Port("", 80, v1.ProtocolTCP)},
+		func(s *v1.Service) {
+			s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+		}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "local", "local-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("", 80, v1.ProtocolTCP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.2.9", "node-b")}))
 
 	want := "" +
 		"default/local TCP 10.96.0.11:80 internal=Local local=drop\n" +
@@ -97,9 +99,9 @@ func TestIncrementalSync(t *testing.T) {
 	b := fake.New(fake.Options{})
 	mustSync(t, b, nil, s1)
 
-	tr.OnEndpointSliceAdd(webSlice(testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(webSlice(servicemaptest.Ready("10.244.1.5", node)))
 	tr.OnServiceDelete(dns())
-	tr.OnServiceAdd(testobj.Service("default", "api", "10.96.0.12", []v1.ServicePort{testobj.Port("", 443, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("default", "api", "10.96.0.12", []v1.ServicePort{servicemaptest.Port("", 443, v1.ProtocolTCP)}))
 	s2 := tr.Snapshot()
 	mustSync(t, b, s1, s2)
 	checkDump(t, b, fake.Render(s2))
@@ -196,7 +198,7 @@ func TestCorruptedStateConvergesOnFullSync(t *testing.T) {
 	if b.Corrupt(webName) {
 		t.Fatal("second Corrupt(web) = true, want false")
 	}
-	tr.OnEndpointSliceAdd(webSlice(testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(webSlice(servicemaptest.Ready("10.244.1.5", node)))
 	s2 := tr.Snapshot()
 	err := b.Sync(context.Background(), s1, s2)
 	if !errors.Is(err, backends.ErrApply) || !strings.Contains(err.Error(), "not in the data plane") {
@@ -240,7 +242,7 @@ func TestConflictingFrontendsAreRejected(t *testing.T) {
 	tr := newTracker()
 	tr.OnServiceAdd(web())
 	s1 := tr.Snapshot()
-	tr.OnServiceAdd(testobj.Service("other", "web", "10.96.0.10", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("other", "web", "10.96.0.10", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	s2 := tr.Snapshot()
 	if s2 != s1 && s2.Service("other", "web") != nil {
 		t.Fatalf("the Tracker let other/web take default/web's cluster IP")
@@ -288,7 +290,7 @@ func TestSyncChangesUsesTheGivenDiff(t *testing.T) {
 	tr.OnServiceAdd(web())
 	s1 := tr.Snapshot()
 	tr.OnServiceAdd(dns())
-	tr.OnEndpointSliceAdd(webSlice(testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(webSlice(servicemaptest.Ready("10.244.1.5", node)))
 	s2 := tr.Snapshot()
 
 	b := fake.New(fake.Options{})

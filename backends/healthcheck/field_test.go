@@ -10,8 +10,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/fake"
 	"github.com/lbkit/lbkit/backends/healthcheck"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestKubernetes115825HealthCheckFollowsProxyHealth: a cloud load balancer
@@ -25,7 +25,7 @@ import (
 func TestKubernetes115825HealthCheckFollowsProxyHealth(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
 	tr.OnServiceAdd(localService("web", "10.96.0.10", 32000))
-	tr.OnEndpointSliceAdd(slice("web", testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(slice("web", servicemaptest.Ready("10.244.1.5", node)))
 
 	release := make(chan struct{})
 	hang := make(chan struct{})
@@ -76,6 +76,6 @@ func TestKubernetes115825HealthCheckFollowsProxyHealth(t *testing.T) {
 	// The next sync hangs past SyncTimeout: nothing is being programmed and
 	// the loop does not turn.
 	go func() { close(hang) }()
-	tr.OnEndpointSliceUpdate(nil, slice("web", testobj.Ready("10.244.1.5", node), testobj.Ready("10.244.1.6", node)))
+	tr.OnEndpointSliceUpdate(nil, slice("web", servicemaptest.Ready("10.244.1.5", node), servicemaptest.Ready("10.244.1.6", node)))
 	expect("with a sync stuck past its deadline", http.StatusServiceUnavailable, http.StatusServiceUnavailable, http.StatusServiceUnavailable)
 }

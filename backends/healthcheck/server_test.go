@@ -18,8 +18,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/healthcheck"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 const node = "node-a"
@@ -97,8 +97,8 @@ func body(ns, name string, local int, healthy bool) string {
 
 // localService is a LoadBalancer Service with externalTrafficPolicy Local.
 func localService(name, ip string, hcPort int32) *v1.Service {
-	return testobj.Service("default", name, ip,
-		[]v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP), testobj.Port("https", 443, v1.ProtocolTCP)},
+	return servicemaptest.Service("default", name, ip,
+		[]v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP), servicemaptest.Port("https", 443, v1.ProtocolTCP)},
 		func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
 			s.Spec.Ports[0].NodePort = 30080 + hcPort%100
@@ -108,9 +108,9 @@ func localService(name, ip string, hcPort int32) *v1.Service {
 		})
 }
 
-func slice(svc string, eps ...testobj.Endpoint) *discoveryv1.EndpointSlice {
-	return testobj.Slice("default", svc, svc+"-1",
-		[]discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP), testobj.SlicePort("https", 8443, v1.ProtocolTCP)}, eps)
+func slice(svc string, eps ...servicemaptest.Endpoint) *discoveryv1.EndpointSlice {
+	return servicemaptest.Slice("default", svc, svc+"-1",
+		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP), servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)}, eps)
 }
 
 func newServer(t *testing.T, opts healthcheck.Options) (*healthcheck.Server, *loopback) {
@@ -139,15 +139,15 @@ func TestServerAnswers(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
 	tr.OnServiceAdd(localService("web", "10.96.0.10", 32000))
 	tr.OnServiceAdd(localService("idle", "10.96.0.11", 32001))
-	tr.OnServiceAdd(testobj.Service("default", "plain", "10.96.0.12", []v1.ServicePort{testobj.Port("", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("default", "plain", "10.96.0.12", []v1.ServicePort{servicemaptest.Port("", 80, v1.ProtocolTCP)}))
 	tr.OnEndpointSliceAdd(slice("web",
-		testobj.Ready("10.244.1.5", node),       // counted once for both ports
-		testobj.Ready("10.244.1.6", node),       // counted
-		testobj.Terminating("10.244.1.7", node), // terminating: not counted
-		testobj.NotReady("10.244.1.8", node),    // not ready: not counted
-		testobj.Ready("10.244.2.9", "node-b"),   // not local
+		servicemaptest.Ready("10.244.1.5", node),       // counted once for both ports
+		servicemaptest.Ready("10.244.1.6", node),       // counted
+		servicemaptest.Terminating("10.244.1.7", node), // terminating: not counted
+		servicemaptest.NotReady("10.244.1.8", node),    // not ready: not counted
+		servicemaptest.Ready("10.244.2.9", "node-b"),   // not local
 	))
-	tr.OnEndpointSliceAdd(slice("idle", testobj.Ready("10.244.2.10", "node-b")))
+	tr.OnEndpointSliceAdd(slice("idle", servicemaptest.Ready("10.244.2.10", "node-b")))
 
 	s, lb := newServer(t, healthcheck.Options{})
 	mustSync(t, s, tr.Snapshot())
@@ -184,7 +184,7 @@ func TestServerFollowsSnapshots(t *testing.T) {
 	}
 
 	// A new local endpoint changes the answer; the listener stays.
-	tr.OnEndpointSliceAdd(slice("web", testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(slice("web", servicemaptest.Ready("10.244.1.5", node)))
 	mustSync(t, s, tr.Snapshot())
 	if got := get(t, url); got.code != http.StatusOK || got.body != body("default", "web", 1, true) {
 		t.Errorf("one local endpoint: %+v", got)
@@ -218,7 +218,7 @@ func TestServerProxyUnhealthy(t *testing.T) {
 	var healthy atomic.Bool
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
 	tr.OnServiceAdd(localService("web", "10.96.0.10", 32000))
-	tr.OnEndpointSliceAdd(slice("web", testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(slice("web", servicemaptest.Ready("10.244.1.5", node)))
 	s, lb := newServer(t, healthcheck.Options{ProxyHealthy: healthy.Load})
 	mustSync(t, s, tr.Snapshot())
 
@@ -290,7 +290,7 @@ func TestServerPortConflict(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
 	tr.OnServiceAdd(localService("b", "10.96.0.10", 32000))
 	tr.OnServiceAdd(localService("a", "10.96.0.11", 32000))
-	tr.OnEndpointSliceAdd(slice("b", testobj.Ready("10.244.1.5", node)))
+	tr.OnEndpointSliceAdd(slice("b", servicemaptest.Ready("10.244.1.5", node)))
 	s, lb := newServer(t, healthcheck.Options{})
 	err := s.Sync(tr.Snapshot())
 	if err == nil || !strings.Contains(err.Error(), "port 32000 of default/b is already used by default/a") {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/ipvs"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // A Sync the kernel refuses says why, through errors.Is: EPERM is a
@@ -26,7 +26,7 @@ func TestSyncErrorClasses(t *testing.T) {
 		{syscall.EINVAL, nil},
 	} {
 		w := newWorld(t, ipvs.Options{})
-		w.apply(testobj.Service("default", "a", "10.96.0.10", tcp80))
+		w.apply(servicemaptest.Service("default", "a", "10.96.0.10", tcp80))
 		w.ipvs.fail, w.ipvs.failErr = "add 10.96.0.10:80/TCP", tc.errno
 		err := w.b.Sync(context.Background(), nil, w.tr.Snapshot())
 		if !errors.Is(err, backends.ErrApply) || !errors.Is(err, tc.errno) {

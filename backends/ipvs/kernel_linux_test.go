@@ -26,8 +26,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/ipvs"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Where the kernel tests run
@@ -179,7 +179,7 @@ func (w *kernelWorld) sync(objs ...any) {
 type discoverySlice = discoveryv1.EndpointSlice
 
 func holdPorts(port int32) []discoveryv1.EndpointPort {
-	return []discoveryv1.EndpointPort{testobj.SlicePort("http", port, v1.ProtocolTCP)}
+	return []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", port, v1.ProtocolTCP)}
 }
 
 // inNamespace runs f on a thread in the named namespace (see backendtest).
@@ -276,11 +276,11 @@ func TestIPVSLeastConnection(t *testing.T) {
 	holdServer(t, w.n, port)
 	vip := netip.MustParseAddrPort("10.96.0.40:80")
 	be := w.n.Backends()
-	svc := testobj.Service("ipvs", "lc", vip.Addr().String(), tcp80)
-	slice := func(eps ...testobj.Endpoint) *discoverySlice {
-		return testobj.Slice("ipvs", "lc", "lc-1", holdPorts(port), eps)
+	svc := servicemaptest.Service("ipvs", "lc", vip.Addr().String(), tcp80)
+	slice := func(eps ...servicemaptest.Endpoint) *discoverySlice {
+		return servicemaptest.Slice("ipvs", "lc", "lc-1", holdPorts(port), eps)
 	}
-	w.sync(svc, slice(testobj.Ready(be[0].IP.String(), "node")))
+	w.sync(svc, slice(servicemaptest.Ready(be[0].IP.String(), "node")))
 	for range 2 {
 		name, c := dialHold(t, w.n, vip)
 		defer c.Close()
@@ -289,7 +289,7 @@ func TestIPVSLeastConnection(t *testing.T) {
 		}
 	}
 
-	w.sync(slice(testobj.Ready(be[0].IP.String(), "node"), testobj.Ready(be[1].IP.String(), "node")))
+	w.sync(slice(servicemaptest.Ready(be[0].IP.String(), "node"), servicemaptest.Ready(be[1].IP.String(), "node")))
 	got := map[string]int{}
 	for range 10 {
 		name, c := dialHold(t, w.n, vip)
@@ -313,15 +313,15 @@ func TestIPVSSourceHashing(t *testing.T) {
 	}})
 	w.n.Serve(t, 8080)
 	be := w.n.Backends()
-	var ready []testobj.Endpoint
+	var ready []servicemaptest.Endpoint
 	for _, b := range be {
-		ready = append(ready, testobj.Ready(b.IP.String(), "node"))
+		ready = append(ready, servicemaptest.Ready(b.IP.String(), "node"))
 	}
 	sticky, spread := netip.MustParseAddrPort("10.96.0.41:80"), netip.MustParseAddrPort("10.96.0.42:80")
-	w.sync(testobj.Service("ipvs", "sticky", sticky.Addr().String(), tcp80),
-		testobj.Slice("ipvs", "sticky", "sticky-1", tcp8080, ready),
-		testobj.Service("ipvs", "spread", spread.Addr().String(), tcp80),
-		testobj.Slice("ipvs", "spread", "spread-1", tcp8080, ready))
+	w.sync(servicemaptest.Service("ipvs", "sticky", sticky.Addr().String(), tcp80),
+		servicemaptest.Slice("ipvs", "sticky", "sticky-1", tcp8080, ready),
+		servicemaptest.Service("ipvs", "spread", spread.Addr().String(), tcp80),
+		servicemaptest.Slice("ipvs", "spread", "spread-1", tcp8080, ready))
 	for _, src := range []netip.Addr{w.n.ClientIP(), w.n.ClientIP2()} {
 		got := tally(t, w.n, src, sticky, 20)
 		if len(got) != 1 {
@@ -340,8 +340,8 @@ func TestIPVSHairpin(t *testing.T) {
 	w.n.Serve(t, 8080)
 	be := w.n.Backends()
 	self := netip.MustParseAddrPort("10.96.0.43:80")
-	w.sync(testobj.Service("ipvs", "self", self.Addr().String(), tcp80),
-		testobj.Slice("ipvs", "self", "self-1", tcp8080, eps(testobj.Ready(be[0].IP.String(), "node"))))
+	w.sync(servicemaptest.Service("ipvs", "self", self.Addr().String(), tcp80),
+		servicemaptest.Slice("ipvs", "self", "self-1", tcp8080, eps(servicemaptest.Ready(be[0].IP.String(), "node"))))
 	for _, from := range []string{be[0].NS, be[1].NS, w.n.NodeNS()} {
 		name, err := w.n.DialTCPFrom(from, netip.Addr{}, self, 2*time.Second)
 		if err != nil || name != be[0].Name {
@@ -413,9 +413,9 @@ func netfilterHalf(t *testing.T) {
 		return
 	}
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode})
-	lb := testobj.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
+	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
 		nodePort(30012), sourceRanges("198.51.100.0/24", "192.168.0.0/16"))
-	slice := testobj.Slice("shop", "front", "front-1", tcp8080, eps(testobj.Ready("10.244.1.7", thisNode)))
+	slice := servicemaptest.Slice("shop", "front", "front-1", tcp8080, eps(servicemaptest.Ready("10.244.1.7", thisNode)))
 	tr.OnServiceAdd(lb)
 	tr.OnEndpointSliceAdd(slice)
 	s1 := tr.Snapshot()
@@ -433,7 +433,7 @@ func netfilterHalf(t *testing.T) {
 	// Ranges change (interval elements deleted, the node-address range
 	// with the /32 of the LB IP goes), then the service goes while the
 	// backend is restarted.
-	tr.OnServiceUpdate(nil, testobj.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
+	tr.OnServiceUpdate(nil, servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
 		nodePort(30012), sourceRanges("198.51.100.0/25")))
 	s2 := tr.Snapshot()
 	if err := b.Sync(ctx, s1, s2); err != nil {

@@ -12,8 +12,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -30,19 +30,19 @@ var renderCases = []struct {
 	{
 		name: "clusterip-three-endpoints",
 		objs: []any{
-			testobj.Service("default", "web", "10.96.0.10", tcp80),
-			testobj.Slice("default", "web", "web-1", tcp8080, eps(
-				testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"),
-				testobj.Ready("10.244.3.5", "node-c"), testobj.NotReady("10.244.4.5", "node-d"))),
+			servicemaptest.Service("default", "web", "10.96.0.10", tcp80),
+			servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
+				servicemaptest.Ready("10.244.1.5", thisNode), servicemaptest.Ready("10.244.2.5", "node-b"),
+				servicemaptest.Ready("10.244.3.5", "node-c"), servicemaptest.NotReady("10.244.4.5", "node-d"))),
 		},
 	},
 	{
 		// Only the serving, terminating endpoints are left: they are used.
 		name: "only-terminating",
 		objs: []any{
-			testobj.Service("default", "draining", "10.96.0.12", tcp80),
-			testobj.Slice("default", "draining", "draining-1", tcp8080, eps(
-				testobj.Terminating("10.244.2.7", "node-b"), testobj.Terminating("10.244.3.7", "node-c"))),
+			servicemaptest.Service("default", "draining", "10.96.0.12", tcp80),
+			servicemaptest.Slice("default", "draining", "draining-1", tcp8080, eps(
+				servicemaptest.Terminating("10.244.2.7", "node-b"), servicemaptest.Terminating("10.244.3.7", "node-c"))),
 		},
 	},
 	{
@@ -50,7 +50,7 @@ var renderCases = []struct {
 		name: "no-endpoints",
 		opts: ipvs.Options{NodeIPs: node},
 		objs: []any{
-			testobj.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), externalIPs("192.0.2.10")),
+			servicemaptest.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), externalIPs("192.0.2.10")),
 		},
 	},
 	{
@@ -59,11 +59,11 @@ var renderCases = []struct {
 		name: "nodeport-etp-local",
 		opts: ipvs.Options{NodeIPs: node},
 		objs: []any{
-			testobj.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), etpLocal(32000), externalIPs("192.0.2.13")),
-			testobj.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), etpLocal(32001)),
-			testobj.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
-				testobj.Ready("10.244.1.13", thisNode), testobj.Ready("10.244.2.13", "node-b"))),
-			testobj.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(testobj.Ready("10.244.2.14", "node-b"))),
+			servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), etpLocal(32000), externalIPs("192.0.2.13")),
+			servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), etpLocal(32001)),
+			servicemaptest.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
+				servicemaptest.Ready("10.244.1.13", thisNode), servicemaptest.Ready("10.244.2.13", "node-b"))),
+			servicemaptest.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(servicemaptest.Ready("10.244.2.14", "node-b"))),
 		},
 	},
 	{
@@ -77,37 +77,37 @@ var renderCases = []struct {
 				netip.MustParsePrefix("fd00:100::/64")},
 		},
 		objs: []any{
-			testobj.Service("default", "np", "10.96.0.17", tcp80, nodePort(30017)),
-			testobj.Slice("default", "np", "np-1", tcp8080, eps(testobj.Ready("10.244.1.17", thisNode))),
+			servicemaptest.Service("default", "np", "10.96.0.17", tcp80, nodePort(30017)),
+			servicemaptest.Slice("default", "np", "np-1", tcp8080, eps(servicemaptest.Ready("10.244.1.17", thisNode))),
 		},
 	},
 	{
 		name: "itp-local",
 		objs: []any{
-			testobj.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
-			testobj.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
-				testobj.Ready("10.244.1.16", thisNode), testobj.Ready("10.244.2.16", "node-b"))),
+			servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
+			servicemaptest.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
+				servicemaptest.Ready("10.244.1.16", thisNode), servicemaptest.Ready("10.244.2.16", "node-b"))),
 		},
 	},
 	{
 		name: "loadbalancer-affinity",
 		opts: ipvs.Options{NodeIPs: node},
 		objs: []any{
-			testobj.Service("shop", "front", "10.96.0.15", []v1.ServicePort{testobj.Port("https", 443, v1.ProtocolTCP)},
+			servicemaptest.Service("shop", "front", "10.96.0.15", []v1.ServicePort{servicemaptest.Port("https", 443, v1.ProtocolTCP)},
 				loadBalancer("203.0.113.7", "203.0.113.8"), nodePort(30443), clientIP(600), sourceRanges("198.51.100.0/24")),
-			testobj.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{testobj.SlicePort("https", 8443, v1.ProtocolTCP)}, eps(
-				testobj.Ready("10.244.1.15", thisNode), testobj.Ready("10.244.2.15", "node-b"))),
+			servicemaptest.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)}, eps(
+				servicemaptest.Ready("10.244.1.15", thisNode), servicemaptest.Ready("10.244.2.15", "node-b"))),
 		},
 	},
 	{
 		name: "tcp-udp-sctp-same-port",
 		objs: []any{
-			testobj.Service("kube-system", "dns", "10.96.0.53", []v1.ServicePort{
-				testobj.Port("dns-tcp", 53, v1.ProtocolTCP), testobj.Port("dns", 53, v1.ProtocolUDP),
-				testobj.Port("dns-sctp", 53, v1.ProtocolSCTP)}),
-			testobj.Slice("kube-system", "dns", "dns-1", []discoveryv1.EndpointPort{
-				testobj.SlicePort("dns-tcp", 5353, v1.ProtocolTCP), testobj.SlicePort("dns", 5353, v1.ProtocolUDP),
-				testobj.SlicePort("dns-sctp", 5353, v1.ProtocolSCTP)}, eps(testobj.Ready("10.244.1.53", thisNode))),
+			servicemaptest.Service("kube-system", "dns", "10.96.0.53", []v1.ServicePort{
+				servicemaptest.Port("dns-tcp", 53, v1.ProtocolTCP), servicemaptest.Port("dns", 53, v1.ProtocolUDP),
+				servicemaptest.Port("dns-sctp", 53, v1.ProtocolSCTP)}),
+			servicemaptest.Slice("kube-system", "dns", "dns-1", []discoveryv1.EndpointPort{
+				servicemaptest.SlicePort("dns-tcp", 5353, v1.ProtocolTCP), servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP),
+				servicemaptest.SlicePort("dns-sctp", 5353, v1.ProtocolSCTP)}, eps(servicemaptest.Ready("10.244.1.53", thisNode))),
 		},
 	},
 	{
@@ -116,9 +116,9 @@ var renderCases = []struct {
 			return map[string]string{"web": "mh", "cache": "sh"}[n.Name]
 		}},
 		objs: []any{
-			testobj.Service("default", "web", "10.96.0.10", tcp80),
-			testobj.Service("default", "cache", "10.96.0.11", tcp80),
-			testobj.Service("default", "plain", "10.96.0.12", tcp80),
+			servicemaptest.Service("default", "web", "10.96.0.10", tcp80),
+			servicemaptest.Service("default", "cache", "10.96.0.11", tcp80),
+			servicemaptest.Service("default", "plain", "10.96.0.12", tcp80),
 		},
 	},
 	{
@@ -126,9 +126,9 @@ var renderCases = []struct {
 		family: v1.IPv6Protocol,
 		opts:   ipvs.Options{NodeIPs: node},
 		objs: []any{
-			testobj.Service("default", "web6", "fd00:10:96::10", tcp80, nodePort(30080)),
-			testobj.Slice("default", "web6", "web6-1", tcp8080, eps(
-				testobj.Ready("fd00:10:244:1::5", thisNode), testobj.Ready("fd00:10:244:2::5", "node-b"))),
+			servicemaptest.Service("default", "web6", "fd00:10:96::10", tcp80, nodePort(30080)),
+			servicemaptest.Slice("default", "web6", "web6-1", tcp8080, eps(
+				servicemaptest.Ready("fd00:10:244:1::5", thisNode), servicemaptest.Ready("fd00:10:244:2::5", "node-b"))),
 		},
 	},
 }
@@ -167,9 +167,9 @@ func snapshotOf(t testing.TB, family v1.IPFamily, objs ...any) *servicemap.Snaps
 
 func ExampleRender() {
 	snap := snapshotOf(&testing.T{}, v1.IPv4Protocol,
-		testobj.Service("default", "web", "10.96.0.10", tcp80, clientIP(600)),
-		testobj.Slice("default", "web", "web-1", tcp8080, eps(
-			testobj.Ready("10.244.1.5", "node-a"), testobj.Ready("10.244.2.5", "node-b"))))
+		servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600)),
+		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
+			servicemaptest.Ready("10.244.1.5", "node-a"), servicemaptest.Ready("10.244.2.5", "node-b"))))
 	fmt.Print(ipvs.Render(snap, ipvs.Options{}))
 	// Output:
 	// -A -t 10.96.0.10:80 -s rr -p 600

@@ -18,30 +18,30 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/ipvs"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // mixed is a snapshot with one of most things: three endpoints, a node
 // port with externalTrafficPolicy Local, a load balancer with source
 // ranges and affinity, UDP, and a service without endpoints.
 func (w *world) applyMixed() {
-	web := testobj.Service("default", "web", "10.96.0.10", tcp80)
-	local := testobj.Service("default", "local", "10.96.0.11", tcp80, nodePort(30011), etpLocal(0))
-	lb := testobj.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
+	web := servicemaptest.Service("default", "web", "10.96.0.10", tcp80)
+	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, nodePort(30011), etpLocal(0))
+	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
 		nodePort(30012), clientIP(600), sourceRanges("198.51.100.0/24", "192.168.0.0/16"))
-	dns := testobj.Service("kube-system", "dns", "10.96.0.13", udp53, externalIPs("192.0.2.53"))
-	empty := testobj.Service("default", "empty", "10.96.0.14", tcp80, nodePort(30014))
+	dns := servicemaptest.Service("kube-system", "dns", "10.96.0.13", udp53, externalIPs("192.0.2.53"))
+	empty := servicemaptest.Service("default", "empty", "10.96.0.14", tcp80, nodePort(30014))
 	w.apply(web, local, lb, dns, empty,
-		testobj.Slice("default", "web", "web-1", tcp8080, eps(
-			testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"), testobj.Ready("10.244.3.5", "node-c"))),
-		testobj.Slice("default", "local", "local-1", tcp8080, eps(
-			testobj.Ready("10.244.1.6", thisNode), testobj.Ready("10.244.2.6", "node-b"))),
-		testobj.Slice("shop", "front", "front-1", tcp8080, eps(
-			testobj.Ready("10.244.1.7", thisNode), testobj.Ready("10.244.2.7", "node-b"))),
-		testobj.Slice("kube-system", "dns", "dns-1", udp5353, eps(
-			testobj.Ready("10.244.1.8", thisNode), testobj.Ready("10.244.2.8", "node-b"))),
-		testobj.Slice("default", "empty", "empty-1", tcp8080, eps(testobj.NotReady("10.244.1.9", thisNode))),
+		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
+			servicemaptest.Ready("10.244.1.5", thisNode), servicemaptest.Ready("10.244.2.5", "node-b"), servicemaptest.Ready("10.244.3.5", "node-c"))),
+		servicemaptest.Slice("default", "local", "local-1", tcp8080, eps(
+			servicemaptest.Ready("10.244.1.6", thisNode), servicemaptest.Ready("10.244.2.6", "node-b"))),
+		servicemaptest.Slice("shop", "front", "front-1", tcp8080, eps(
+			servicemaptest.Ready("10.244.1.7", thisNode), servicemaptest.Ready("10.244.2.7", "node-b"))),
+		servicemaptest.Slice("kube-system", "dns", "dns-1", udp5353, eps(
+			servicemaptest.Ready("10.244.1.8", thisNode), servicemaptest.Ready("10.244.2.8", "node-b"))),
+		servicemaptest.Slice("default", "empty", "empty-1", tcp8080, eps(servicemaptest.NotReady("10.244.1.9", thisNode))),
 	)
 }
 
@@ -93,10 +93,10 @@ func TestSyncTouchesOnlyChanges(t *testing.T) {
 	}
 
 	// One more endpoint for web, and the dns service goes.
-	w.apply(testobj.Slice("default", "web", "web-1", tcp8080, eps(
-		testobj.Ready("10.244.1.5", thisNode), testobj.Ready("10.244.2.5", "node-b"),
-		testobj.Ready("10.244.3.5", "node-c"), testobj.Ready("10.244.4.5", "node-d"))))
-	w.remove(testobj.Service("kube-system", "dns", "10.96.0.13", udp53))
+	w.apply(servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
+		servicemaptest.Ready("10.244.1.5", thisNode), servicemaptest.Ready("10.244.2.5", "node-b"),
+		servicemaptest.Ready("10.244.3.5", "node-c"), servicemaptest.Ready("10.244.4.5", "node-d"))))
+	w.remove(servicemaptest.Service("kube-system", "dns", "10.96.0.13", udp53))
 	for _, full := range []bool{false, true} {
 		if full {
 			// Undo in the kernel, then let a full sync find it out.
@@ -140,8 +140,8 @@ func TestOwnership(t *testing.T) {
 		w.ipvs.AddRealServer(vs, ipvs.RealServer{Addr: netip.MustParseAddrPort("192.0.2.100:80"), Weight: 3})
 	}
 	foreignDump := w.ipvs.Dump()
-	web := testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
-	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
+	web := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
+	slice := servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode)))
 	w.apply(web, slice)
 	w.sync()
 	if err := w.ipvs.DeleteVirtualServer(ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Protocol: v1.ProtocolTCP}); err != nil {
@@ -195,8 +195,8 @@ func TestExternalIPOnNodeAddress(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
 	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
 	w.ipvs.AddVirtualServer(foreign)
-	svc := testobj.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
-	w.apply(svc, testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode))))
+	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
+	w.apply(svc, servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
 	w.sync()
 	if got := w.host.bound(ipvs.DefaultInterface); got != "10.96.0.10" {
 		t.Errorf("dummy link addresses = %q, want only the cluster IP", got)
@@ -225,14 +225,18 @@ func keysOf(f *fakeIPVS) map[ipvs.Key]bool {
 // at once; one that comes back gets its weight again.
 func TestDraining(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
-	web := testobj.Service("default", "web", "10.96.0.10", tcp80)
-	dns := testobj.Service("default", "dns", "10.96.0.53", udp53)
+	web := servicemaptest.Service("default", "web", "10.96.0.10", tcp80)
+	dns := servicemaptest.Service("default", "dns", "10.96.0.53", udp53)
 	a, b, c := "10.244.1.5", "10.244.2.5", "10.244.3.5"
-	webSlice := func(e ...testobj.Endpoint) { w.apply(testobj.Slice("default", "web", "web-1", tcp8080, e)) }
-	dnsSlice := func(e ...testobj.Endpoint) { w.apply(testobj.Slice("default", "dns", "dns-1", udp5353, e)) }
+	webSlice := func(e ...servicemaptest.Endpoint) {
+		w.apply(servicemaptest.Slice("default", "web", "web-1", tcp8080, e))
+	}
+	dnsSlice := func(e ...servicemaptest.Endpoint) {
+		w.apply(servicemaptest.Slice("default", "dns", "dns-1", udp5353, e))
+	}
 	w.apply(web, dns)
-	webSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode), testobj.Ready(c, thisNode))
-	dnsSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode))
+	webSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Ready(b, thisNode), servicemaptest.Ready(c, thisNode))
+	dnsSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
 	webKey, dnsKey := key("10.96.0.10:80/TCP"), key("10.96.0.53:53/UDP")
 	w.ipvs.setConns(webKey, netip.MustParseAddrPort(b+":8080"), 1, 2)
@@ -240,8 +244,8 @@ func TestDraining(t *testing.T) {
 	w.ipvs.takeCalls()
 
 	// b turns terminating (no ready fallback needed: a is ready), c goes.
-	webSlice(testobj.Ready(a, thisNode), testobj.Terminating(b, thisNode))
-	dnsSlice(testobj.Ready(a, thisNode))
+	webSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Terminating(b, thisNode))
+	dnsSlice(servicemaptest.Ready(a, thisNode))
 	w.sync()
 	want := []string{
 		"update 10.96.0.10:80/TCP -> 10.244.2.5:8080 w0",
@@ -274,9 +278,9 @@ func TestDraining(t *testing.T) {
 
 	// Draining, then back: weight 1 again.
 	w.ipvs.setConns(webKey, netip.MustParseAddrPort(a+":8080"), 5, 0)
-	webSlice(testobj.NotReady(a, thisNode), testobj.Ready(b, thisNode))
+	webSlice(servicemaptest.NotReady(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
-	webSlice(testobj.Ready(a, thisNode), testobj.Ready(b, thisNode))
+	webSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
 	if got := w.ipvs.servers[webKey].reals[netip.MustParseAddrPort(a+":8080")].Weight; got != 1 {
 		t.Errorf("endpoint back after draining has weight %d, want 1", got)
@@ -292,9 +296,9 @@ func TestSchedulerOverride(t *testing.T) {
 		Scheduler:    "wrr",
 		SchedulerFor: func(n servicemap.ServicePortName) string { return choice[n.ServiceName()] },
 	})
-	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80),
-		testobj.Service("default", "other", "10.96.0.11", tcp80),
-		testobj.Service("default", "plain", "10.96.0.12", tcp80))
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80),
+		servicemaptest.Service("default", "other", "10.96.0.11", tcp80),
+		servicemaptest.Service("default", "plain", "10.96.0.12", tcp80))
 	w.sync()
 	for k, want := range map[string]string{"10.96.0.10:80/TCP": "lc", "10.96.0.11:80/TCP": "wrr", "10.96.0.12:80/TCP": "wrr"} {
 		if got := w.ipvs.servers[key(k)].vs.Scheduler; got != want {
@@ -320,8 +324,8 @@ func TestSchedulerOverride(t *testing.T) {
 // address of the service; turning it off updates the virtual servers.
 func TestPersistence(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
-	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
-	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
+	slice := servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode)))
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
 	w.sync()
 	for _, k := range []string{"10.96.0.10:80/TCP", nodeIP + ":30080/TCP"} {
 		if vs := w.ipvs.servers[key(k)].vs; !vs.Persistent || vs.Timeout != 600 {
@@ -329,7 +333,7 @@ func TestPersistence(t *testing.T) {
 		}
 	}
 	w.ipvs.takeCalls()
-	w.apply(testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)))
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)))
 	w.sync()
 	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP", "update " + nodeIP + ":30080/TCP"}, w.ipvs.takeCalls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
@@ -343,7 +347,7 @@ func TestPersistence(t *testing.T) {
 // next sync (with prev given) is a full one that repairs the failure.
 func TestSyncFailureThenFullSync(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
-	w.apply(testobj.Service("default", "a", "10.96.0.10", tcp80), testobj.Service("default", "b", "10.96.0.11", tcp80))
+	w.apply(servicemaptest.Service("default", "a", "10.96.0.10", tcp80), servicemaptest.Service("default", "b", "10.96.0.11", tcp80))
 	w.ipvs.fail = "add 10.96.0.10:80/TCP"
 	snap := w.tr.Snapshot()
 	err := w.b.Sync(context.Background(), nil, snap)
@@ -362,8 +366,8 @@ func TestSyncFailureThenFullSync(t *testing.T) {
 // NodeIPs pins the node-port addresses; NodePortAddresses filters them,
 // and loopback and link-local addresses never get node ports.
 func TestNodeAddresses(t *testing.T) {
-	slice := testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("10.244.1.5", thisNode)))
-	svc := testobj.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
+	slice := servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode)))
+	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
 	for _, tc := range []struct {
 		name string
 		opts ipvs.Options
@@ -426,8 +430,8 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode, IPFamily: v1.IPv6Protocol})
-	tr.OnServiceAdd(testobj.Service("default", "web", "fd00:96::10", tcp80))
-	tr.OnEndpointSliceAdd(testobj.Slice("default", "web", "web-1", tcp8080, eps(testobj.Ready("fd00:244::5", thisNode))))
+	tr.OnServiceAdd(servicemaptest.Service("default", "web", "fd00:96::10", tcp80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("fd00:244::5", thisNode))))
 	if err := b.Sync(context.Background(), nil, tr.Snapshot()); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}

@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // thisNode is the node every test resolves for; nodeIP is its address.
@@ -149,20 +149,20 @@ func key(s string) ipvs.Key {
 // Objects.
 
 var (
-	tcp80   = []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}
-	tcp8080 = []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
-	udp53   = []v1.ServicePort{testobj.Port("dns", 53, v1.ProtocolUDP)}
-	udp5353 = []discoveryv1.EndpointPort{testobj.SlicePort("dns", 5353, v1.ProtocolUDP)}
+	tcp80   = []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}
+	tcp8080 = []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
+	udp53   = []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}
+	udp5353 = []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}
 )
 
-func eps(e ...testobj.Endpoint) []testobj.Endpoint { return e }
+func eps(e ...servicemaptest.Endpoint) []servicemaptest.Endpoint { return e }
 
 func nodePort(np int32) func(*v1.Service) {
 	return func(s *v1.Service) {
 		if s.Spec.Type == v1.ServiceTypeClusterIP || s.Spec.Type == "" {
 			s.Spec.Type = v1.ServiceTypeNodePort
 		}
-		s.Spec.Ports = slices.Clone(s.Spec.Ports) // testobj shares the caller's slice
+		s.Spec.Ports = slices.Clone(s.Spec.Ports) // servicemaptest shares the caller's slice
 		s.Spec.Ports[0].NodePort = np
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 func BenchmarkRender(b *testing.B) {
@@ -54,7 +54,7 @@ func oneEndpointApart(b *testing.B, n int) (a, c *servicemap.Snapshot) {
 	tr := o.tracker(v1.IPv4Protocol)
 	a = tr.Snapshot()
 	es := o.slices[n/2].DeepCopy()
-	es.Endpoints[4].Conditions.Ready = testobj.Ptr(false)
+	es.Endpoints[4].Conditions.Ready = servicemaptest.Ptr(false)
 	tr.OnEndpointSliceUpdate(o.slices[n/2], es)
 	return a, tr.Snapshot()
 }

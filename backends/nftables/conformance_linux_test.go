@@ -11,8 +11,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestConformance runs the backend conformance suite: real packets through
@@ -62,12 +62,12 @@ func TestKernelTraffic(t *testing.T) {
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
 	// hairpin's only endpoint is backend 0, on this node.
-	tr.OnServiceAdd(testobj.Service("t", "hairpin", "10.96.0.10", tcp80))
-	tr.OnEndpointSliceAdd(testobj.Slice("t", "hairpin", "hairpin-1", tcp8080, eps(testobj.Ready(bes[0].IP.String(), node))))
+	tr.OnServiceAdd(servicemaptest.Service("t", "hairpin", "10.96.0.10", tcp80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "hairpin", "hairpin-1", tcp8080, eps(servicemaptest.Ready(bes[0].IP.String(), node))))
 	// remote's only endpoint, backend 1, counts as on another node.
-	tr.OnServiceAdd(testobj.Service("t", "remote", "10.96.0.11", tcp80, externalIPs("10.97.0.5"), etpLocal(0),
+	tr.OnServiceAdd(servicemaptest.Service("t", "remote", "10.96.0.11", tcp80, externalIPs("10.97.0.5"), etpLocal(0),
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
-	tr.OnEndpointSliceAdd(testobj.Slice("t", "remote", "remote-1", tcp8080, eps(testobj.Ready(bes[1].IP.String(), "other"))))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "remote", "remote-1", tcp8080, eps(servicemaptest.Ready(bes[1].IP.String(), "other"))))
 
 	var b *nftables.Backend
 	err := n.InNode(func() error {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // BenchmarkConnect measures a TCP connection through a service VIP (connect,
@@ -27,12 +27,12 @@ func BenchmarkConnect(b *testing.B) {
 			n.Serve(b, 8080)
 			o := cluster(services, 10)
 			// The last service points at the network's real servers.
-			var eps []testobj.Endpoint
+			var eps []servicemaptest.Endpoint
 			for _, be := range n.Backends() {
-				eps = append(eps, testobj.Ready(be.IP.String(), "other"))
+				eps = append(eps, servicemaptest.Ready(be.IP.String(), "other"))
 			}
 			last := o.slices[services-1]
-			o.slices[services-1] = testobj.Slice(last.Namespace, last.Labels["kubernetes.io/service-name"], last.Name,
+			o.slices[services-1] = servicemaptest.Slice(last.Namespace, last.Labels["kubernetes.io/service-name"], last.Name,
 				last.Ports, eps)
 			snap := o.snapshot(b, v1.IPv4Protocol)
 			be, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})

@@ -15,8 +15,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // countedDrift counts the drift checks and their answers.
@@ -49,8 +49,8 @@ func TestKernelDriftRepair(t *testing.T) {
 	vip := netip.MustParseAddrPort("10.96.0.10:80")
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	tr.OnServiceAdd(testobj.Service("t", "web", vip.Addr().String(), tcp80))
-	tr.OnEndpointSliceAdd(testobj.Slice("t", "web", "web-1", tcp8080, eps(testobj.Ready(be.IP.String(), "node"))))
+	tr.OnServiceAdd(servicemaptest.Service("t", "web", vip.Addr().String(), tcp80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "web", "web-1", tcp8080, eps(servicemaptest.Ready(be.IP.String(), "node"))))
 
 	var b countedDrift
 	if err := n.InNode(func() error {

@@ -12,8 +12,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // refusingWriter answers every run as the kernel answers a batch it
@@ -30,7 +30,7 @@ func (w refusingWriter) run(_ context.Context, fam family, table string, o ops) 
 // ENOENT) a refused change; all are ErrApply.
 func TestSyncErrorClasses(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.10", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.10", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	snap := tr.Snapshot()
 	for _, tc := range []struct {
 		errno unix.Errno

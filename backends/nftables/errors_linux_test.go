@@ -18,8 +18,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Without the nft binary, the nft transport is not supported.
@@ -71,7 +71,7 @@ func (h hangingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
 // A Sync that runs out of time says so.
 func TestSyncTimeout(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
-	tr.OnServiceAdd(testobj.Service("ns", "web", "10.96.0.10", []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.10", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	b, err := nftables.New(nftables.Options{NFT: hangingNFT{knftables.NewFake(knftables.IPv4Family, nftables.DefaultTable)}})
 	if err != nil {
 		t.Fatal(err)

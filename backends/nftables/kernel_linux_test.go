@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // kernelOpts exercise every option.
@@ -200,8 +200,8 @@ func TestKernelLoad(t *testing.T) {
 		es.Endpoints = es.Endpoints[1:]
 		tr.OnEndpointSliceUpdate(o.slices[0], es)
 		tr.OnServiceDelete(o.services[len(o.services)-1])
-		tr.OnServiceAdd(testobj.Service("new", "svc", "10.96.201.1", tcp80, nodePort(80, 30201)))
-		tr.OnEndpointSliceAdd(testobj.Slice("new", "svc", "svc-1", tcp8080, eps(testobj.Ready("10.244.9.9", "node-b"))))
+		tr.OnServiceAdd(servicemaptest.Service("new", "svc", "10.96.201.1", tcp80, nodePort(80, 30201)))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("new", "svc", "svc-1", tcp8080, eps(servicemaptest.Ready("10.244.9.9", "node-b"))))
 		snap2 := tr.Snapshot()
 		mustSync(t, b, snap1, snap2)
 		checkKernelMatchesRender(t, knftables.IPv4Family, snap2, kernelOpts)
@@ -341,7 +341,7 @@ func benchKernelUpdate(b *testing.B, n int, opts nftables.Options) {
 }
 
 // checkChangedChain checks that the kernel's cluster chain of service i
-// (of testobj.Cluster) DNATs to the endpoints Render says: the benchmark's
+// (of servicemaptest.Cluster) DNATs to the endpoints Render says: the benchmark's
 // updates really landed.
 func checkChangedChain(b *testing.B, snap *servicemap.Snapshot, opts nftables.Options, i int) {
 	b.Helper()

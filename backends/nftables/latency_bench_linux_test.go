@@ -15,8 +15,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // inNode runs a backend's syncs inside a test Network's node namespace,
@@ -92,7 +92,7 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 				<-tick.C
 				es := o.slices[(i*7919)%services].DeepCopy()
 				ep := &es.Endpoints[i%endpoints]
-				ep.Conditions.Ready = testobj.Ptr(false) // each slice changes once: b.N <= 10,000
+				ep.Conditions.Ready = servicemaptest.Ptr(false) // each slice changes once: b.N <= 10,000
 				es.Annotations = map[string]string{servicemap.AnnotationLastChangeTriggerTime: time.Now().Format(time.RFC3339Nano)}
 				tr.OnEndpointSliceUpdate(nil, es)
 			}

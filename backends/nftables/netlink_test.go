@@ -18,8 +18,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // Shorthands for the expected expressions. nlHost is a host-order 32-bit
@@ -508,7 +508,7 @@ func BenchmarkNetlinkTranslate(b *testing.B) {
 
 func nlClusterSnapshot(tb testing.TB, services, endpoints int) *servicemap.Snapshot {
 	tb.Helper()
-	svcs, slices := testobj.Cluster(services, endpoints)
+	svcs, slices := servicemaptest.Cluster(services, endpoints)
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a", IPFamily: v1.IPv4Protocol})
 	for _, s := range svcs {
 		tr.OnServiceAdd(s)

@@ -8,8 +8,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // incrementalChurn drives a Backend through a full sync and then
@@ -48,13 +48,13 @@ func incrementalChurn(t *testing.T, be *nftables.Backend) *servicemap.Snapshot {
 	}
 	step("endpoint not ready", func() {
 		es := o.slices[3].DeepCopy()
-		es.Endpoints[1].Conditions.Ready = testobj.Ptr(false)
+		es.Endpoints[1].Conditions.Ready = servicemaptest.Ptr(false)
 		tr.OnEndpointSliceUpdate(o.slices[3], es)
 	})
 	step("service removed", func() { tr.OnServiceDelete(o.services[5]) })
 	step("service added", func() {
-		tr.OnServiceAdd(testobj.Service("new", "svc", "10.96.201.1", tcp80))
-		tr.OnEndpointSliceAdd(testobj.Slice("new", "svc", "svc-1", tcp8080, eps(testobj.Ready("10.244.9.9", "node-b"))))
+		tr.OnServiceAdd(servicemaptest.Service("new", "svc", "10.96.201.1", tcp80))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("new", "svc", "svc-1", tcp8080, eps(servicemaptest.Ready("10.244.9.9", "node-b"))))
 	})
 	step("all but one service removed (tables emptied and deleted)", func() {
 		for _, s := range o.services[6:] {

@@ -14,14 +14,14 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 var (
-	tcp80    = ports(testobj.Port("http", 80, v1.ProtocolTCP))
-	tcp8080  = slicePorts(testobj.SlicePort("http", 8080, v1.ProtocolTCP))
+	tcp80    = ports(servicemaptest.Port("http", 80, v1.ProtocolTCP))
+	tcp8080  = slicePorts(servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP))
 	podCIDRs = nftables.Options{ClusterCIDRs: mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"), Shards: 1}
 )
 
@@ -37,11 +37,11 @@ var goldenCases = []struct {
 		name: "clusterip-three-endpoints",
 		opts: podCIDRs,
 		objs: objects{
-			services: []*v1.Service{testobj.Service("default", "web", "10.96.0.10", tcp80)},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("default", "web", "web-1", tcp8080, eps(
-				testobj.Ready("10.244.1.5", thisNode),
-				testobj.Ready("10.244.2.5", "node-b"),
-				testobj.Ready("10.244.3.5", "node-c"),
+			services: []*v1.Service{servicemaptest.Service("default", "web", "10.96.0.10", tcp80)},
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
+				servicemaptest.Ready("10.244.1.5", thisNode),
+				servicemaptest.Ready("10.244.2.5", "node-b"),
+				servicemaptest.Ready("10.244.3.5", "node-c"),
 			))},
 		},
 	},
@@ -50,10 +50,10 @@ var goldenCases = []struct {
 		name: "no-endpoints",
 		opts: podCIDRs,
 		objs: objects{
-			services: []*v1.Service{testobj.Service("default", "empty", "10.96.0.11", tcp80,
+			services: []*v1.Service{servicemaptest.Service("default", "empty", "10.96.0.11", tcp80,
 				nodePort(80, 30080), externalIPs("192.0.2.10"))},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("default", "empty", "empty-1", tcp8080, eps(
-				testobj.NotReady("10.244.1.6", thisNode),
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "empty", "empty-1", tcp8080, eps(
+				servicemaptest.NotReady("10.244.1.6", thisNode),
 			))},
 		},
 	},
@@ -62,10 +62,10 @@ var goldenCases = []struct {
 		name: "only-terminating",
 		opts: oneTable,
 		objs: objects{
-			services: []*v1.Service{testobj.Service("default", "draining", "10.96.0.12", tcp80)},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("default", "draining", "draining-1", tcp8080, eps(
-				testobj.Terminating("10.244.2.7", "node-b"),
-				testobj.Terminating("10.244.3.7", "node-c"),
+			services: []*v1.Service{servicemaptest.Service("default", "draining", "10.96.0.12", tcp80)},
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "draining", "draining-1", tcp8080, eps(
+				servicemaptest.Terminating("10.244.2.7", "node-b"),
+				servicemaptest.Terminating("10.244.3.7", "node-c"),
 			))},
 		},
 	},
@@ -76,16 +76,16 @@ var goldenCases = []struct {
 		opts: podCIDRs,
 		objs: objects{
 			services: []*v1.Service{
-				testobj.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(80, 30013), etpLocal(0)),
-				testobj.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(80, 30014), etpLocal(0)),
+				servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(80, 30013), etpLocal(0)),
+				servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(80, 30014), etpLocal(0)),
 			},
 			slices: []*discoveryv1.EndpointSlice{
-				testobj.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
-					testobj.Ready("10.244.1.13", thisNode),
-					testobj.Ready("10.244.2.13", "node-b"),
+				servicemaptest.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
+					servicemaptest.Ready("10.244.1.13", thisNode),
+					servicemaptest.Ready("10.244.2.13", "node-b"),
 				)),
-				testobj.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(
-					testobj.Ready("10.244.2.14", "node-b"),
+				servicemaptest.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(
+					servicemaptest.Ready("10.244.2.14", "node-b"),
 				)),
 			},
 		},
@@ -98,14 +98,14 @@ var goldenCases = []struct {
 			NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
 		},
 		objs: objects{
-			services: []*v1.Service{testobj.Service("shop", "front", "10.96.0.15",
-				ports(testobj.Port("https", 443, v1.ProtocolTCP)),
+			services: []*v1.Service{servicemaptest.Service("shop", "front", "10.96.0.15",
+				ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
 				loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(600),
 				sourceRanges("192.168.0.0/16", "192.168.5.0/24", "198.51.100.0/24"))},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("shop", "front", "front-1",
-				slicePorts(testobj.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
-					testobj.Ready("10.244.1.15", thisNode),
-					testobj.Ready("10.244.2.15", "node-b"),
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("shop", "front", "front-1",
+				slicePorts(servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
+					servicemaptest.Ready("10.244.1.15", thisNode),
+					servicemaptest.Ready("10.244.2.15", "node-b"),
 				))},
 		},
 	},
@@ -116,16 +116,16 @@ var goldenCases = []struct {
 		opts: podCIDRs,
 		objs: objects{
 			services: []*v1.Service{
-				testobj.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
-				testobj.Service("kube-system", "without-local", "10.96.0.17", tcp80, itpLocal),
+				servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
+				servicemaptest.Service("kube-system", "without-local", "10.96.0.17", tcp80, itpLocal),
 			},
 			slices: []*discoveryv1.EndpointSlice{
-				testobj.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
-					testobj.Ready("10.244.1.16", thisNode),
-					testobj.Ready("10.244.2.16", "node-b"),
+				servicemaptest.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
+					servicemaptest.Ready("10.244.1.16", thisNode),
+					servicemaptest.Ready("10.244.2.16", "node-b"),
 				)),
-				testobj.Slice("kube-system", "without-local", "without-local-1", tcp8080, eps(
-					testobj.Ready("10.244.2.17", "node-b"),
+				servicemaptest.Slice("kube-system", "without-local", "without-local-1", tcp8080, eps(
+					servicemaptest.Ready("10.244.2.17", "node-b"),
 				)),
 			},
 		},
@@ -134,16 +134,16 @@ var goldenCases = []struct {
 		name: "udp-and-tcp-same-port",
 		opts: oneTable,
 		objs: objects{
-			services: []*v1.Service{testobj.Service("kube-system", "dns", "10.96.0.53", ports(
-				testobj.Port("dns", 53, v1.ProtocolUDP),
-				testobj.Port("dns-tcp", 53, v1.ProtocolTCP),
+			services: []*v1.Service{servicemaptest.Service("kube-system", "dns", "10.96.0.53", ports(
+				servicemaptest.Port("dns", 53, v1.ProtocolUDP),
+				servicemaptest.Port("dns-tcp", 53, v1.ProtocolTCP),
 			))},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("kube-system", "dns", "dns-1", slicePorts(
-				testobj.SlicePort("dns", 53, v1.ProtocolUDP),
-				testobj.SlicePort("dns-tcp", 53, v1.ProtocolTCP),
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("kube-system", "dns", "dns-1", slicePorts(
+				servicemaptest.SlicePort("dns", 53, v1.ProtocolUDP),
+				servicemaptest.SlicePort("dns-tcp", 53, v1.ProtocolTCP),
 			), eps(
-				testobj.Ready("10.244.1.53", thisNode),
-				testobj.Ready("10.244.2.53", "node-b"),
+				servicemaptest.Ready("10.244.1.53", thisNode),
+				servicemaptest.Ready("10.244.2.53", "node-b"),
 			))},
 		},
 	},
@@ -156,11 +156,11 @@ var goldenCases = []struct {
 			NodePortAddresses: mustPrefixes("2001:db8::/64", "::1/128"),
 		},
 		objs: objects{
-			services: []*v1.Service{testobj.Service("default", "web6", "fd00:10:96::10", tcp80,
+			services: []*v1.Service{servicemaptest.Service("default", "web6", "fd00:10:96::10", tcp80,
 				loadBalancer("2001:db8::7"), nodePort(80, 30080))},
-			slices: []*discoveryv1.EndpointSlice{testobj.Slice("default", "web6", "web6-1", tcp8080, eps(
-				testobj.Ready("fd00:10:244:1::5", thisNode),
-				testobj.Ready("fd00:10:244:2::5", "node-b"),
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "web6", "web6-1", tcp8080, eps(
+				servicemaptest.Ready("fd00:10:244:1::5", thisNode),
+				servicemaptest.Ready("fd00:10:244:2::5", "node-b"),
 			))},
 		},
 	},

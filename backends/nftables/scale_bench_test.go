@@ -16,7 +16,7 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// shape is a cluster of services x endpoints each (testobj.Cluster).
+// shape is a cluster of services x endpoints each (servicemaptest.Cluster).
 type shape struct {
 	services, endpoints int
 	// large shapes run only with LBKIT_BENCH_LARGE=1: they take minutes

@@ -10,8 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // thisNode is the node every test resolves for.
@@ -43,13 +43,13 @@ func (o objects) snapshot(t testing.TB, family v1.IPFamily) *servicemap.Snapshot
 	return tr.Snapshot()
 }
 
-// Mutators for testobj.Service.
+// Mutators for servicemaptest.Service.
 func nodePort(port, np int32) func(*v1.Service) {
 	return func(s *v1.Service) {
 		if s.Spec.Type == v1.ServiceTypeClusterIP {
 			s.Spec.Type = v1.ServiceTypeNodePort
 		}
-		s.Spec.Ports = slices.Clone(s.Spec.Ports) // testobj shares the caller's slice
+		s.Spec.Ports = slices.Clone(s.Spec.Ports) // servicemaptest shares the caller's slice
 		for i := range s.Spec.Ports {
 			if s.Spec.Ports[i].Port == port {
 				s.Spec.Ports[i].NodePort = np
@@ -79,7 +79,7 @@ func etpLocal(healthCheckNodePort int32) func(*v1.Service) {
 }
 
 func itpLocal(s *v1.Service) {
-	s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+	s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 }
 
 func clientIP(seconds int32) func(*v1.Service) {
@@ -97,13 +97,13 @@ func ports(ps ...v1.ServicePort) []v1.ServicePort { return ps }
 
 func slicePorts(ps ...discoveryv1.EndpointPort) []discoveryv1.EndpointPort { return ps }
 
-func eps(e ...testobj.Endpoint) []testobj.Endpoint { return e }
+func eps(e ...servicemaptest.Endpoint) []servicemaptest.Endpoint { return e }
 
 // cluster builds n ClusterIP services with m ready endpoints each, spread
 // over 100 nodes (node0 is thisNode's neighbour; none is thisNode, so only
 // endpoints of node-a would be hairpin candidates).
 func cluster(n, m int) objects {
-	svcs, slices := testobj.Cluster(n, m)
+	svcs, slices := servicemaptest.Cluster(n, m)
 	return objects{services: svcs, slices: slices}
 }
 

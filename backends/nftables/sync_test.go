@@ -14,8 +14,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/nftables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // newFakeBackend returns a backend over a fake ip (or ip6) table "lbkit".
@@ -77,10 +77,10 @@ func lastOps(f *knftables.Fake) (int, *knftables.Transaction) {
 func TestIncrementalSync(t *testing.T) {
 	o := cluster(30, 3)
 	tr := o.tracker(v1.IPv4Protocol)
-	tr.OnServiceAdd(testobj.Service("shop", "front", "10.96.200.1", ports(testobj.Port("https", 443, v1.ProtocolTCP)),
+	tr.OnServiceAdd(servicemaptest.Service("shop", "front", "10.96.200.1", ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
 		loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(600), sourceRanges("192.168.0.0/16")))
-	frontSlice := testobj.Slice("shop", "front", "front-1", slicePorts(testobj.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
-		testobj.Ready("10.244.1.15", thisNode), testobj.Ready("10.244.2.15", "node-b")))
+	frontSlice := servicemaptest.Slice("shop", "front", "front-1", slicePorts(servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
+		servicemaptest.Ready("10.244.1.15", thisNode), servicemaptest.Ready("10.244.2.15", "node-b")))
 	tr.OnEndpointSliceAdd(frontSlice)
 
 	b, fake := newFakeBackend(t, v1.IPv4Protocol, podCIDRs)
@@ -101,23 +101,23 @@ func TestIncrementalSync(t *testing.T) {
 		{"a local endpoint is added to the LoadBalancer service", func() {
 			es := frontSlice.DeepCopy()
 			es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.244.1.16"},
-				NodeName: testobj.Ptr(thisNode), Conditions: discoveryv1.EndpointConditions{
-					Ready: testobj.Ptr(true), Serving: testobj.Ptr(true), Terminating: testobj.Ptr(false)}})
+				NodeName: servicemaptest.Ptr(thisNode), Conditions: discoveryv1.EndpointConditions{
+					Ready: servicemaptest.Ptr(true), Serving: servicemaptest.Ptr(true), Terminating: servicemaptest.Ptr(false)}})
 			tr.OnEndpointSliceUpdate(frontSlice, es)
 			frontSlice = es
 		}, 20},
 		{"affinity timeout changes", func() {
-			tr.OnServiceAdd(testobj.Service("shop", "front", "10.96.200.1", ports(testobj.Port("https", 443, v1.ProtocolTCP)),
+			tr.OnServiceAdd(servicemaptest.Service("shop", "front", "10.96.200.1", ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
 				loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(900), sourceRanges("192.168.0.0/16", "10.0.0.0/8")))
 		}, 40},
 		{"a service is removed", func() { tr.OnServiceDelete(o.services[3]) }, 6},
 		{"a service is added", func() {
-			tr.OnServiceAdd(testobj.Service("new", "svc", "10.96.201.1", tcp80, nodePort(80, 30201)))
-			tr.OnEndpointSliceAdd(testobj.Slice("new", "svc", "svc-1", tcp8080, eps(testobj.Ready("10.244.9.9", "node-b"))))
+			tr.OnServiceAdd(servicemaptest.Service("new", "svc", "10.96.201.1", tcp80, nodePort(80, 30201)))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("new", "svc", "svc-1", tcp8080, eps(servicemaptest.Ready("10.244.9.9", "node-b"))))
 		}, 12},
 		{"the LoadBalancer service loses every endpoint", func() { tr.OnEndpointSliceDelete(frontSlice) }, 40},
 		{"the LoadBalancer service is removed", func() {
-			tr.OnServiceDelete(testobj.Service("shop", "front", "10.96.200.1", nil))
+			tr.OnServiceDelete(servicemaptest.Service("shop", "front", "10.96.200.1", nil))
 		}, 10},
 	}
 	for _, step := range steps {
@@ -151,7 +151,7 @@ func TestIncrementalSizeIndependentOfCluster(t *testing.T) {
 		prev := tr.Snapshot()
 		mustSync(t, b, nil, prev)
 		es := o.slices[n/2].DeepCopy()
-		es.Endpoints[4].Conditions.Ready = testobj.Ptr(false)
+		es.Endpoints[4].Conditions.Ready = servicemaptest.Ptr(false)
 		tr.OnEndpointSliceUpdate(o.slices[n/2], es)
 		next := tr.Snapshot()
 		mustSync(t, b, prev, next)
@@ -182,8 +182,8 @@ func TestFailedSyncKeepsStateAndRecovers(t *testing.T) {
 	fake.Unlock()
 	before := fake.Dump()
 
-	tr.OnServiceAdd(testobj.Service("new", "svc", "10.96.201.1", tcp80))
-	tr.OnEndpointSliceAdd(testobj.Slice("new", "svc", "svc-1", tcp8080, eps(testobj.Ready("10.244.9.9", "node-b"))))
+	tr.OnServiceAdd(servicemaptest.Service("new", "svc", "10.96.201.1", tcp80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("new", "svc", "svc-1", tcp8080, eps(servicemaptest.Ready("10.244.9.9", "node-b"))))
 	next := tr.Snapshot()
 	err := b.Sync(context.Background(), prev, next)
 	if !errors.Is(err, backends.ErrApply) {
@@ -235,12 +235,12 @@ func TestFullSyncConvergesFromCorruptedState(t *testing.T) {
 // owner leaves the element with the other.
 func TestSharedElements(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode})
-	a := testobj.Service("default", "a", "10.96.0.1", tcp80, externalIPs("192.0.2.1"))
-	bSvc := testobj.Service("default", "b", "10.96.0.2", tcp80, externalIPs("192.0.2.1"))
+	a := servicemaptest.Service("default", "a", "10.96.0.1", tcp80, externalIPs("192.0.2.1"))
+	bSvc := servicemaptest.Service("default", "b", "10.96.0.2", tcp80, externalIPs("192.0.2.1"))
 	tr.OnServiceAdd(a)
 	tr.OnServiceAdd(bSvc)
 	for _, name := range []string{"a", "b"} {
-		tr.OnEndpointSliceAdd(testobj.Slice("default", name, name+"-1", tcp8080, eps(testobj.Ready("10.244.1.1", thisNode))))
+		tr.OnEndpointSliceAdd(servicemaptest.Slice("default", name, name+"-1", tcp8080, eps(servicemaptest.Ready("10.244.1.1", thisNode))))
 	}
 	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
 	prev := tr.Snapshot()

@@ -16,8 +16,8 @@ import (
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/backends/userspace"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // benchBackends are the data planes compared: the proxy, and the nftables
@@ -38,13 +38,13 @@ var benchBackends = []struct {
 // n, on their port target, with the backend made by make.
 func serviceOn(b *testing.B, n *backendtest.Network, make func(*backendtest.Network) (backends.Interface, error), vip netip.AddrPort, target int32) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	svc := testobj.Service("b", "svc", vip.Addr().String(), []v1.ServicePort{testobj.Port("p", int32(vip.Port()), v1.ProtocolTCP)})
-	var eps []testobj.Endpoint
+	svc := servicemaptest.Service("b", "svc", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("p", int32(vip.Port()), v1.ProtocolTCP)})
+	var eps []servicemaptest.Endpoint
 	for _, be := range n.Backends() {
-		eps = append(eps, testobj.Ready(be.IP.String(), "node"))
+		eps = append(eps, servicemaptest.Ready(be.IP.String(), "node"))
 	}
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("b", "svc", "svc-1", []discoveryv1.EndpointPort{testobj.SlicePort("p", target, v1.ProtocolTCP)}, eps))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("b", "svc", "svc-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", target, v1.ProtocolTCP)}, eps))
 	var be backends.Interface
 	if err := n.InNode(func() error {
 		var err error

@@ -18,8 +18,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/userspace"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // listenIn opens a TCP listener in the named network namespace.
@@ -124,11 +124,11 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 	}
 	const node = "node"
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
-	svc := testobj.Service("t", "echo", "10.96.0.30", []v1.ServicePort{testobj.Port("echo", 9000, v1.ProtocolTCP)})
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("echo", 9000, v1.ProtocolTCP)}
+	svc := servicemaptest.Service("t", "echo", "10.96.0.30", []v1.ServicePort{servicemaptest.Port("echo", 9000, v1.ProtocolTCP)})
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("echo", 9000, v1.ProtocolTCP)}
 	tr.OnServiceAdd(svc)
-	tr.OnEndpointSliceAdd(testobj.Slice("t", "echo", "echo-1", ports,
-		[]testobj.Endpoint{testobj.Ready(bes[0].IP.String(), node)}))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "echo", "echo-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready(bes[0].IP.String(), node)}))
 
 	var b *userspace.Backend
 	ctx := context.Background()
@@ -159,8 +159,8 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 
 	// b0 terminates, b1 is ready: new connections go to b1, the held one
 	// stays with b0.
-	tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "echo", "echo-1", ports,
-		[]testobj.Endpoint{testobj.Terminating(bes[0].IP.String(), node), testobj.Ready(bes[1].IP.String(), node)}))
+	tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "echo", "echo-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Terminating(bes[0].IP.String(), node), servicemaptest.Ready(bes[1].IP.String(), node)}))
 	sync()
 	for i := range 10 {
 		c := dialIn(t, n.ClientNS(), vip)
@@ -174,8 +174,8 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 	}
 
 	// b0 is gone from the slice: the established connection still runs.
-	tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "echo", "echo-1", ports,
-		[]testobj.Endpoint{testobj.Ready(bes[1].IP.String(), node)}))
+	tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "echo", "echo-1", ports,
+		[]servicemaptest.Endpoint{servicemaptest.Ready(bes[1].IP.String(), node)}))
 	sync()
 	if got := ask(t, held, hr, "three"); got != bes[0].Name {
 		t.Errorf("held connection after its endpoint was removed answered by %q, want %q", got, bes[0].Name)

@@ -12,43 +12,43 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/userspace"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestRender(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
-	port := []discoveryv1.EndpointPort{testobj.SlicePort("p", 8080, v1.ProtocolTCP)}
-	tcp := []v1.ServicePort{testobj.Port("p", 80, v1.ProtocolTCP)}
-	add := func(svc *v1.Service, eps ...testobj.Endpoint) {
+	port := []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 8080, v1.ProtocolTCP)}
+	tcp := []v1.ServicePort{servicemaptest.Port("p", 80, v1.ProtocolTCP)}
+	add := func(svc *v1.Service, eps ...servicemaptest.Endpoint) {
 		tr.OnServiceAdd(svc)
 		if eps != nil {
-			tr.OnEndpointSliceAdd(testobj.Slice(svc.Namespace, svc.Name, svc.Name+"-1", port, eps))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice(svc.Namespace, svc.Name, svc.Name+"-1", port, eps))
 		}
 	}
-	local, remote := testobj.Ready("10.244.0.5", "node-a"), testobj.Ready("10.244.1.5", "node-b")
-	add(testobj.Service("ns", "web", "10.96.0.10", tcp), local, remote)
-	add(testobj.Service("ns", "empty", "10.96.0.11", tcp))
-	add(testobj.Service("ns", "itp", "10.96.0.12", tcp, func(s *v1.Service) {
-		s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+	local, remote := servicemaptest.Ready("10.244.0.5", "node-a"), servicemaptest.Ready("10.244.1.5", "node-b")
+	add(servicemaptest.Service("ns", "web", "10.96.0.10", tcp), local, remote)
+	add(servicemaptest.Service("ns", "empty", "10.96.0.11", tcp))
+	add(servicemaptest.Service("ns", "itp", "10.96.0.12", tcp, func(s *v1.Service) {
+		s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 	}), remote)
-	add(testobj.Service("ns", "lb", "10.96.0.13", tcp, func(s *v1.Service) {
+	add(servicemaptest.Service("ns", "lb", "10.96.0.13", tcp, func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
 		s.Spec.Ports[0].NodePort = 30080
 		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		s.Spec.HealthCheckNodePort = 30999
 		s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"}
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](600)}}
+		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](600)}}
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.7"}}
 	}), remote)
-	add(testobj.Service("ns", "dns", "10.96.0.53", []v1.ServicePort{testobj.Port("p", 53, v1.ProtocolUDP)},
+	add(servicemaptest.Service("ns", "dns", "10.96.0.53", []v1.ServicePort{servicemaptest.Port("p", 53, v1.ProtocolUDP)},
 		func(s *v1.Service) { s.Spec.ExternalIPs = []string{"192.0.2.53"} }),
-		testobj.Ready("10.244.0.53", "node-a"))
-	tr.OnEndpointSliceAdd(testobj.Slice("ns", "dns", "dns-1", []discoveryv1.EndpointPort{testobj.SlicePort("p", 53, v1.ProtocolUDP)},
-		[]testobj.Endpoint{testobj.Ready("10.244.0.53", "node-a")}))
+		servicemaptest.Ready("10.244.0.53", "node-a"))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 53, v1.ProtocolUDP)},
+		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.0.53", "node-a")}))
 
 	got := userspace.Render(tr.Snapshot(), userspace.Options{
 		NodeIPs:      []netip.Addr{netip.MustParseAddr("172.18.0.2"), netip.MustParseAddr("127.0.0.1")},

@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	fakebackend "github.com/lbkit/lbkit/backends/fake"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestRun runs the proxy loop against a fake clientset and the fake
@@ -31,12 +31,12 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	client := fake.NewClientset(
-		testobj.Service("default", "web", "10.96.0.10", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}),
-		testobj.Service("default", "theirs", "10.96.0.11", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
+		servicemaptest.Service("default", "web", "10.96.0.10", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}),
+		servicemaptest.Service("default", "theirs", "10.96.0.11", []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}},
 			func(s *v1.Service) { s.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other"} }),
-		testobj.Slice("default", "web", "web-1", []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)},
-			[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node-a")}),
-		testobj.Node("node-a", "zone-a"),
+		servicemaptest.Slice("default", "web", "web-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
+			[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node-a")}),
+		servicemaptest.Node("node-a", "zone-a"),
 	)
 	b := fakebackend.New(fakebackend.Options{})
 	c := config{node: "node-a", family: v1.IPv4Protocol, healthzAddr: "127.0.0.1:0", metricsAddr: freeAddr(t), minInterval: 10 * time.Millisecond}
@@ -95,7 +95,7 @@ func TestFirstSyncSeesTheWholeCluster(t *testing.T) {
 	defer cancel()
 	var objs []runtime.Object
 	for i := range n {
-		objs = append(objs, testobj.Service("default", fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
+		objs = append(objs, servicemaptest.Service("default", fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
 			[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}))
 	}
 	client := fake.NewClientset(objs...)
