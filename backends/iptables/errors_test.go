@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -30,7 +31,7 @@ type scripted struct {
 	restoreErr error
 }
 
-func (s *scripted) Run(_ context.Context, program string, args []string, stdin []byte) ([]byte, error) {
+func (s *scripted) Run(_ context.Context, program string, args []string, stdin io.Reader) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, append([]string{program}, args...))
@@ -42,9 +43,13 @@ func (s *scripted) Run(_ context.Context, program string, args []string, stdin [
 	}
 	if strings.HasSuffix(program, "-restore") {
 		if s.restoreErr != nil {
-			return nil, s.restoreErr
+			return nil, s.restoreErr // without reading its input, as a program that fails early
 		}
-		s.inputs = append(s.inputs, string(stdin))
+		in, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, err
+		}
+		s.inputs = append(s.inputs, string(in))
 	}
 	return nil, nil
 }
