@@ -33,7 +33,7 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, k chainKey) []
 		}
 		return dst
 	case chainSVC:
-		return o.appendBalance(dst, f, r, r.svc, r.port.Topology.Cluster, nil)
+		return o.appendBalance(dst, f, r, r.svc, r.port.Topology.Cluster, r.clusterSEP)
 	case chainSVL:
 		return o.appendBalance(dst, f, r, r.svl, r.port.Topology.Local, r.localSEP)
 	default:

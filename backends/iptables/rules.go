@@ -63,9 +63,10 @@ type portRules struct {
 	// chains are the chains the port owns: SVC, SVL, EXT, FW as used, then
 	// one SEP chain per endpoint of reach, in reach's order.
 	chains []ownChain
-	// reach are the endpoints with a SEP chain; localSEP maps the index of
-	// a Local endpoint to its index in reach when they differ.
-	localSEP []int32
+	// clusterSEP and localSEP map the index of a Cluster or Local
+	// endpoint to its index in reach when they differ (then reach is
+	// their union, sorted).
+	clusterSEP, localSEP []int32
 	// Chain names, substrings of one string.
 	svc, svl, ext, fw string
 	// masqIn is the chain (svc or svl) that cluster-IP traffic enters and
@@ -254,10 +255,11 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	}
 	if usesCluster {
 		r.chains = append(r.chains, ownChain{name: r.svc, kind: chainSVC})
+		r.clusterSEP = sepIndex(clusterEps, r.reach)
 	}
 	if usesLocal {
 		r.chains = append(r.chains, ownChain{name: r.svl, kind: chainSVL})
-		r.localSEP = localIndex(clusterEps, localEps)
+		r.localSEP = sepIndex(localEps, r.reach)
 	}
 	r.sep0 = len(r.chains)
 	for i := range r.reach {
@@ -278,30 +280,17 @@ func (r *portRules) chainName(k chainKind) *string {
 	}
 }
 
-// localIndex maps each Local endpoint to its index in Topology.Reachable()
-// (Cluster, then the Local endpoints not in it), or returns nil when that is
-// its index in local.
-func localIndex(cluster, local []endpoints.Endpoint) []int32 {
-	if cluster == nil {
+// sepIndex maps each endpoint of list to its index in reach (sorted by
+// address, the union of Cluster and Local), or returns nil when list is
+// reach.
+func sepIndex(list, reach []endpoints.Endpoint) []int32 {
+	if len(list) == len(reach) && (len(list) == 0 || &list[0] == &reach[0]) {
 		return nil
 	}
-	var idx []int32
-	tail := len(cluster)
-	for j, ep := range local {
-		i, found := binarySearch(cluster, ep)
-		if !found {
-			i = tail
-			tail++
-		}
-		if i != j && idx == nil {
-			idx = make([]int32, len(local))
-			for k := range j {
-				idx[k] = int32(k)
-			}
-		}
-		if idx != nil {
-			idx[j] = int32(i)
-		}
+	idx := make([]int32, len(list))
+	for j, ep := range list {
+		i, _ := binarySearch(reach, ep)
+		idx[j] = int32(i)
 	}
 	return idx
 }
