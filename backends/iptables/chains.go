@@ -7,11 +7,11 @@ import (
 	"github.com/lbkit/lbkit/endpoints"
 )
 
-// appendChain appends the rules of chain k of s, one per line.
-func (o *Options) appendChain(dst []byte, f *family, s *chainSet, k chainKey) []byte {
-	i := k.index()
-	if i >= len(s.infos) {
-		if i -= len(s.infos); i < len(s.fx) {
+// appendChain appends the rules of chain c of s, one per line.
+func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) []byte {
+	i := c.key.index()
+	if i >= len(s.own) {
+		if i -= len(s.own); i < len(s.fx) {
 			for _, line := range s.fx[i].rules {
 				dst = append(dst, line...)
 				dst = append(dst, '\n')
@@ -19,9 +19,10 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, k chainKey) []
 		}
 		return dst
 	}
-	info := &s.infos[i]
-	r := s.own[info.owner]
-	switch k.kind() {
+	r := s.own[i]
+	switch c.key.kind() {
+	case chainSEP:
+		return o.appendSEP(dst, c, &s.ports[i])
 	case chainEXT:
 		return o.appendEXT(dst, f, r)
 	case chainFW:
@@ -34,10 +35,8 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, k chainKey) []
 		return dst
 	case chainSVC:
 		return o.appendBalance(dst, f, r, r.svc, r.port.Topology.Cluster, r.clusterSEP)
-	case chainSVL:
-		return o.appendBalance(dst, f, r, r.svl, r.port.Topology.Local, r.localSEP)
 	default:
-		return o.appendSEP(dst, k, r, s.endpoint(info))
+		return o.appendBalance(dst, f, r, r.svl, r.port.Topology.Local, r.localSEP)
 	}
 }
 
@@ -92,42 +91,60 @@ func (o *Options) appendBalance(dst []byte, f *family, r *portRules, chain strin
 			dst = o.appendMasqJump(dst)
 		}
 	}
-	sep := func(i int) string {
+	sep := func(dst []byte, i int) []byte {
 		if sepIndex != nil {
 			i = int(sepIndex[i])
 		}
-		return r.chains[r.sep0+i].name
+		return o.appendKeyName(dst, r.chains[r.sep0+i].key)
 	}
 	if p.Affinity.ClientIP {
 		seconds := p.Affinity.TimeoutSeconds()
 		for i, ep := range eps {
 			dst = appendEndpointHead(dst, chain, r.name, ep.Addr)
 			dst = append(dst, " -m recent --name "...)
-			dst = append(dst, sep(i)...)
+			dst = sep(dst, i)
 			dst = append(dst, " --rcheck --seconds "...)
 			dst = strconv.AppendInt(dst, int64(seconds), 10)
 			dst = append(dst, " --reap"...)
-			dst = appendJump(dst, sep(i))
+			dst = append(dst, " -j "...)
+			dst = append(sep(dst, i), '\n')
 		}
 	}
 	for i, ep := range eps {
 		dst = appendEndpointHead(dst, chain, r.name, ep.Addr)
 		if left := len(eps) - i; left > 1 {
 			dst = append(dst, " -m statistic --mode random --probability "...)
-			dst = strconv.AppendFloat(dst, 1/float64(left), 'f', 10, 64)
+			dst = appendProbability(dst, left)
 		}
-		dst = appendJump(dst, sep(i))
+		dst = append(dst, " -j "...)
+		dst = append(sep(dst, i), '\n')
 	}
 	return dst
 }
 
+// probabilities are 1/n with 10 decimals, as written for n endpoints left.
+var probabilities = func() (p [128]string) {
+	for n := 2; n < len(p); n++ {
+		p[n] = strconv.FormatFloat(1/float64(n), 'f', 10, 64)
+	}
+	return p
+}()
+
+func appendProbability(dst []byte, n int) []byte {
+	if n < len(probabilities) {
+		return append(dst, probabilities[n]...)
+	}
+	return strconv.AppendFloat(dst, 1/float64(n), 'f', 10, 64)
+}
+
 // appendSEP writes the chain that DNATs to one endpoint, marking hairpin
-// traffic (an endpoint reaching itself) for masquerade. Its name comes
-// from k and the endpoint from chainInfo (see there).
-func (o *Options) appendSEP(dst []byte, k chainKey, r *portRules, ep netip.AddrPort) []byte {
+// traffic (an endpoint reaching itself) for masquerade. It reads c and
+// its port's portInfo, not the port's rules (see chainSet).
+func (o *Options) appendSEP(dst []byte, c *ownChain, r *portInfo) []byte {
+	ep := c.endpoint()
 	dst = append(dst, "-A "...)
 	start := len(dst)
-	dst = o.appendKeyName(dst, k)
+	dst = o.appendKeyName(dst, c.key)
 	end := len(dst)
 	dst = append(dst, " -m comment --comment "...)
 	dst = append(dst, r.comment...)

@@ -226,11 +226,11 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 			}
 		}
 		set := o.newChainSet(own, fx, others)
-		pieces := (len(set.keys) + declarationsPerPiece - 1) / declarationsPerPiece
+		pieces := (len(set.chains) + declarationsPerPiece - 1) / declarationsPerPiece
 		err := emit(bw, pieces, func(dst []byte, i int) []byte {
-			for _, k := range set.keys[i*declarationsPerPiece : min((i+1)*declarationsPerPiece, len(set.keys))] {
+			for _, c := range set.chains[i*declarationsPerPiece : min((i+1)*declarationsPerPiece, len(set.chains))] {
 				dst = append(dst, ':')
-				dst = o.appendName(dst, set, k)
+				dst = o.appendName(dst, set, c.key)
 				dst = append(dst, " - [0:0]\n"...)
 			}
 			return dst
@@ -253,10 +253,11 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 			}
 		}
 
-		pieces = (len(set.keys) + chainsPerPiece - 1) / chainsPerPiece
+		pieces = (len(set.chains) + chainsPerPiece - 1) / chainsPerPiece
 		err = emit(bw, pieces, func(dst []byte, i int) []byte {
-			for _, k := range set.keys[i*chainsPerPiece : min((i+1)*chainsPerPiece, len(set.keys))] {
-				dst = o.appendChain(dst, &rs.family, set, k)
+			chains := set.chains[i*chainsPerPiece : min((i+1)*chainsPerPiece, len(set.chains))]
+			for j := range chains {
+				dst = o.appendChain(dst, &rs.family, set, &chains[j])
 			}
 			return dst
 		})

@@ -35,10 +35,23 @@ var dispatchSuffix = [numDispatch]string{
 	filterNodePorts: "-NODEPORTS",
 }
 
-// ownChain is a nat chain that belongs to one service port.
+// ownChain is a nat chain that belongs to one service port. Its key
+// stands for its name (see chainKey), and a SEP chain holds its endpoint.
+// It holds no pointer, so the garbage collector need not scan it.
 type ownChain struct {
-	name string // a substring of one string per port
-	kind chainKind
+	key  chainKey
+	addr [16]byte
+	port uint16
+	v4   bool
+}
+
+// endpoint returns the endpoint of a SEP chain. Endpoint addresses carry
+// no zone (endpoints.ParseAddr rejects them, and iptables takes none).
+func (c *ownChain) endpoint() netip.AddrPort {
+	if c.v4 {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.addr[12:])), c.port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(c.addr), c.port)
 }
 
 // portRules are one service port's rules, decided once (following
@@ -122,27 +135,22 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 		r.reach = p.Topology.Reachable()
 	}
 
-	// Names: the port's four chains, then one per endpoint, in one string.
+	// Names: the port's four chains in one string; the endpoints' chains
+	// only as keys.
 	pl.key = appendPortKey(pl.key[:0], name, string(p.Protocol))
 	portKey := len(pl.key)
 	pl.names = appendHash(pl.names[:0], pl.key)
+	var hash [hashLen]byte
+	copy(hash[:], pl.names)
 	ends := [4 + 1]int{hashLen}
 	for k := chainSVC; k <= chainFW; k++ {
-		pl.names = appendChainName(pl.names, o.Prefix, k, pl.names[:hashLen])
+		pl.names = appendChainName(pl.names, o.Prefix, k, hash[:])
 		ends[k+1] = len(pl.names)
-	}
-	for _, ep := range r.reach {
-		pl.key = ep.Addr.AppendTo(pl.key[:portKey])
-		pl.names = append(pl.names, o.Prefix...)
-		pl.names = append(pl.names, kindNames[chainSEP]...)
-		pl.names = appendHash(pl.names, pl.key)
 	}
 	names := string(pl.names[hashLen:])
 	for k := chainSVC; k <= chainFW; k++ {
 		*r.chainName(k) = names[ends[k]-hashLen : ends[k+1]-hashLen]
 	}
-	sepLen := len(o.Prefix) + len(kindNames[chainSEP]) + hashLen
-	seps := names[ends[chainFW+1]-hashLen:]
 
 	internalChain, externalPolicyChain := r.svc, r.svc
 	if pol.InternalLocal {
@@ -248,22 +256,26 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	}
 	r.chains = make([]ownChain, 0, n)
 	if usesExt {
-		r.chains = append(r.chains, ownChain{name: r.ext, kind: chainEXT})
+		r.chains = append(r.chains, ownChain{key: keyOf(chainEXT, hash[:])})
 	}
 	if usesFW {
-		r.chains = append(r.chains, ownChain{name: r.fw, kind: chainFW})
+		r.chains = append(r.chains, ownChain{key: keyOf(chainFW, hash[:])})
 	}
 	if usesCluster {
-		r.chains = append(r.chains, ownChain{name: r.svc, kind: chainSVC})
+		r.chains = append(r.chains, ownChain{key: keyOf(chainSVC, hash[:])})
 		r.clusterSEP = sepIndex(clusterEps, r.reach)
 	}
 	if usesLocal {
-		r.chains = append(r.chains, ownChain{name: r.svl, kind: chainSVL})
+		r.chains = append(r.chains, ownChain{key: keyOf(chainSVL, hash[:])})
 		r.localSEP = sepIndex(localEps, r.reach)
 	}
 	r.sep0 = len(r.chains)
-	for i := range r.reach {
-		r.chains = append(r.chains, ownChain{name: seps[i*sepLen : (i+1)*sepLen], kind: chainSEP})
+	for _, ep := range r.reach {
+		pl.key = ep.Addr.AppendTo(pl.key[:portKey])
+		c := ownChain{key: keyOf(chainSEP, appendHash(hash[:0], pl.key)), port: ep.Addr.Port()}
+		a := ep.Addr.Addr()
+		c.addr, c.v4 = a.As16(), a.Is4()
+		r.chains = append(r.chains, c)
 	}
 }
 

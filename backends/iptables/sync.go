@@ -227,10 +227,10 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 			return p.Name.Compare(n)
 		})
 	}
-	oldChains := map[string]bool{}
+	oldChains := map[chainKey]bool{}
 	drop := func(i int) {
 		for _, ch := range rs.rules[i].chains {
-			oldChains[ch.name] = true
+			oldChains[ch.key] = true
 		}
 	}
 	var pl planner
@@ -262,12 +262,12 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	}
 	for _, r := range changed {
 		for _, ch := range r.chains {
-			delete(oldChains, ch.name)
+			delete(oldChains, ch.key)
 		}
 	}
 	stale = make([]string, 0, len(oldChains))
-	for name := range oldChains {
-		stale = append(stale, name)
+	for key := range oldChains {
+		stale = append(stale, string(b.opts.appendKeyName(nil, key)))
 	}
 	slices.Sort(stale)
 	return rs, changed, stale, dispatchChanged
@@ -336,7 +336,7 @@ func (o *Options) wantedChains(rs *ruleset) map[tableName]map[string]bool {
 	}
 	for _, pr := range rs.rules {
 		for _, c := range pr.chains {
-			want[tableNAT][c.name] = true
+			want[tableNAT][string(o.appendKeyName(nil, c.key))] = true
 		}
 	}
 	return want
