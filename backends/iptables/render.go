@@ -261,6 +261,7 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 			}
 			return dst
 		})
+		set.release()
 		if err != nil {
 			return err
 		}

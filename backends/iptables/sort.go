@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // chainKey stands for the name of an own chain: comparing keys compares
@@ -80,13 +81,13 @@ func (o *Options) newChainSet(own []*portRules, fx []fixedChain, others []string
 	for owner, pr := range own {
 		s.ports[owner] = portInfo{comment: pr.comment, match: pr.match, affinity: pr.affinity}
 	}
-	chains := bucketSort(own, n)
-
-	// Merge in the fixed and other chains, by name.
 	extra := make([]int, len(fx)+len(others))
 	for i := range extra {
 		extra[i] = len(own) + i
 	}
+	chains := bucketSort(own, n, len(extra))
+
+	// Merge in the fixed and other chains by name, in place from the end.
 	nameOf := func(i int) string {
 		if i < len(own)+len(fx) {
 			return fx[i-len(own)].name
@@ -95,22 +96,37 @@ func (o *Options) newChainSet(own []*portRules, fx []fixedChain, others []string
 	}
 	slices.SortFunc(extra, func(a, b int) int { return strings.Compare(nameOf(a), nameOf(b)) })
 	extra = slices.CompactFunc(extra, func(a, b int) bool { return nameOf(a) == nameOf(b) })
-	s.chains = make([]ownChain, 0, len(chains)+len(extra))
+	kept, at := extra[:0], make([]int, 0, len(extra))
 	var buf [64]byte
 	for _, e := range extra {
-		name := nameOf(e)
-		at, found := slices.BinarySearchFunc(chains, name, func(c ownChain, name string) int {
+		i, found := slices.BinarySearchFunc(chains, nameOf(e), func(c ownChain, name string) int {
 			return strings.Compare(string(o.appendKeyName(buf[:0], c.key)), name)
 		})
-		s.chains = append(s.chains, chains[:at]...)
-		if !found {
-			s.chains = append(s.chains, ownChain{key: chainKey{k1: uint64(e)}})
+		if !found { // else declared already
+			kept, at = append(kept, e), append(at, i)
 		}
-		chains = chains[at:]
 	}
-	s.chains = append(s.chains, chains...)
+	end := len(chains)
+	chains = chains[:end+len(kept)]
+	for k := len(kept) - 1; k >= 0; k-- {
+		copy(chains[at[k]+k+1:end+k+1], chains[at[k]:end])
+		chains[at[k]+k] = ownChain{key: chainKey{k1: uint64(kept[k])}}
+		end = at[k]
+	}
+	s.chains = chains
 	return s
 }
+
+// release gives the set's memory back for the next one to use.
+func (s *chainSet) release() {
+	chains := s.chains[:0]
+	s.chains = nil
+	sortBuffers.Put(&chains)
+}
+
+// sortBuffers holds sorted chains' memory between uses: at 10,000 services
+// it is megabytes, allocated and cleared on every full sync otherwise.
+var sortBuffers sync.Pool
 
 // appendName appends the name of chain k.
 func (o *Options) appendName(dst []byte, s *chainSet, k chainKey) []byte {
@@ -139,11 +155,11 @@ func (o *Options) appendKeyName(dst []byte, k chainKey) []byte {
 	return append(dst, h[:]...)
 }
 
-// bucketSort returns the chains of own sorted, their keys' index set to
-// their port's: a stable counting sort on the kind and the hash's first
+// bucketSort returns the chains of own sorted, with room for spare more,
+// their keys' index set to their port's: a stable counting sort on the kind and the hash's first
 // bits, with about one bucket per chain of the most common kind, then an
 // insertion sort of each bucket. n is the number of chains.
-func bucketSort(own []*portRules, n int) []ownChain {
+func bucketSort(own []*portRules, n, spare int) []ownChain {
 	hashBits := max(min(bits.Len(uint(n))-1, 20), 0)
 	shift := 60 - hashBits // below the kind's rank
 	counts := make([]int32, len(kindRank)<<hashBits+1)
@@ -155,7 +171,12 @@ func bucketSort(own []*portRules, n int) []ownChain {
 	for b := 1; b < len(counts); b++ {
 		counts[b] += counts[b-1]
 	}
-	out := make([]ownChain, n)
+	var out []ownChain
+	if p, ok := sortBuffers.Get().(*[]ownChain); ok && cap(*p) >= n+spare {
+		out = (*p)[:n]
+	} else {
+		out = make([]ownChain, n, n+spare)
+	}
 	for owner, pr := range own {
 		for i := range pr.chains {
 			b := pr.chains[i].key.k0 >> shift
