@@ -3,10 +3,15 @@
 package iptables_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
+	"os/exec"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,7 +54,10 @@ func (k *kernelBench) sync(b *testing.B, prev, next *servicemap.Snapshot) {
 
 // benchColdSync also reports the heap before the sync (the tracker and its
 // snapshot, in base-heap-MB) and its peak during the syncs (peak-heap-MB):
-// the difference is what a full sync holds at once.
+// the difference is what a full sync holds at once. It runs the programs
+// through timedExec and reports where the time went: in iptables-restore
+// (restore-s, which includes the kernel's commits), in listing chains and
+// jumps (list-s), and the rest, lbkit's own (rest-s).
 func benchColdSync(b *testing.B, flavour iptables.Flavour) {
 	services := benchServices()
 	b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
@@ -60,27 +68,37 @@ func benchColdSync(b *testing.B, flavour iptables.Flavour) {
 		stop := heapPeak()
 		base := stop()
 		var peak uint64
+		var total, restore, list time.Duration
+		timer := &timedExec{}
 		for b.Loop() {
 			b.StopTimer()
 			if err := k.n.InNode(func() error { return k.b.Cleanup(context.Background()) }); err != nil {
 				b.Fatal(err)
 			}
 			// A fresh backend, as after a restart: nothing to reuse.
-			be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{k.n.ClusterCIDR()}})
+			be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{k.n.ClusterCIDR()}, Exec: timer})
 			if err != nil {
 				b.Fatal(err)
 			}
 			k.b = be
 			runtime.GC()
 			stop := heapPeak()
+			timer.reset()
+			start := time.Now()
 			b.StartTimer()
 			k.sync(b, nil, snap)
 			b.StopTimer()
+			total += time.Since(start)
 			peak = max(peak, stop())
+			restore, list = restore+timer.restore, list+timer.list
 			b.StartTimer()
 		}
 		b.ReportMetric(float64(base)/1e6, "base-heap-MB")
 		b.ReportMetric(float64(peak)/1e6, "peak-heap-MB")
+		runs := float64(b.N)
+		b.ReportMetric(restore.Seconds()/runs, "restore-s")
+		b.ReportMetric(list.Seconds()/runs, "list-s")
+		b.ReportMetric((total-restore-list).Seconds()/runs, "rest-s")
 	})
 }
 
@@ -148,4 +166,34 @@ func BenchmarkConnect(b *testing.B) {
 			}
 		})
 	}
+}
+
+// timedExec runs the iptables programs as the backend does and adds up the
+// time spent in restores and in the rest (listing).
+type timedExec struct {
+	mu            sync.Mutex
+	restore, list time.Duration
+}
+
+func (t *timedExec) reset() { t.mu.Lock(); t.restore, t.list = 0, 0; t.mu.Unlock() }
+
+func (t *timedExec) Run(ctx context.Context, program string, args []string, stdin io.Reader) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	t.mu.Lock()
+	if strings.HasSuffix(program, "-restore") {
+		t.restore += d
+	} else {
+		t.list += d
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return stdout.Bytes(), fmt.Errorf("%s %s: %w: %s", program, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
 }
