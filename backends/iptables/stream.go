@@ -41,7 +41,8 @@ func inParallel(n, size int, worker func() func(start, end int)) {
 func emit(w io.Writer, n int, render func(dst []byte, i int) []byte) error {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	if workers <= 1 {
-		var buf []byte
+		buf := getBuffer()
+		defer putBuffer(buf)
 		for i := range n {
 			buf = render(buf[:0], i)
 			if _, err := w.Write(buf); err != nil {
@@ -80,6 +81,7 @@ func emit(w io.Writer, n int, render func(dst []byte, i int) []byte) error {
 				select {
 				case buf = <-free:
 				default:
+					buf = getBuffer()
 				}
 				slots[i%len(slots)] <- render(buf[:0], i)
 			}
@@ -96,5 +98,33 @@ func emit(w io.Writer, n int, render func(dst []byte, i int) []byte) error {
 	}
 	close(quit)
 	wg.Wait()
+	close(free)
+	for buf := range free {
+		putBuffer(buf)
+	}
+	for _, slot := range slots {
+		select {
+		case buf := <-slot:
+			putBuffer(buf)
+		default:
+		}
+	}
 	return err
+}
+
+// pieceBuffers keeps the buffers pieces are rendered into between emits: a
+// full sync with the nft flavour emits hundreds of times.
+var pieceBuffers sync.Pool
+
+func getBuffer() []byte {
+	if b, ok := pieceBuffers.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return nil
+}
+
+func putBuffer(b []byte) {
+	if cap(b) > 0 {
+		pieceBuffers.Put(&b)
+	}
 }
