@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -200,11 +201,22 @@ const (
 	declarationsPerPiece = 2048
 )
 
+// writers keeps the buffered writers of restore inputs between syncs.
+var writers sync.Pool
+
 // writeTables writes the filter then the nat table. Declaring a chain
 // flushes it under --noflush, so every chain written is rewritten whole.
 // Chains are declared and written sorted by name.
 func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw, _ := writers.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(w, 64<<10)
+	}
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
 	fixed := o.fixedChains()
 	for _, table := range []tableName{tableFilter, tableNAT} {
 		if table == tableFilter && !tw.dispatch {
