@@ -165,9 +165,36 @@ func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
 // so the output is stable. The jumps from built-in chains are not part of
 // it: Sync inserts them once, where missing.
 func Render(snap *servicemap.Snapshot, opts Options) string {
+	var c chunks
+	_ = RenderTo(&c, snap, opts) // chunks never fail
 	var b strings.Builder
-	_ = RenderTo(&b, snap, opts) // a strings.Builder never fails
+	b.Grow(c.size)
+	for _, chunk := range c.list {
+		b.Write(chunk)
+	}
 	return b.String()
+}
+
+// chunks keeps what is written in chunks of 1 MB, so that a string of
+// tens of megabytes is built with one allocation of its size rather than
+// by growing it over and over.
+type chunks struct {
+	list [][]byte
+	size int
+}
+
+func (c *chunks) Write(p []byte) (int, error) {
+	c.size += len(p)
+	for rest := p; len(rest) > 0; {
+		if len(c.list) == 0 || len(c.list[len(c.list)-1]) == cap(c.list[len(c.list)-1]) {
+			c.list = append(c.list, make([]byte, 0, 1<<20))
+		}
+		last := &c.list[len(c.list)-1]
+		n := min(len(rest), cap(*last)-len(*last))
+		*last = append(*last, rest[:n]...)
+		rest = rest[n:]
+	}
+	return len(p), nil
 }
 
 // RenderTo writes what Render returns to w as it is produced, without
