@@ -13,8 +13,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // mixedCluster returns a tracker holding n services of every kind the
@@ -28,17 +28,17 @@ func mixedCluster(n int) *servicemap.Tracker {
 	for i := range n {
 		ns, name := fmt.Sprintf("ns-%d", i%7), fmt.Sprintf("svc-%d", i)
 		ports := []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}
-		slicePorts := []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+		slicePorts := []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 		switch rnd.IntN(4) {
 		case 0:
 			ports = append(ports, v1.ServicePort{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP})
-			slicePorts = append(slicePorts, testobj.SlicePort("dns", 5353, v1.ProtocolUDP))
+			slicePorts = append(slicePorts, servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP))
 		case 1:
 			ports = append(ports, v1.ServicePort{Name: "sctp", Port: 9000, Protocol: v1.ProtocolSCTP})
-			slicePorts = append(slicePorts, testobj.SlicePort("sctp", 9000, v1.ProtocolSCTP))
+			slicePorts = append(slicePorts, servicemaptest.SlicePort("sctp", 9000, v1.ProtocolSCTP))
 		}
 		kind := rnd.IntN(3)
-		svc := testobj.Service(ns, name, fmt.Sprintf("10.96.%d.%d", i/200, i%200+1), ports, func(s *v1.Service) {
+		svc := servicemaptest.Service(ns, name, fmt.Sprintf("10.96.%d.%d", i/200, i%200+1), ports, func(s *v1.Service) {
 			if kind > 0 {
 				s.Spec.Type = v1.ServiceTypeNodePort
 				for j := range s.Spec.Ports {
@@ -62,31 +62,31 @@ func mixedCluster(n int) *servicemap.Tracker {
 				s.Spec.ExternalIPs = []string{fmt.Sprintf("192.0.2.%d", i%120+1)}
 			}
 			if rnd.IntN(6) == 0 {
-				s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+				s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
 			}
 			if rnd.IntN(4) == 0 {
 				s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 				if rnd.IntN(2) == 0 {
-					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](int32(60 + i))}}
+					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](int32(60 + i))}}
 				}
 			}
 		})
 		tr.OnServiceAdd(svc)
-		var eps []testobj.Endpoint
+		var eps []servicemaptest.Endpoint
 		for j := range rnd.IntN(6) {
 			ip := fmt.Sprintf("10.244.%d.%d", i%250, j+1)
 			node := []string{"node", "other", "third"}[rnd.IntN(3)]
 			switch rnd.IntN(8) {
 			case 0:
-				eps = append(eps, testobj.Terminating(ip, node))
+				eps = append(eps, servicemaptest.Terminating(ip, node))
 			case 1:
-				eps = append(eps, testobj.NotReady(ip, node))
+				eps = append(eps, servicemaptest.NotReady(ip, node))
 			default:
-				eps = append(eps, testobj.Ready(ip, node))
+				eps = append(eps, servicemaptest.Ready(ip, node))
 			}
 		}
 		if len(eps) > 0 {
-			tr.OnEndpointSliceAdd(testobj.Slice(ns, name, name+"-1", slicePorts, eps))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice(ns, name, name+"-1", slicePorts, eps))
 		}
 	}
 	return tr
