@@ -61,20 +61,21 @@ func (c *ownChain) endpoint() netip.AddrPort {
 // chains' rules themselves are written when a restore input is, so a
 // backend does not hold them between syncs.
 type portRules struct {
+	port     *servicemap.ServicePort
 	name     string // "namespace/name:port"
 	comment  string // name as one word of a rule (quoted if need be)
 	match    string // "-m tcp -p tcp"
-	reach    []endpoints.Endpoint
-	sep0     int  // index of the first SEP chain in chains
-	affinity bool // ClientIP affinity
+	affinity bool   // ClientIP affinity
+	// reach are the endpoints with a SEP chain: Topology.Reachable().
+	reach []endpoints.Endpoint
+	sep0  int // index of the first SEP chain in chains
 
-	port *servicemap.ServicePort
 	// text holds each dispatch chain's lines, one per rule, so that
 	// rewriting the dispatch chains in a partial sync is a string copy and
 	// comparing them tells whether they changed.
 	text [numDispatch]string
-	// chains are the chains the port owns: SVC, SVL, EXT, FW as used, then
-	// one SEP chain per endpoint of reach, in reach's order.
+	// chains are the chains the port owns: EXT, FW, SVC, SVL as used,
+	// then one SEP chain per endpoint of reach, in reach's order.
 	chains []ownChain
 	// clusterSEP and localSEP map the index of a Cluster or Local
 	// endpoint to its index in reach when they differ (then reach is
