@@ -10,7 +10,12 @@
 // traffic), LBKIT-FW-<hash> (loadBalancerSourceRanges) and one LBKIT-SEP-<hash>
 // per endpoint; hashes are stable, so names do not change between syncs.
 //
-// [Render] is a pure function from a snapshot to iptables-restore input.
+// [Render] is a pure function from a snapshot to iptables-restore input;
+// [RenderTo] writes the same to an io.Writer as it is produced, on up to
+// GOMAXPROCS goroutines (the output does not depend on how many). A
+// backend streams its restore inputs to iptables-restore the same way, and
+// keeps each service port's decided rules (chain names, comments, dispatch
+// lines) with the port between syncs.
 // [Backend.Sync] applies it: a full restore at start, after any failure and
 // when the caller passes no previous snapshot; otherwise a partial restore
 // that rewrites only the chains of the service ports that changed plus the

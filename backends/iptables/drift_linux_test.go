@@ -15,8 +15,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // countedDrift counts the drift checks and their answers.
@@ -56,8 +56,8 @@ func driftRepair(t *testing.T, fl iptables.Flavour) {
 	vip := netip.MustParseAddrPort("10.96.0.10:80")
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	tr.OnServiceAdd(testobj.Service("t", "web", vip.Addr().String(), http80))
-	tr.OnEndpointSliceAdd(testobj.Slice("t", "web", "web-1", http8080, []testobj.Endpoint{testobj.Ready(be.IP.String(), "node")}))
+	tr.OnServiceAdd(servicemaptest.Service("t", "web", vip.Addr().String(), http80))
+	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "web", "web-1", http8080, []servicemaptest.Endpoint{servicemaptest.Ready(be.IP.String(), "node")}))
 
 	var b countedDrift
 	var err error

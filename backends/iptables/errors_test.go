@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -15,8 +16,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // scripted is an Executor that records every run, answers the canary
@@ -30,7 +31,7 @@ type scripted struct {
 	restoreErr error
 }
 
-func (s *scripted) Run(_ context.Context, program string, args []string, stdin []byte) ([]byte, error) {
+func (s *scripted) Run(_ context.Context, program string, args []string, stdin io.Reader) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.runs = append(s.runs, append([]string{program}, args...))
@@ -42,15 +43,19 @@ func (s *scripted) Run(_ context.Context, program string, args []string, stdin [
 	}
 	if strings.HasSuffix(program, "-restore") {
 		if s.restoreErr != nil {
-			return nil, s.restoreErr
+			return nil, s.restoreErr // without reading its input, as a program that fails early
 		}
-		s.inputs = append(s.inputs, string(stdin))
+		in, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, err
+		}
+		s.inputs = append(s.inputs, string(in))
 	}
 	return nil, nil
 }
 
 func oneService(name, ip string) *v1.Service {
-	return testobj.Service("default", name, ip, []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)})
+	return servicemaptest.Service("default", name, ip, []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)})
 }
 
 // Errors of the iptables programs say what went wrong, through errors.Is.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 
@@ -13,18 +14,18 @@ import (
 // Executor runs the iptables programs. The default runs them as processes;
 // tests substitute a fake.
 type Executor interface {
-	// Run runs program with args, feeding stdin, and returns its standard
-	// output. An error carries the program's standard error.
-	Run(ctx context.Context, program string, args []string, stdin []byte) ([]byte, error)
+	// Run runs program with args, feeding it stdin (nil: none), and returns
+	// its standard output. An error carries the program's standard error.
+	// A restore input arrives as it is written, through stdin: Run should
+	// read it to the end.
+	Run(ctx context.Context, program string, args []string, stdin io.Reader) ([]byte, error)
 }
 
 type osExec struct{}
 
-func (osExec) Run(ctx context.Context, program string, args []string, stdin []byte) ([]byte, error) {
+func (osExec) Run(ctx context.Context, program string, args []string, stdin io.Reader) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, program, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
+	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestKernelRestore loads every golden scenario into a real kernel (inside
@@ -56,8 +56,8 @@ func TestKernelRestore(t *testing.T) {
 				t.Fatalf("rules missing after full sync:\n%s", got)
 			}
 			// Partial: one endpoint goes away.
-			tr.OnEndpointSliceUpdate(nil, testobj.Slice("default", "web", "web-1", http8080, []testobj.Endpoint{
-				testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other"),
+			tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("default", "web", "web-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other"),
 			}))
 			s2 := tr.Snapshot()
 			sync(s1, s2)

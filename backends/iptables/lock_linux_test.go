@@ -20,8 +20,8 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // TestKubernetes7370XtablesLockHeld (kubernetes#7370, #57428): another
@@ -50,10 +50,10 @@ func TestKubernetes7370XtablesLockHeld(t *testing.T) {
 	bes := n.Backends()
 	vip := netip.MustParseAddrPort("10.96.0.70:80")
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
-	ports := []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
-	tr.OnServiceAdd(testobj.Service("t", "web", vip.Addr().String(), []v1.ServicePort{testobj.Port("http", 80, v1.ProtocolTCP)}))
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
+	tr.OnServiceAdd(servicemaptest.Service("t", "web", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
 	setEndpoint := func(b backendtest.Backend) {
-		tr.OnEndpointSliceUpdate(nil, testobj.Slice("t", "web", "web-1", ports, []testobj.Endpoint{testobj.Ready(b.IP.String(), "node")}))
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "web", "web-1", ports, []servicemaptest.Endpoint{servicemaptest.Ready(b.IP.String(), "node")}))
 	}
 	setEndpoint(bes[0])
 

@@ -1,10 +1,12 @@
 package iptables
 
 import (
-	"bytes"
+	"bufio"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -21,20 +23,10 @@ const (
 
 // dispatchChain returns the table and name of a dispatch chain.
 func (o *Options) dispatchChain(d dispatch) (tableName, string) {
-	switch d {
-	case natServices:
-		return tableNAT, o.Prefix + "-SERVICES"
-	case natNodePorts:
-		return tableNAT, o.Prefix + "-NODEPORTS"
-	case filterServices:
-		return tableFilter, o.Prefix + "-SERVICES"
-	case filterExternal:
-		return tableFilter, o.Prefix + "-EXTERNAL-SERVICES"
-	case filterFirewall:
-		return tableFilter, o.Prefix + "-FIREWALL"
-	default:
-		return tableFilter, o.Prefix + "-NODEPORTS"
+	if d == natServices || d == natNodePorts {
+		return tableNAT, o.Prefix + dispatchSuffix[d]
 	}
+	return tableFilter, o.Prefix + dispatchSuffix[d]
 }
 
 // jumpRule is a rule in a built-in chain that sends traffic into lbkit's
@@ -66,13 +58,19 @@ func (o *Options) jumps() []jumpRule {
 	}
 }
 
+// fixedChain is a chain whose rules do not depend on services.
+type fixedChain struct {
+	name  string
+	rules []string
+}
+
 // fixedChains returns, by table, the chains whose rules do not depend on
 // services.
-func (o *Options) fixedChains() map[tableName][]ownChain {
+func (o *Options) fixedChains() map[tableName][]fixedChain {
 	p := o.Prefix
 	mark := fmt.Sprintf("0x%x", o.MasqueradeMark)
-	canary := ownChain{name: p + "-CANARY", rules: []string{fmt.Sprintf("-A %s-CANARY -j RETURN", p)}}
-	return map[tableName][]ownChain{
+	canary := fixedChain{name: p + "-CANARY", rules: []string{fmt.Sprintf("-A %s-CANARY -j RETURN", p)}}
+	return map[tableName][]fixedChain{
 		tableNAT: {
 			{name: p + "-MARK-MASQ", rules: []string{fmt.Sprintf("-A %s-MARK-MASQ -j MARK --or-mark %s", p, mark)}},
 			{name: p + "-POSTROUTING", rules: []string{
@@ -118,28 +116,46 @@ type ruleset struct {
 	rules  []*portRules              // rules[i] belongs to ports[i]
 }
 
-// build renders every port of snap, reusing the rules of ports that
-// previous holds (the same *ServicePort is the same port, unchanged).
+// build decides the rules of every port of snap, on up to GOMAXPROCS
+// goroutines, reusing those of ports that previous holds (the same
+// *ServicePort is the same port, unchanged).
 func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
-	reuse := map[*servicemap.ServicePort]*portRules{}
-	if previous != nil {
-		for i, p := range previous.ports {
-			reuse[p] = previous.rules[i]
-		}
-	}
 	rs := &ruleset{
 		family: o.family(snap.IPFamily() == v1.IPv6Protocol),
 		ports:  snap.Ports(),
 	}
 	rs.rules = make([]*portRules, len(rs.ports))
-	for i, p := range rs.ports {
-		pr := reuse[p]
-		if pr == nil {
-			r := o.rulesFor(p, rs.family)
-			pr = &r
+	var todo []int
+	if previous != nil && previous.family.ipv6 == rs.family.ipv6 {
+		// Both lists are sorted by name: walk them side by side.
+		j := 0
+		for i, p := range rs.ports {
+			for j < len(previous.ports) && previous.ports[j].Name.Compare(p.Name) < 0 {
+				j++
+			}
+			if j < len(previous.ports) && previous.ports[j] == p {
+				rs.rules[i] = previous.rules[j]
+			} else {
+				todo = append(todo, i)
+			}
 		}
-		rs.rules[i] = pr
+	} else {
+		todo = make([]int, len(rs.ports))
+		for i := range todo {
+			todo[i] = i
+		}
 	}
+	fresh := make([]portRules, len(todo))
+	inParallel(len(todo), 64, func() func(start, end int) {
+		var pl planner
+		return func(start, end int) {
+			for k := start; k < end; k++ {
+				i := todo[k]
+				o.rulesFor(rs.ports[i], &rs.family, &pl, &fresh[k])
+				rs.rules[i] = &fresh[k]
+			}
+		}
+	})
 	return rs
 }
 
@@ -149,11 +165,46 @@ func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
 // so the output is stable. The jumps from built-in chains are not part of
 // it: Sync inserts them once, where missing.
 func Render(snap *servicemap.Snapshot, opts Options) string {
+	var c chunks
+	_ = RenderTo(&c, snap, opts) // chunks never fail
+	var b strings.Builder
+	b.Grow(c.size)
+	for _, chunk := range c.list {
+		b.Write(chunk)
+	}
+	return b.String()
+}
+
+// chunks keeps what is written in chunks of 1 MB, so that a string of
+// tens of megabytes is built with one allocation of its size rather than
+// by growing it over and over.
+type chunks struct {
+	list [][]byte
+	size int
+}
+
+func (c *chunks) Write(p []byte) (int, error) {
+	c.size += len(p)
+	for rest := p; len(rest) > 0; {
+		if len(c.list) == 0 || len(c.list[len(c.list)-1]) == cap(c.list[len(c.list)-1]) {
+			c.list = append(c.list, make([]byte, 0, 1<<20))
+		}
+		last := &c.list[len(c.list)-1]
+		n := min(len(rest), cap(*last)-len(*last))
+		*last = append(*last, rest[:n]...)
+		rest = rest[n:]
+	}
+	return len(p), nil
+}
+
+// RenderTo writes what Render returns to w as it is produced, without
+// holding the whole in memory, and returns the first error from w. The
+// rules are written on up to GOMAXPROCS goroutines; the output does not
+// depend on how many.
+func RenderTo(w io.Writer, snap *servicemap.Snapshot, opts Options) error {
 	o := opts.withDefaults()
 	rs := o.build(snap, nil)
-	var b bytes.Buffer
-	o.writeTables(&b, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true})
-	return b.String()
+	return o.writeTables(w, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true})
 }
 
 // tableWrite says what writeTables writes.
@@ -171,87 +222,97 @@ type tableWrite struct {
 	stale map[tableName][]string
 }
 
+// Chains per piece of output that one goroutine writes at a time.
+const (
+	chainsPerPiece       = 256
+	declarationsPerPiece = 2048
+)
+
+// writers keeps the buffered writers of restore inputs between syncs.
+var writers sync.Pool
+
 // writeTables writes the filter then the nat table. Declaring a chain
 // flushes it under --noflush, so every chain written is rewritten whole.
-func (o *Options) writeTables(b *bytes.Buffer, rs *ruleset, w tableWrite) {
+// Chains are declared and written sorted by name.
+func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
+	bw, _ := writers.Get().(*bufio.Writer)
+	if bw == nil {
+		bw = bufio.NewWriterSize(w, 64<<10)
+	}
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		writers.Put(bw)
+	}()
 	fixed := o.fixedChains()
-	b.Grow(o.estimateSize(rs, w))
 	for _, table := range []tableName{tableFilter, tableNAT} {
-		if table == tableFilter && !w.dispatch {
+		if table == tableFilter && !tw.dispatch {
 			continue
 		}
-		b.WriteString("*" + string(table) + "\n")
-		var chains []ownChain
-		if w.fixed {
-			chains = append(chains, fixed[table]...)
+		bw.WriteString("*" + string(table) + "\n")
+		var fx []fixedChain
+		if tw.fixed {
+			fx = fixed[table]
 		}
+		var own []*portRules
 		if table == tableNAT {
-			for _, pr := range w.own {
-				chains = append(chains, pr.chains...)
-			}
+			own = tw.own
 		}
-		names := make([]string, 0, len(chains)+int(numDispatch)+len(w.stale[table]))
-		for _, c := range chains {
-			names = append(names, c.name)
-		}
-		for d := dispatch(0); d < numDispatch && w.dispatch; d++ {
+		others := slices.Clone(tw.stale[table])
+		for d := dispatch(0); d < numDispatch && tw.dispatch; d++ {
 			if t, name := o.dispatchChain(d); t == table {
-				names = append(names, name)
+				others = append(others, name)
 			}
 		}
-		names = append(names, w.stale[table]...)
-		slices.Sort(names)
-		for _, name := range slices.Compact(names) {
-			b.WriteString(":" + name + " - [0:0]\n")
+		set := o.newChainSet(own, fx, others)
+		pieces := (len(set.chains) + declarationsPerPiece - 1) / declarationsPerPiece
+		err := emit(bw, pieces, func(dst []byte, i int) []byte {
+			for _, c := range set.chains[i*declarationsPerPiece : min((i+1)*declarationsPerPiece, len(set.chains))] {
+				dst = append(dst, ':')
+				dst = o.appendName(dst, set, c.key)
+				dst = append(dst, " - [0:0]\n"...)
+			}
+			return dst
+		})
+		if err != nil {
+			return err
 		}
-		for d := dispatch(0); d < numDispatch && w.dispatch; d++ {
+
+		for d := dispatch(0); d < numDispatch && tw.dispatch; d++ {
 			if t, _ := o.dispatchChain(d); t != table {
 				continue
 			}
 			for _, pr := range rs.rules {
-				b.WriteString(pr.text[d])
+				bw.WriteString(pr.text[d])
 			}
 			if d == natServices {
 				for _, line := range o.nodePortJumps(rs.family) {
-					b.WriteString(line + "\n")
+					bw.WriteString(line + "\n")
 				}
 			}
 		}
-		slices.SortFunc(chains, func(a, b ownChain) int { return strings.Compare(a.name, b.name) })
-		for _, c := range chains {
-			for _, line := range c.rules {
-				b.WriteString(line + "\n")
-			}
-		}
-		for _, line := range w.extra[table] {
-			b.WriteString(line + "\n")
-		}
-		for _, name := range w.stale[table] {
-			b.WriteString("-X " + name + "\n")
-		}
-		b.WriteString("COMMIT\n")
-	}
-}
 
-// estimateSize is roughly the length of what writeTables writes, so the
-// buffer grows once: at 10,000 services the full input is ~50 MB, and
-// growing by doubling would copy it several times over.
-func (o *Options) estimateSize(rs *ruleset, w tableWrite) int {
-	n := 4096
-	for _, pr := range rs.rules {
-		for _, t := range pr.text {
-			if w.dispatch {
-				n += len(t)
+		pieces = (len(set.chains) + chainsPerPiece - 1) / chainsPerPiece
+		err = emit(bw, pieces, func(dst []byte, i int) []byte {
+			chains := set.chains[i*chainsPerPiece : min((i+1)*chainsPerPiece, len(set.chains))]
+			for j := range chains {
+				dst = o.appendChain(dst, &rs.family, set, &chains[j])
 			}
+			return dst
+		})
+		set.release()
+		if err != nil {
+			return err
+		}
+		for _, line := range tw.extra[table] {
+			bw.WriteString(line + "\n")
+		}
+		for _, name := range tw.stale[table] {
+			bw.WriteString("-X " + name + "\n")
+		}
+		if _, err := bw.WriteString("COMMIT\n"); err != nil {
+			return err
 		}
 	}
-	for _, pr := range w.own {
-		for _, c := range pr.chains {
-			n += 2*len(c.name) + 10
-			for _, r := range c.rules {
-				n += len(r) + 1
-			}
-		}
-	}
-	return n
+	return bw.Flush()
 }

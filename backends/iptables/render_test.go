@@ -13,38 +13,38 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
 	"github.com/lbkit/lbkit/servicemap"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 var (
 	http80   = []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}
-	http8080 = []discoveryv1.EndpointPort{testobj.SlicePort("http", 8080, v1.ProtocolTCP)}
+	http8080 = []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 )
 
 // scenarios are the snapshots the golden files cover.
 func scenarios() map[string]func(tr *servicemap.Tracker) {
 	return map[string]func(tr *servicemap.Tracker){
 		"clusterip": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("default", "web", "10.96.0.10", http80))
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "web", "web-1", http8080, []testobj.Endpoint{
-				testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other"), testobj.Ready("10.244.1.12", "other"),
+			tr.OnServiceAdd(servicemaptest.Service("default", "web", "10.96.0.10", http80))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "web", "web-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other"), servicemaptest.Ready("10.244.1.12", "other"),
 			}))
 		},
 		"no-endpoints": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("default", "empty", "10.96.0.11", http80))
+			tr.OnServiceAdd(servicemaptest.Service("default", "empty", "10.96.0.11", http80))
 		},
 		"terminating": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("default", "drain", "10.96.0.12", http80))
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "drain", "drain-1", http8080, []testobj.Endpoint{
-				testobj.Terminating("10.244.1.10", "node"), testobj.NotReady("10.244.1.11", "other"),
+			tr.OnServiceAdd(servicemaptest.Service("default", "drain", "10.96.0.12", http80))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "drain", "drain-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Terminating("10.244.1.10", "node"), servicemaptest.NotReady("10.244.1.11", "other"),
 			}))
 		},
 		"nodeport-local": func(tr *servicemap.Tracker) {
 			for _, name := range []string{"np-local", "np-remote"} {
-				tr.OnServiceAdd(testobj.Service("default", name, map[string]string{"np-local": "10.96.0.20", "np-remote": "10.96.0.21"}[name],
+				tr.OnServiceAdd(servicemaptest.Service("default", name, map[string]string{"np-local": "10.96.0.20", "np-remote": "10.96.0.21"}[name],
 					[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: map[string]int32{"np-local": 30080, "np-remote": 30081}[name]}},
 					func(s *v1.Service) {
 						s.Spec.Type = v1.ServiceTypeNodePort
@@ -52,15 +52,15 @@ func scenarios() map[string]func(tr *servicemap.Tracker) {
 						s.Spec.ExternalIPs = []string{map[string]string{"np-local": "192.0.2.10", "np-remote": "192.0.2.11"}[name]}
 					}))
 			}
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "np-local", "np-local-1", http8080, []testobj.Endpoint{
-				testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other"),
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "np-local", "np-local-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other"),
 			}))
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "np-remote", "np-remote-1", http8080, []testobj.Endpoint{
-				testobj.Ready("10.244.1.11", "other"),
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "np-remote", "np-remote-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("10.244.1.11", "other"),
 			}))
 		},
 		"loadbalancer": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("shop", "front", "10.96.0.30",
+			tr.OnServiceAdd(servicemaptest.Service("shop", "front", "10.96.0.30",
 				[]v1.ServicePort{{Name: "https", Port: 443, Protocol: v1.ProtocolTCP, NodePort: 31443}},
 				func(s *v1.Service) {
 					s.Spec.Type = v1.ServiceTypeLoadBalancer
@@ -68,30 +68,32 @@ func scenarios() map[string]func(tr *servicemap.Tracker) {
 					s.Spec.HealthCheckNodePort = 32000
 					s.Spec.LoadBalancerSourceRanges = []string{"203.0.113.0/24"}
 					s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: testobj.Ptr[int32](600)}}
+					s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: servicemaptest.Ptr[int32](600)}}
 					s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "198.51.100.7"}}
 				}))
-			tr.OnEndpointSliceAdd(testobj.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{testobj.SlicePort("https", 8443, v1.ProtocolTCP)},
-				[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other")}))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)},
+				[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other")}))
 		},
 		"internal-local-udp": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("kube-system", "dns", "10.96.0.53",
+			tr.OnServiceAdd(servicemaptest.Service("kube-system", "dns", "10.96.0.53",
 				[]v1.ServicePort{{Name: "dns", Port: 53, Protocol: v1.ProtocolUDP}, {Name: "dns-tcp", Port: 53, Protocol: v1.ProtocolTCP}},
-				func(s *v1.Service) { s.Spec.InternalTrafficPolicy = testobj.Ptr(v1.ServiceInternalTrafficPolicyLocal) }))
-			tr.OnEndpointSliceAdd(testobj.Slice("kube-system", "dns", "dns-1",
-				[]discoveryv1.EndpointPort{testobj.SlicePort("dns", 53, v1.ProtocolUDP), testobj.SlicePort("dns-tcp", 53, v1.ProtocolTCP)},
-				[]testobj.Endpoint{testobj.Ready("10.244.1.10", "node"), testobj.Ready("10.244.1.11", "other")}))
+				func(s *v1.Service) {
+					s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
+				}))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("kube-system", "dns", "dns-1",
+				[]discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 53, v1.ProtocolUDP), servicemaptest.SlicePort("dns-tcp", 53, v1.ProtocolTCP)},
+				[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other")}))
 		},
 		"nodeport-addresses": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("default", "np", "10.96.0.40",
+			tr.OnServiceAdd(servicemaptest.Service("default", "np", "10.96.0.40",
 				[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
 				func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "np", "np-1", http8080, []testobj.Endpoint{testobj.Ready("10.244.1.10", "node")}))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "np", "np-1", http8080, []servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node")}))
 		},
 		"ipv6": func(tr *servicemap.Tracker) {
-			tr.OnServiceAdd(testobj.Service("default", "web6", "fd00:96::10", http80))
-			tr.OnEndpointSliceAdd(testobj.Slice("default", "web6", "web6-1", http8080, []testobj.Endpoint{
-				testobj.Ready("fd00:244::10", "node"), testobj.Ready("fd00:244::11", "other"),
+			tr.OnServiceAdd(servicemaptest.Service("default", "web6", "fd00:96::10", http80))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "web6", "web6-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("fd00:244::10", "node"), servicemaptest.Ready("fd00:244::11", "other"),
 			}))
 		},
 	}
@@ -148,7 +150,7 @@ func TestRenderGolden(t *testing.T) {
 // kube-proxy (a dual-stack proxy passes one list to both families).
 func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node", IPFamily: v1.IPv6Protocol})
-	tr.OnServiceAdd(testobj.Service("default", "np", "fd00:96::40",
+	tr.OnServiceAdd(servicemaptest.Service("default", "np", "fd00:96::40",
 		[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
 	got := iptables.Render(tr.Snapshot(), iptables.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24")}})

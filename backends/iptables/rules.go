@@ -1,9 +1,7 @@
 package iptables
 
 import (
-	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -27,290 +25,334 @@ const (
 	numDispatch
 )
 
-// ownChain is a nat chain that belongs to one service port.
+// dispatchSuffix is each dispatch chain's name after the prefix.
+var dispatchSuffix = [numDispatch]string{
+	natServices:     "-SERVICES",
+	natNodePorts:    "-NODEPORTS",
+	filterServices:  "-SERVICES",
+	filterExternal:  "-EXTERNAL-SERVICES",
+	filterFirewall:  "-FIREWALL",
+	filterNodePorts: "-NODEPORTS",
+}
+
+// ownChain is a nat chain that belongs to one service port. Its key
+// stands for its name (see chainKey), and a SEP chain holds its endpoint.
+// It holds no pointer, so the garbage collector need not scan it.
 type ownChain struct {
-	name  string
-	rules []string
+	key  chainKey
+	addr [16]byte
+	port uint16
+	v4   bool
 }
 
-// portRules are the rules of one service port: the lines it contributes to
-// each dispatch chain, and the chains it owns (sorted by name).
+// endpoint returns the endpoint of a SEP chain. Endpoint addresses carry
+// no zone (endpoints.ParseAddr rejects them, and iptables takes none).
+func (c *ownChain) endpoint() netip.AddrPort {
+	if c.v4 {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.addr[12:])), c.port)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom16(c.addr), c.port)
+}
+
+// portRules are one service port's rules, decided once (following
+// kube-proxy's iptables proxier decision by decision; see the package
+// documentation) and kept with the port: the lines it adds to each dispatch
+// chain, its chain names, and what writing its chains' rules needs. The
+// chains' rules themselves are written when a restore input is, so a
+// backend does not hold them between syncs.
 type portRules struct {
-	dispatch [numDispatch][]string
-	// text holds each dispatch list joined, one line per rule, so that
-	// rewriting the dispatch chains in a partial sync is a string copy.
-	text   [numDispatch]string
+	port     *servicemap.ServicePort
+	name     string // "namespace/name:port"
+	comment  string // name as one word of a rule (quoted if need be)
+	match    string // "-m tcp -p tcp"
+	affinity bool   // ClientIP affinity
+	// reach are the endpoints with a SEP chain: Topology.Reachable().
+	reach []endpoints.Endpoint
+	sep0  int // index of the first SEP chain in chains
+
+	// text holds each dispatch chain's lines, one per rule, so that
+	// rewriting the dispatch chains in a partial sync is a string copy and
+	// comparing them tells whether they changed.
+	text [numDispatch]string
+	// chains are the chains the port owns: EXT, FW, SVC, SVL as used,
+	// then one SEP chain per endpoint of reach, in reach's order.
 	chains []ownChain
+	// clusterSEP and localSEP map the index of a Cluster or Local
+	// endpoint to its index in reach when they differ (then reach is
+	// their union, sorted).
+	clusterSEP, localSEP []int32
+	// Chain names, substrings of one string.
+	svc, svl, ext, fw string
+	// masqIn is the chain (svc or svl) that cluster-IP traffic enters and
+	// that holds the masquerade rule for off-cluster sources; "" when
+	// cluster-IP traffic is dropped or rejected.
+	masqIn string
+	// extPolicy is where EXT sends external traffic after its special
+	// cases; "" when it has no endpoint to go to.
+	extPolicy     string
+	externalLocal bool
 }
 
-// family holds what differs between IPv4 and IPv6 rules.
-type family struct {
-	ipv6     bool
-	loopback netip.Prefix
-	pods     []netip.Prefix
-	// nodePortsAll is true when node ports are served on every local
-	// address (but loopback): no NodePortAddresses of this family, or one
-	// of the whole family, as in kube-proxy. Else nodePorts are this
-	// family's NodePortAddresses, masked and sorted, without those inside
-	// loopback (none at all when every one was).
-	nodePortsAll bool
-	nodePorts    []netip.Prefix
+// planner holds the buffers one goroutine reuses to plan ports.
+type planner struct {
+	key, names []byte
+	lines      [numDispatch][]byte
+	joined     []byte
 }
 
-func (o *Options) family(ipv6 bool) family {
-	f := family{ipv6: ipv6, loopback: netip.MustParsePrefix("127.0.0.0/8")}
-	if ipv6 {
-		f.loopback = netip.MustParsePrefix("::1/128")
+// matchFor returns the protocol match kube-proxy writes ("-m tcp -p tcp").
+func matchFor(protocol v1.Protocol) string {
+	switch protocol {
+	case v1.ProtocolTCP:
+		return "-m tcp -p tcp"
+	case v1.ProtocolUDP:
+		return "-m udp -p udp"
+	case v1.ProtocolSCTP:
+		return "-m sctp -p sctp"
 	}
-	for _, p := range o.ClusterCIDRs {
-		if p.IsValid() && p.Addr().Is6() == ipv6 {
-			f.pods = append(f.pods, p.Masked())
-		}
-	}
-	f.nodePortsAll = true
-	for _, p := range o.NodePortAddresses {
-		if !p.IsValid() || p.Addr().Is6() != ipv6 {
-			continue
-		}
-		f.nodePortsAll = false
-		if p.Bits() >= f.loopback.Bits() && f.loopback.Contains(p.Addr()) {
-			continue
-		}
-		f.nodePorts = append(f.nodePorts, p.Masked())
-	}
-	slices.SortFunc(f.nodePorts, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	f.nodePorts = slices.Compact(f.nodePorts)
-	if slices.ContainsFunc(f.nodePorts, func(p netip.Prefix) bool { return p.Bits() == 0 }) {
-		f.nodePortsAll = true
-	}
-	return f
+	lower := strings.ToLower(string(protocol))
+	return "-m " + lower + " -p " + lower
 }
 
-func host(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() }
-
-// quote makes a comment one iptables-restore word.
-func quote(s string) string {
-	if strings.ContainsAny(s, " \t\"'") {
-		return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+// rulesFor decides one service port's rules into r.
+func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r *portRules) {
+	*r = portRules{port: p, name: p.Name.String(), match: matchFor(p.Protocol), affinity: p.Affinity.ClientIP}
+	name := r.name
+	r.comment = name
+	if needsQuotes(name) {
+		r.comment = string(appendComment(nil, name, "", "")[len("-m comment --comment "):])
 	}
-	return s
-}
-
-// rulesFor renders one service port, following kube-proxy's iptables
-// proxier decision by decision (see the package documentation).
-func (o *Options) rulesFor(p *servicemap.ServicePort, f family) portRules {
-	var r portRules
-	name := p.Name.String()
-	proto := strings.ToLower(string(p.Protocol))
-	match := "-m " + proto + " -p " + proto
-	port := strconv.Itoa(int(p.Port))
-	n := o.portChains(p.Name)
-	masq := o.Prefix + "-MARK-MASQ"
-
 	pol := p.Policy()
 	clusterEps, localEps := p.Topology.Cluster, p.Topology.Local
 	hasEndpoints := p.Topology.HasEndpoints
 	hasInternal := hasEndpoints && !(pol.InternalLocal && len(localEps) == 0)
-	externalLocal := p.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-	hasExternal := hasEndpoints && !(externalLocal && len(localEps) == 0)
+	r.externalLocal = p.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	hasExternal := hasEndpoints && !(r.externalLocal && len(localEps) == 0)
 	usesCluster := len(clusterEps) > 0 && pol.UsesClusterEndpoints()
 	usesLocal := len(localEps) > 0 && pol.UsesLocalEndpoints()
 	usesExt := hasEndpoints && p.ExternallyAccessible()
 	usesFW := usesExt && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
+	if usesCluster || usesLocal {
+		r.reach = p.Topology.Reachable()
+	}
 
-	internalChain, externalPolicyChain := n.svc, n.svc
+	// Names: the port's four chains in one string; the endpoints' chains
+	// only as keys.
+	pl.key = appendPortKey(pl.key[:0], name, string(p.Protocol))
+	portKey := len(pl.key)
+	pl.names = appendHash(pl.names[:0], pl.key)
+	var hash [hashLen]byte
+	copy(hash[:], pl.names)
+	ends := [4 + 1]int{hashLen}
+	for k := chainSVC; k <= chainFW; k++ {
+		pl.names = appendChainName(pl.names, o.Prefix, k, hash[:])
+		ends[k+1] = len(pl.names)
+	}
+	names := string(pl.names[hashLen:])
+	for k := chainSVC; k <= chainFW; k++ {
+		*r.chainName(k) = names[ends[k]-hashLen : ends[k+1]-hashLen]
+	}
+
+	internalChain, externalPolicyChain := r.svc, r.svc
 	if pol.InternalLocal {
-		internalChain = n.svl
+		internalChain = r.svl
 	}
-	if externalLocal {
-		externalPolicyChain = n.svl
+	if r.externalLocal {
+		externalPolicyChain = r.svl
 	}
-	lbChain := n.ext
+	lbChain := r.ext
 	if usesFW {
-		lbChain = n.fw
+		lbChain = r.fw
+	}
+	if hasInternal {
+		r.masqIn = internalChain
+	}
+	if hasExternal {
+		r.extPolicy = externalPolicyChain
 	}
 
+	// Dispatch lines.
 	filterTarget, filterComment := "", ""
 	externalTarget, externalComment := "", ""
 	if !hasEndpoints {
-		filterTarget, filterComment = "REJECT", quote(name+" has no endpoints")
+		filterTarget, filterComment = "REJECT", " has no endpoints"
 		externalTarget, externalComment = filterTarget, filterComment
 	} else {
 		if !hasInternal {
-			filterTarget, filterComment = "DROP", quote(name+" has no local endpoints")
+			filterTarget, filterComment = "DROP", " has no local endpoints"
 		}
 		if !hasExternal {
-			externalTarget, externalComment = "DROP", quote(name+" has no local endpoints")
+			externalTarget, externalComment = "DROP", " has no local endpoints"
 		}
 	}
-	add := func(d dispatch, format string, args ...any) {
-		r.dispatch[d] = append(r.dispatch[d], fmt.Sprintf(format, args...))
+	for d := range pl.lines {
+		pl.lines[d] = pl.lines[d][:0]
 	}
-
+	l := &pl.lines
 	// Cluster IP.
 	if hasInternal {
-		add(natServices, "-A %s-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-			o.Prefix, quote(name+" cluster IP"), match, host(p.ClusterIP), port, internalChain)
+		l[natServices] = o.appendDst(l[natServices], natServices, name, " cluster IP", "", r.match, p.ClusterIP, p.Port, internalChain)
 	} else {
-		add(filterServices, "-A %s-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-			o.Prefix, filterComment, match, host(p.ClusterIP), port, filterTarget)
+		l[filterServices] = o.appendDst(l[filterServices], filterServices, name, filterComment, "", r.match, p.ClusterIP, p.Port, filterTarget)
 	}
 	// External IPs.
 	for _, ip := range p.ExternalIPs {
 		if hasEndpoints {
-			add(natServices, "-A %s-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-				o.Prefix, quote(name+" external IP"), match, host(ip), port, n.ext)
+			l[natServices] = o.appendDst(l[natServices], natServices, name, " external IP", "", r.match, ip, p.Port, r.ext)
 		}
 		if !hasExternal {
-			add(filterExternal, "-A %s-EXTERNAL-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-				o.Prefix, externalComment, match, host(ip), port, externalTarget)
+			l[filterExternal] = o.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
 		}
 	}
 	// Load-balancer IPs.
 	for _, ip := range p.LoadBalancerIPs {
 		if hasEndpoints {
-			add(natServices, "-A %s-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-				o.Prefix, quote(name+" loadbalancer IP"), match, host(ip), port, lbChain)
+			l[natServices] = o.appendDst(l[natServices], natServices, name, " loadbalancer IP", "", r.match, ip, p.Port, lbChain)
 		}
 		if usesFW {
-			add(filterFirewall, "-A %s-FIREWALL -m comment --comment %s %s -d %s --dport %s -j DROP",
-				o.Prefix, quote(name+" traffic not accepted by "+n.fw), match, host(ip), port)
+			l[filterFirewall] = o.appendDst(l[filterFirewall], filterFirewall, name, " traffic not accepted by ", r.fw, r.match, ip, p.Port, "DROP")
 		}
 		if !hasExternal {
-			add(filterExternal, "-A %s-EXTERNAL-SERVICES -m comment --comment %s %s -d %s --dport %s -j %s",
-				o.Prefix, externalComment, match, host(ip), port, externalTarget)
+			l[filterExternal] = o.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
 		}
 	}
 	// Node port.
 	if p.NodePort != 0 {
 		if hasEndpoints {
-			add(natNodePorts, "-A %s-NODEPORTS -m comment --comment %s %s --dport %d -j %s",
-				o.Prefix, quote(name), match, p.NodePort, n.ext)
+			l[natNodePorts] = o.appendNodePort(l[natNodePorts], natNodePorts, name, "", "", r.match, p.NodePort, r.ext)
 		}
 		if !hasExternal {
-			add(filterExternal, "-A %s-EXTERNAL-SERVICES -m comment --comment %s -m addrtype --dst-type LOCAL %s --dport %d -j %s",
-				o.Prefix, externalComment, match, p.NodePort, externalTarget)
+			l[filterExternal] = o.appendNodePort(l[filterExternal], filterExternal, name, externalComment, "-m addrtype --dst-type LOCAL ", r.match, p.NodePort, externalTarget)
 		}
 	}
 	if p.HealthCheckNodePort != 0 {
-		add(filterNodePorts, "-A %s-NODEPORTS -m comment --comment %s -m tcp -p tcp --dport %d -j ACCEPT",
-			o.Prefix, quote(name+" health check node port"), p.HealthCheckNodePort)
+		l[filterNodePorts] = o.appendNodePort(l[filterNodePorts], filterNodePorts, name, " health check node port", "", "-m tcp -p tcp", p.HealthCheckNodePort, "ACCEPT")
+	}
+	pl.joined = pl.joined[:0]
+	var bounds [numDispatch + 1]int
+	for d, line := range pl.lines {
+		pl.joined = append(pl.joined, line...)
+		bounds[d+1] = len(pl.joined)
+	}
+	if len(pl.joined) > 0 {
+		text := string(pl.joined)
+		for d := range r.text {
+			r.text[d] = text[bounds[d]:bounds[d+1]]
+		}
 	}
 
-	own := func(chain string, rules ...string) { r.chains = append(r.chains, ownChain{name: chain, rules: rules}) }
-
+	// Own chains.
+	n := len(r.reach)
 	if usesExt {
-		var rules []string
-		c := func(comment, rest string) {
-			rules = append(rules, fmt.Sprintf("-A %s -m comment --comment %s %s", n.ext, quote(comment), rest))
-		}
-		if !externalLocal {
-			c("masquerade traffic for "+name+" external destinations", "-j "+masq)
-		} else {
-			for _, pods := range f.pods {
-				c("pod traffic for "+name+" external destinations", "-s "+pods.String()+" -j "+n.svc)
-			}
-			c("masquerade LOCAL traffic for "+name+" external destinations", "-m addrtype --src-type LOCAL -j "+masq)
-			c("route LOCAL traffic for "+name+" external destinations", "-m addrtype --src-type LOCAL -j "+n.svc)
-		}
-		if hasExternal {
-			rules = append(rules, fmt.Sprintf("-A %s -j %s", n.ext, externalPolicyChain))
-		}
-		own(n.ext, rules...)
+		n++
 	}
 	if usesFW {
-		var rules []string
-		for _, src := range p.LoadBalancerSourceRanges {
-			rules = append(rules, fmt.Sprintf("-A %s -m comment --comment %s -s %s -j %s",
-				n.fw, quote(name+" loadbalancer IP"), src, n.ext))
-		}
-		own(n.fw, rules...)
-	}
-
-	// The masquerade rule for off-cluster traffic to the cluster IP lives
-	// in the chain cluster-IP traffic enters.
-	var clusterMasq []string
-	if hasInternal {
-		for _, pods := range f.pods {
-			clusterMasq = append(clusterMasq, fmt.Sprintf("-A %s -m comment --comment %s %s -d %s --dport %s ! -s %s -j %s",
-				internalChain, quote(name+" cluster IP"), match, host(p.ClusterIP), port, pods, masq))
-		}
+		n++
 	}
 	if usesCluster {
-		rules := slices.Clone(clusterMasq)
-		if internalChain != n.svc {
-			rules = nil
-		}
-		own(n.svc, append(rules, o.balance(n.svc, p, clusterEps)...)...)
+		n++
 	}
 	if usesLocal {
-		var rules []string
-		if internalChain == n.svl {
-			rules = slices.Clone(clusterMasq)
-		}
-		own(n.svl, append(rules, o.balance(n.svl, p, localEps)...)...)
+		n++
 	}
-	if usesCluster || usesLocal {
-		for _, ep := range p.Topology.Reachable() {
-			r.chains = append(r.chains, o.endpointRules(p, ep, match))
-		}
+	r.chains = make([]ownChain, 0, n)
+	if usesExt {
+		r.chains = append(r.chains, ownChain{key: keyOf(chainEXT, hash[:])})
 	}
-	slices.SortFunc(r.chains, func(a, b ownChain) int { return strings.Compare(a.name, b.name) })
-	for d, lines := range r.dispatch {
-		if len(lines) > 0 {
-			r.text[d] = strings.Join(lines, "\n") + "\n"
-		}
+	if usesFW {
+		r.chains = append(r.chains, ownChain{key: keyOf(chainFW, hash[:])})
 	}
-	return r
+	if usesCluster {
+		r.chains = append(r.chains, ownChain{key: keyOf(chainSVC, hash[:])})
+		r.clusterSEP = sepIndex(clusterEps, r.reach)
+	}
+	if usesLocal {
+		r.chains = append(r.chains, ownChain{key: keyOf(chainSVL, hash[:])})
+		r.localSEP = sepIndex(localEps, r.reach)
+	}
+	r.sep0 = len(r.chains)
+	for _, ep := range r.reach {
+		pl.key = ep.Addr.AppendTo(pl.key[:portKey])
+		c := ownChain{key: keyOf(chainSEP, appendHash(hash[:0], pl.key)), port: ep.Addr.Port()}
+		a := ep.Addr.Addr()
+		c.addr, c.v4 = a.As16(), a.Is4()
+		r.chains = append(r.chains, c)
+	}
 }
 
-// balance writes the rules of a chain that spreads connections evenly over
-// eps: with n endpoints, rule i matches with probability 1/(n-i) and the last
-// always does. ClientIP affinity checks each endpoint's recent list first.
-func (o *Options) balance(chain string, p *servicemap.ServicePort, eps []endpoints.Endpoint) []string {
-	name := p.Name.String()
-	rules := make([]string, 0, 2*len(eps))
-	seps := make([]string, len(eps))
-	for i, ep := range eps {
-		seps[i] = o.endpointChain(p.Name, ep.String())
+func (r *portRules) chainName(k chainKind) *string {
+	switch k {
+	case chainSVC:
+		return &r.svc
+	case chainSVL:
+		return &r.svl
+	case chainEXT:
+		return &r.ext
+	default:
+		return &r.fw
 	}
-	// Rules are built by concatenation: at 10,000 services x 10 endpoints
-	// these lines are most of the restore input, and fmt is several times
-	// slower here.
-	if p.Affinity.ClientIP {
-		seconds := strconv.Itoa(p.Affinity.TimeoutSeconds())
-		for i, ep := range eps {
-			rules = append(rules, "-A "+chain+" -m comment --comment "+quote(name+" -> "+ep.String())+
-				" -m recent --name "+seps[i]+" --rcheck --seconds "+seconds+" --reap -j "+seps[i])
-		}
-	}
-	for i, ep := range eps {
-		rule := "-A " + chain + " -m comment --comment " + quote(name+" -> "+ep.String())
-		if left := len(eps) - i; left > 1 {
-			rule += " -m statistic --mode random --probability " + strconv.FormatFloat(1/float64(left), 'f', 10, 64)
-		}
-		rules = append(rules, rule+" -j "+seps[i])
-	}
-	return rules
 }
 
-// endpointRules returns the chain that DNATs to one endpoint, marking
-// hairpin traffic (an endpoint reaching itself) for masquerade.
-func (o *Options) endpointRules(p *servicemap.ServicePort, ep endpoints.Endpoint, match string) ownChain {
-	sep := o.endpointChain(p.Name, ep.String())
-	prefix := "-A " + sep + " -m comment --comment " + quote(p.Name.String())
-	dnat := prefix
-	if p.Affinity.ClientIP {
-		dnat += " -m recent --name " + sep + " --set"
+// sepIndex maps each endpoint of list to its index in reach (sorted by
+// address, the union of Cluster and Local), or returns nil when list is
+// reach.
+func sepIndex(list, reach []endpoints.Endpoint) []int32 {
+	if len(list) == len(reach) && (len(list) == 0 || &list[0] == &reach[0]) {
+		return nil
 	}
-	dnat += " " + match + " -j DNAT --to-destination " + ep.Addr.String()
-	return ownChain{name: sep, rules: []string{
-		prefix + " -s " + host(ep.Addr.Addr()) + " -j " + o.Prefix + "-MARK-MASQ",
-		dnat,
-	}}
+	idx := make([]int32, len(list))
+	for j, ep := range list {
+		i, _ := binarySearch(reach, ep)
+		idx[j] = int32(i)
+	}
+	return idx
+}
+
+func binarySearch(eps []endpoints.Endpoint, ep endpoints.Endpoint) (int, bool) {
+	lo, hi := 0, len(eps)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if endpoints.Compare(eps[m], ep) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(eps) && endpoints.Compare(eps[lo], ep) == 0
+}
+
+// appendDst appends a dispatch rule matching a destination address and port:
+// "-A <chain> -m comment --comment <a+b+c> <match> -d <ip>/32 --dport <port> -j <target>".
+func (o *Options) appendDst(dst []byte, d dispatch, a, b, c, match string, ip netip.Addr, port uint16, target string) []byte {
+	dst = o.appendRuleHead(dst, d, a, b, c)
+	dst = append(dst, match...)
+	dst = append(dst, " -d "...)
+	dst = appendHost(dst, ip)
+	dst = append(dst, " --dport "...)
+	dst = strconv.AppendUint(dst, uint64(port), 10)
+	dst = append(dst, " -j "...)
+	dst = append(dst, target...)
+	return append(dst, '\n')
+}
+
+// appendNodePort appends a dispatch rule matching a local port:
+// "-A <chain> -m comment --comment <a+b> <extra><match> --dport <port> -j <target>".
+func (o *Options) appendNodePort(dst []byte, d dispatch, a, b, extra, match string, port uint16, target string) []byte {
+	dst = o.appendRuleHead(dst, d, a, b, "")
+	dst = append(dst, extra...)
+	dst = append(dst, match...)
+	dst = append(dst, " --dport "...)
+	dst = strconv.AppendUint(dst, uint64(port), 10)
+	dst = append(dst, " -j "...)
+	dst = append(dst, target...)
+	return append(dst, '\n')
+}
+
+func (o *Options) appendRuleHead(dst []byte, d dispatch, a, b, c string) []byte {
+	dst = append(dst, "-A "...)
+	dst = append(dst, o.Prefix...)
+	dst = append(dst, dispatchSuffix[d]...)
+	dst = append(dst, ' ')
+	dst = appendComment(dst, a, b, c)
+	return append(dst, ' ')
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/internal/testobj"
+	"github.com/lbkit/lbkit/servicemaptest"
 )
 
 // BenchmarkKernelScale measures the shapes users report (kubernetes#135639:
@@ -58,7 +58,7 @@ func benchScale(b *testing.B, flavour iptables.Flavour, services, eps int) {
 	b.ReportMetric(time.Since(start).Seconds(), "cold-sync-s")
 	target := slices[services/2]
 	flipped := target.DeepCopy()
-	flipped.Endpoints[0].Conditions.Ready = testobj.Ptr(false)
+	flipped.Endpoints[0].Conditions.Ready = servicemaptest.Ptr(false)
 	versions := [2]*discoveryv1.EndpointSlice{flipped, target}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

@@ -1,10 +1,10 @@
 package iptables
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"slices"
 	"strings"
@@ -150,11 +150,14 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 		existing[table] = s
 	}
 	rs := b.opts.build(next, b.rules)
-	want := b.opts.wantedChains(rs)
 	extra := map[tableName][]string{}
 	stale := map[tableName][]string{}
+	var want map[tableName]map[string]bool
 	for table, s := range existing {
 		for name := range s.chains {
+			if want == nil {
+				want = b.opts.wantedChains(rs)
+			}
 			if !want[table][name] {
 				stale[table] = append(stale[table], name)
 			}
@@ -173,22 +176,18 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 	// references yet, or that it rewrites whole, so every step leaves a
 	// working ruleset. The last restore rewrites the dispatch chains, which
 	// then point at the new chains, and deletes stale ones.
-	var buf bytes.Buffer
 	if size := b.opts.BatchSize; b.flavour == FlavourNFT && size > 0 && len(rs.rules) > size {
 		for start := 0; start < len(rs.rules); start += size {
-			buf.Reset()
 			// The first batch also creates the fixed chains the others jump to.
-			b.opts.writeTables(&buf, rs, tableWrite{fixed: start == 0, own: rs.rules[start:min(start+size, len(rs.rules))]})
-			if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
+			tw := tableWrite{fixed: start == 0, own: rs.rules[start:min(start+size, len(rs.rules))]}
+			if err := b.restore(ctx, progs, rs, tw); err != nil {
 				return err
 			}
 		}
-		buf.Reset()
-		b.opts.writeTables(&buf, rs, tableWrite{fixed: true, dispatch: true, extra: extra, stale: stale})
-	} else {
-		b.opts.writeTables(&buf, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true, extra: extra, stale: stale})
-	}
-	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
+		if err := b.restore(ctx, progs, rs, tableWrite{fixed: true, dispatch: true, extra: extra, stale: stale}); err != nil {
+			return err
+		}
+	} else if err := b.restore(ctx, progs, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true, extra: extra, stale: stale}); err != nil {
 		return err
 	}
 	b.commit(next, rs)
@@ -208,10 +207,8 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 	// lines as they were; then only the changed ports' own chains are
 	// written, and iptables-nft-restore does not re-read 10,000 rules.
 	rs, changed, stale, dispatchChanged := b.plan(c)
-	var buf bytes.Buffer
-	b.opts.writeTables(&buf, rs, tableWrite{own: changed, dispatch: dispatchChanged, stale: map[tableName][]string{tableNAT: stale}})
-	if err := b.restore(ctx, progs, buf.Bytes()); err != nil {
-		b.applied = nil
+	tw := tableWrite{own: changed, dispatch: dispatchChanged, stale: map[tableName][]string{tableNAT: stale}}
+	if err := b.restore(ctx, progs, rs, tw); err != nil {
 		return err
 	}
 	b.commit(next, rs)
@@ -230,16 +227,18 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 			return p.Name.Compare(n)
 		})
 	}
-	oldChains := map[string]bool{}
+	oldChains := map[chainKey]bool{}
 	drop := func(i int) {
 		for _, ch := range rs.rules[i].chains {
-			oldChains[ch.name] = true
+			oldChains[ch.key] = true
 		}
 	}
+	var pl planner
 	render := func(p *servicemap.ServicePort) *portRules {
-		r := b.opts.rulesFor(p, rs.family)
-		changed = append(changed, &r)
-		return &r
+		r := new(portRules)
+		b.opts.rulesFor(p, &rs.family, &pl, r)
+		changed = append(changed, r)
+		return r
 	}
 	for _, p := range c.Removed {
 		if i, ok := find(p.Name); ok {
@@ -263,12 +262,12 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	}
 	for _, r := range changed {
 		for _, ch := range r.chains {
-			delete(oldChains, ch.name)
+			delete(oldChains, ch.key)
 		}
 	}
 	stale = make([]string, 0, len(oldChains))
-	for name := range oldChains {
-		stale = append(stale, name)
+	for key := range oldChains {
+		stale = append(stale, string(b.opts.appendKeyName(nil, key)))
 	}
 	slices.Sort(stale)
 	return rs, changed, stale, dispatchChanged
@@ -279,13 +278,48 @@ func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {
 	b.canarySeen(rs.family.ipv6)
 }
 
-func (b *Backend) restore(ctx context.Context, progs programs, input []byte) error {
-	b.opts.Logger.Debug("iptables-restore", "bytes", len(input))
-	if _, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), input); err != nil {
+// errInputUnread ends the writing of a restore input that the program did
+// not read to the end.
+var errInputUnread = errors.New("iptables-restore did not read all its input")
+
+// restore runs iptables-restore --noflush on what writeTables writes for
+// rs and tw, streamed to its standard input as it is written.
+func (b *Backend) restore(ctx context.Context, progs programs, rs *ruleset, tw tableWrite) error {
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	var size int64
+	go func() {
+		cw := &countingWriter{w: pw}
+		err := b.opts.writeTables(cw, rs, tw)
+		size = cw.n
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	_, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), pr)
+	// Unblock the writer should the program have stopped reading.
+	pr.CloseWithError(errInputUnread)
+	werr := <-written
+	b.opts.Logger.Debug("iptables-restore", "bytes", size)
+	if err == nil && werr != nil {
+		err = fmt.Errorf("%s: %w", progs.restore, werr)
+	}
+	if err != nil {
 		b.applied = nil
 		return fmt.Errorf("%w: %w", backends.ErrApply, cause(err))
 	}
 	return nil
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // wantedChains lists every lbkit chain the ruleset needs, by table.
@@ -302,7 +336,7 @@ func (o *Options) wantedChains(rs *ruleset) map[tableName]map[string]bool {
 	}
 	for _, pr := range rs.rules {
 		for _, c := range pr.chains {
-			want[tableNAT][c.name] = true
+			want[tableNAT][string(o.appendKeyName(nil, c.key))] = true
 		}
 	}
 	return want
@@ -349,7 +383,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		if empty {
 			continue
 		}
-		if _, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), []byte(sb.String())); err != nil {
+		if _, err := b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), strings.NewReader(sb.String())); err != nil {
 			errs = append(errs, cause(err))
 		}
 	}
