@@ -45,10 +45,9 @@ type Options struct {
 	// BatchSize is the number of service ports per iptables-restore in a
 	// full sync with the nft flavour (100 when zero; negative: one
 	// restore). iptables-nft-restore --noflush grows quadratically with its
-	// input: measured here, 10,000 services x 10 endpoints took 343 s in one
-	// restore, 37 s in batches of 1,000, 13.7 s in batches of 250 and 12.9 s
-	// in batches of 100. The legacy flavour rewrites the whole table on
-	// every commit, so it always uses one restore (11 s).
+	// input, so small batches are much faster (figures in the README). The
+	// legacy flavour rewrites the whole table on every commit, so it always
+	// uses one restore.
 	BatchSize int
 	// LockWait bounds how long each iptables program waits for the xtables
 	// lock another program holds (-w, in whole seconds, rounded up):
