@@ -53,7 +53,9 @@ func (t *Tracker) noteTrigger(es *discoveryv1.EndpointSlice) {
 		return
 	}
 	if len(t.triggers) == maxTriggers {
-		t.triggers = append(t.triggers[:0], t.triggers[1:]...)
+		// Drop the older half at once: one copy per maxTriggers/2 events,
+		// not one per event.
+		t.triggers = t.triggers[:copy(t.triggers, t.triggers[maxTriggers/2:])]
 	}
 	t.triggers = append(t.triggers, trigger{seq: t.counts.EndpointSlices, at: at})
 }
@@ -61,7 +63,8 @@ func (t *Tracker) noteTrigger(es *discoveryv1.EndpointSlice) {
 // TriggerTimes returns the last-change-trigger-times of the EndpointSlice
 // changes counted after ChangeCounts.EndpointSlices was after and up to
 // upTo: what a sync of a snapshot taken at upTo programmed, for a network
-// programming latency. Times of changes older than the last 4096 are gone.
+// programming latency. At least the last 2048 changes' times are kept;
+// older ones may be gone.
 func (t *Tracker) TriggerTimes(after, upTo uint64) []time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -98,18 +95,5 @@ func mixedCluster(n int) *servicemap.Tracker {
 // renderer writes the same bytes for every kind of port.
 func TestRenderMixed(t *testing.T) {
 	opts := iptables.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	got := iptables.Render(mixedCluster(150).Snapshot(), opts)
-	path := filepath.Join("testdata", "mixed.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("Render (-want +got):\n%s", diff)
-	}
+	checkGolden(t, "mixed.golden", iptables.Render(mixedCluster(150).Snapshot(), opts))
 }

@@ -127,20 +127,7 @@ func goldenOptions(name string) iptables.Options {
 func TestRenderGolden(t *testing.T) {
 	for name, setup := range scenarios() {
 		t.Run(name, func(t *testing.T) {
-			got := iptables.Render(snapshotOf(name, setup), goldenOptions(name))
-			path := filepath.Join("testdata", name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test -update writes it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("Render (-want +got):\n%s", diff)
-			}
+			checkGolden(t, name+".golden", iptables.Render(snapshotOf(name, setup), goldenOptions(name)))
 		})
 	}
 }
@@ -157,5 +144,23 @@ func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
 	want := `-A LBKIT-SERVICES -m comment --comment "lbkit service nodeports; NOTE: this must be the last rule in this chain" ! -d ::1/128 -m addrtype --dst-type LOCAL -j LBKIT-NODEPORTS`
 	if !strings.Contains(got, want+"\n") {
 		t.Errorf("Render lacks the jump to node ports on every local address:\n%s\nin:\n%s", want, got)
+	}
+}
+
+// checkGolden compares got with testdata/name (go test -update writes it).
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("Render (-want +got):\n%s", diff)
 	}
 }
