@@ -77,9 +77,19 @@
 //
 // # The netfilter half
 //
-// One table, four base chains with fixed rules, and named sets that Sync
-// fills; no per-service chain or rule:
+// One table, six base chains with fixed rules, and named sets and a map
+// that Sync fills; no per-service chain or rule:
 //
+//   - nat-prerouting and nat-output (nat, priority -111) short-circuit an
+//     externalTrafficPolicy=Local port (backends.PortPlan.ShortCircuit):
+//     traffic from the pods (sources in Options.ClusterCIDRs) and from the
+//     node to its node ports, external IPs and load-balancer IPs is
+//     translated to the cluster IP and port (map short-circuit-to), whose
+//     virtual server balances over every endpoint of the cluster, as
+//     kube-proxy's other modes do (kubernetes#131765); the node's own
+//     traffic is marked for masquerade (set short-circuit). A port whose
+//     internalTrafficPolicy is Local too has no such cluster IP, and
+//     keeps its external route.
 //   - prerouting and output (filter, priority -110) set the masquerade mark
 //     (Options.MasqueradeMark, 0x4000) on traffic to a cluster IP from a
 //     source outside Options.ClusterCIDRs (set cluster-ips), and on

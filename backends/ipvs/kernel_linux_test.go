@@ -91,10 +91,7 @@ func newBackend(opts func(*backendtest.Network) ipvs.Options) backendtest.Factor
 func TestIPVSConformance(t *testing.T) {
 	requireIPVS(t)
 	start := time.Now()
-	backendtest.Run(t, newBackend(conformanceOptions), backendtest.SuiteOptions{Leftovers: leftovers, Skip: map[string]string{
-		// Found by the scenario in the VM; fix pending (issue 17 item 5).
-		"Kubernetes131765ExternalIPLocalFromPod": "kubernetes#131765: pod traffic to an externalTrafficPolicy=Local external IP without a local endpoint is dropped, not short-circuited to the cluster's endpoints",
-	}})
+	backendtest.Run(t, newBackend(conformanceOptions), backendtest.SuiteOptions{Leftovers: leftovers})
 	t.Logf("conformance suite took %v", time.Since(start).Round(time.Millisecond))
 }
 

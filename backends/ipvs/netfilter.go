@@ -28,6 +28,8 @@ const (
 	setFirewall                      // load-balancer IP . proto . port with source ranges
 	setFirewallAllow                 // ... . allowed source range (interval)
 	setHairpin                       // endpoint . same endpoint: a pod reaching itself
+	setShortCircuit                  // external address . proto . port whose pod and node traffic goes to the cluster IP
+	setShortCircuitTo                // map: ... : cluster IP . port (the destination NAT of setShortCircuit)
 	setNodeAddrServers               // record of virtual servers lbkit made on node addresses (ownership)
 	numSets
 )
@@ -35,6 +37,7 @@ const (
 type setSpec struct {
 	name     string
 	typ      func(family) string
+	value    func(family) string // a map's value type; nil for a set
 	interval bool
 }
 
@@ -50,15 +53,21 @@ var setSpecs = [numSets]setSpec{
 	setFirewallAllow: {name: "firewall-allow", interval: true,
 		typ: func(f family) string { return svcKeyType(f) + " . " + f.addr }},
 	setHairpin:         {name: "hairpin", typ: func(f family) string { return f.addr + " . " + f.addr }},
+	setShortCircuit:    {name: "short-circuit", typ: svcKeyType},
+	setShortCircuitTo: {name: "short-circuit-to", typ: svcKeyType,
+		value: func(f family) string { return f.addr + " . inet_service" }},
 	setNodeAddrServers: {name: "node-address-servers", typ: svcKeyType},
 }
 
 // Base chain priorities. IPVS hooks LOCAL_OUT at -98 (NF_IP_PRI_NAT_DST+2)
 // and LOCAL_IN at 98/99: the filter chains run before it (-110) and see the
 // virtual address the client used, not the real server IPVS chose.
+// The short-circuit's destination NAT runs just before those filter
+// chains, so that they and IPVS see the cluster IP it chose.
 const (
-	prioBeforeIPVS = -110
-	prioSNAT       = 100
+	prioShortCircuit = prioBeforeIPVS - 1
+	prioBeforeIPVS   = -110
+	prioSNAT         = 100
 )
 
 type baseChain struct {
@@ -78,11 +87,16 @@ func chains(f family, mark uint32) []baseChain {
 		svc + "@cluster-ips " + f.ip + " saddr != @cluster-cidrs meta mark set meta mark | " + m,
 		svc + "@external-masq meta mark set meta mark | " + m,
 	}
+	shortCircuit := "dnat " + f.ip + " addr . port to " + svc + "map @short-circuit-to"
 	endpointRules := []string{
 		"ct state new " + svc + "@no-endpoints reject",
 		"ct state new " + svc + "@no-local-endpoints drop",
 	}
 	return []baseChain{
+		{name: "nat-prerouting", typ: knftables.NATType, hook: knftables.PreroutingHook, prio: prioShortCircuit,
+			rules: []string{f.ip + " saddr @cluster-cidrs " + shortCircuit}},
+		{name: "nat-output", typ: knftables.NATType, hook: knftables.OutputHook, prio: prioShortCircuit,
+			rules: []string{svc + "@short-circuit meta mark set meta mark | " + m, shortCircuit}},
 		{name: "prerouting", typ: knftables.FilterType, hook: knftables.PreroutingHook, prio: prioBeforeIPVS,
 			rules: markRules},
 		{name: "input", typ: knftables.FilterType, hook: knftables.InputHook, prio: prioBeforeIPVS,
@@ -107,6 +121,11 @@ func chains(f family, mark uint32) []baseChain {
 func skeleton(tx *knftables.Transaction, f family, mark uint32) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("lbkit IPVS backend: what IPVS cannot do")})
 	for _, s := range setSpecs {
+		if s.value != nil {
+			tx.Add(&knftables.Map{Name: s.name, Type: s.typ(f) + " : " + s.value(f)})
+			tx.Flush(&knftables.Map{Name: s.name})
+			continue
+		}
 		ks := &knftables.Set{Name: s.name, Type: s.typ(f)}
 		if s.interval {
 			ks.Flags = []knftables.SetFlag{knftables.IntervalFlag}
@@ -135,7 +154,7 @@ func addElements(tx *knftables.Transaction, prev, next *[numSets]map[string]bool
 	for id := range numSets {
 		for _, e := range sortedKeys(next[id]) {
 			if prev == nil || !prev[id][e] {
-				tx.Add(&knftables.Element{Set: setSpecs[id].name, Key: []string{e}})
+				tx.Add(element(id, e))
 				n++
 			}
 		}
@@ -150,12 +169,23 @@ func deleteElements(tx *knftables.Transaction, prev, next *[numSets]map[string]b
 	for id := range numSets {
 		for _, e := range sortedKeys(prev[id]) {
 			if !next[id][e] && (keep == nil || !keep(id, e)) {
-				tx.Delete(&knftables.Element{Set: setSpecs[id].name, Key: []string{e}})
+				tx.Delete(element(id, e))
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// element is the knftables element of set id written as e: "key" for a
+// set, "key : value" for a map. A map's changed value is a delete of the
+// old element and an add of the new one, deletes going first.
+func element(id setID, e string) *knftables.Element {
+	if setSpecs[id].value == nil {
+		return &knftables.Element{Set: setSpecs[id].name, Key: []string{e}}
+	}
+	k, v, _ := strings.Cut(e, " : ")
+	return &knftables.Element{Map: setSpecs[id].name, Key: []string{k}, Value: []string{v}}
 }
 
 // readRecord returns the virtual servers on node addresses the table records as

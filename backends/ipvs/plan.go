@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -89,7 +90,7 @@ func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, l
 	for i := range pl.p.sets {
 		pl.p.sets[i] = map[string]bool{}
 	}
-	for _, c := range disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
+	for _, c := range backends.Disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
 		pl.p.sets[setClusterCIDRs][c.String()] = true
 		pl.pods = true
 	}
@@ -99,37 +100,40 @@ func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, l
 	return pl.p
 }
 
-// port plans one service port, as kube-proxy's IPVS mode does: the cluster
-// IP balances over the endpoints of the internal traffic policy; external
-// IPs, load-balancer IPs and node ports over those of the external one.
+// port plans one service port from its backends.PortPlan, as kube-proxy's
+// IPVS mode does: the cluster IP balances over the internal route's
+// endpoints; external IPs, load-balancer IPs and node ports over the
+// external route's. Where the plan short-circuits (externalTrafficPolicy
+// Local), traffic from the pods and from the node to an external address
+// is translated to the cluster IP before IPVS sees it (see
+// shortCircuit).
 func (pl *planner) port(sp *servicemap.ServicePort) {
 	if protoNumber(sp.Protocol) == 0 {
 		pl.opts.Logger.Warn("ipvs: protocol not supported; service port skipped",
 			"servicePort", sp.Name.String(), "protocol", sp.Protocol)
 		return
 	}
+	plan := backends.Plan(sp)
 	fam := pl.p.fam
 	template := VirtualServer{Protocol: sp.Protocol, Scheduler: pl.opts.scheduler(sp.Name)}
-	if sp.Affinity.ClientIP {
+	if plan.AffinitySeconds > 0 {
 		template.Persistent = true
-		template.Timeout = uint32(max(sp.Affinity.Timeout.Seconds(), 1))
-	}
-	internal, external := sp.Topology.Cluster, sp.Topology.Cluster
-	if sp.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal {
-		internal = sp.Topology.Local
-	}
-	externalLocal := sp.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-	if externalLocal {
-		external = sp.Topology.Local
+		template.Timeout = uint32(plan.AffinitySeconds)
 	}
 
+	// to is where short-circuited traffic goes: the cluster IP's virtual
+	// server, when it balances over the Cluster list.
+	var to Key
 	if fam.has(sp.ClusterIP) {
 		k := Key{sp.ClusterIP, sp.Port, sp.Protocol}
-		if pl.add(sp, template, k, internal, false) {
+		if pl.add(sp, template, k, plan.Internal.Endpoints, false) {
 			if pl.pods {
 				pl.elem(setClusterIPs, k)
 			}
-			pl.noEndpoints(sp, k, internal)
+			pl.verdict(plan.Internal, k)
+			if plan.ShortCircuit && !plan.Internal.Local {
+				to = k
+			}
 		}
 	}
 	var addrs []Key
@@ -141,19 +145,19 @@ func (pl *planner) port(sp *servicemap.ServicePort) {
 	}
 	lbFrom := len(sp.ExternalIPs)
 	for i, k := range addrs {
-		if !fam.has(k.Addr) || !pl.add(sp, template, k, external, false) {
+		if !fam.has(k.Addr) || !pl.add(sp, template, k, plan.External.Endpoints, false) {
 			continue
 		}
-		pl.external(sp, k, external, externalLocal)
-		if i >= lbFrom && len(sp.LoadBalancerSourceRanges) > 0 {
-			pl.firewall(sp, k)
+		pl.external(plan, k, to)
+		if i >= lbFrom && plan.Firewall {
+			pl.firewall(&plan, k)
 		}
 	}
 	if sp.NodePort != 0 {
 		for _, a := range pl.nodeIPs {
 			k := Key{a, sp.NodePort, sp.Protocol}
-			if pl.add(sp, template, k, external, true) {
-				pl.external(sp, k, external, externalLocal)
+			if pl.add(sp, template, k, plan.External.Endpoints, true) {
+				pl.external(plan, k, to)
 			}
 		}
 	}
@@ -188,40 +192,50 @@ func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key
 	return true
 }
 
-// external adds the netfilter elements of an external address.
-func (pl *planner) external(sp *servicemap.ServicePort, k Key, eps []endpoints.Endpoint, local bool) {
-	if !local {
+// external adds the netfilter elements of an external address k; to is
+// the cluster IP short-circuited traffic goes to (the zero Key for none).
+func (pl *planner) external(plan backends.PortPlan, k, to Key) {
+	if !plan.External.Local {
 		// With Cluster policy the endpoint may be on another node, whose
 		// reply would not come back here without masquerade.
 		pl.elem(setExternalMasq, k)
 	}
-	pl.noEndpoints(sp, k, eps)
+	pl.verdict(plan.External, k)
+	if to.Addr.IsValid() {
+		pl.shortCircuit(k, to)
+	}
 }
 
-// noEndpoints rejects traffic to a port without endpoints anywhere and
-// drops it where the endpoints are elsewhere (see topology.Result).
-func (pl *planner) noEndpoints(sp *servicemap.ServicePort, k Key, eps []endpoints.Endpoint) {
-	switch {
-	case !sp.Topology.HasEndpoints:
+// shortCircuit sends traffic from the pods and from the node to the
+// external address k to the cluster IP's virtual server to instead: a
+// destination NAT in front of IPVS, so that an externalTrafficPolicy=Local
+// address serves its own cluster from every node (kubernetes#131765).
+// Traffic from the node is masqueraded, its source being the node's.
+func (pl *planner) shortCircuit(k, to Key) {
+	pl.elem(setShortCircuit, k)
+	pl.p.sets[setShortCircuitTo][keyElement(k)+" : "+addrPort(to)] = true
+}
+
+// addrPort is a virtual server's address and port as a value of a map of
+// type addr . inet_service.
+func addrPort(k Key) string { return k.Addr.String() + " . " + strconv.Itoa(int(k.Port)) }
+
+// verdict rejects traffic to k when the route rejects (no endpoint
+// anywhere) and drops it when the route drops (endpoints elsewhere, none
+// for this traffic; see backends.Verdict).
+func (pl *planner) verdict(r backends.Route, k Key) {
+	switch r.Verdict {
+	case backends.Reject:
 		pl.elem(setNoEndpoints, k)
-	case len(eps) == 0:
+	case backends.Drop:
 		pl.elem(setNoLocalEndpoints, k)
 	}
 }
 
-// firewall admits only the service's source ranges to a load-balancer IP.
-// A range holding a node address admits the load-balancer IP as a source
-// too: traffic the node sends to its own VIP carries that VIP as source.
-func (pl *planner) firewall(sp *servicemap.ServicePort, k Key) {
+// firewall admits only the plan's allowed sources to a load-balancer IP.
+func (pl *planner) firewall(plan *backends.PortPlan, k Key) {
 	pl.elem(setFirewall, k)
-	ranges := prefixesOf(pl.p.fam, sp.LoadBalancerSourceRanges)
-	for _, r := range ranges {
-		if slices.ContainsFunc(pl.nodeIPs, r.Contains) {
-			ranges = append(ranges, netip.PrefixFrom(k.Addr, k.Addr.BitLen()))
-			break
-		}
-	}
-	for _, r := range disjoint(ranges) {
+	for _, r := range prefixesOf(pl.p.fam, plan.AllowedSources(pl.nodeIPs)) {
 		pl.p.sets[setFirewallAllow][keyElement(k)+" . "+r.String()] = true
 	}
 }
@@ -265,26 +279,6 @@ func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
 		if p.IsValid() && fam.has(p.Addr()) {
 			out = append(out, p.Masked())
 		}
-	}
-	return out
-}
-
-// disjoint sorts prefixes and drops those another one contains: an
-// interval set refuses overlapping elements.
-func disjoint(ps []netip.Prefix) []netip.Prefix {
-	ps = slices.Clone(ps)
-	slices.SortFunc(ps, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
-	out := ps[:0]
-	for _, p := range ps {
-		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
 	}
 	return out
 }

@@ -439,3 +439,49 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 		t.Errorf("addresses on %s: %q, want %q", ipvs.DefaultInterface, got, want)
 	}
 }
+
+// Traffic from the pods and from the node to an externalTrafficPolicy=Local
+// address goes to the cluster IP (kubernetes#131765): its node ports,
+// external IPs and load-balancer IPs are in the short-circuit map, whose
+// value follows a changed service port; a Cluster policy needs none, and
+// with internalTrafficPolicy Local too the cluster IP would be no
+// short-circuit (its route is the Local list), so there is none either.
+func TestShortCircuit(t *testing.T) {
+	w := newWorld(t, ipvs.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
+	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, loadBalancer("203.0.113.7"),
+		externalIPs("192.0.2.11"), nodePort(30011), etpLocal(30100))
+	both := servicemaptest.Service("default", "both", "10.96.0.12", tcp80, externalIPs("192.0.2.12"), etpLocal(0), itpLocal)
+	cluster := servicemaptest.Service("default", "cluster", "10.96.0.13", tcp80, externalIPs("192.0.2.13"), nodePort(30013))
+	var objs []any
+	for _, name := range []string{"local", "both", "cluster"} {
+		objs = append(objs, servicemaptest.Slice("default", name, name+"-1", tcp8080, eps(servicemaptest.Ready("10.244.2.5", "node-b"))))
+	}
+	w.apply(append([]any{local, both, cluster}, objs...)...)
+	w.sync()
+	want := []string{
+		"192.0.2.11 . tcp . 80 : 10.96.0.11 . 80",
+		"192.168.0.10 . tcp . 30011 : 10.96.0.11 . 80",
+		"203.0.113.7 . tcp . 80 : 10.96.0.11 . 80",
+	}
+	if diff := cmp.Diff(want, w.elements("short-circuit-to")); diff != "" {
+		t.Errorf("short-circuit-to (-want +got):\n%s", diff)
+	}
+	if got := len(w.elements("short-circuit")); got != len(want) {
+		t.Errorf("short-circuit has %d elements, want %d", got, len(want))
+	}
+
+	// The service port moves: the node port's value changes in an
+	// incremental sync (a delete and an add in one transaction).
+	moved := local.DeepCopy()
+	moved.Spec.Ports[0].Port = 81
+	w.apply(moved)
+	w.sync()
+	want = []string{
+		"192.0.2.11 . tcp . 81 : 10.96.0.11 . 81",
+		"192.168.0.10 . tcp . 30011 : 10.96.0.11 . 81",
+		"203.0.113.7 . tcp . 81 : 10.96.0.11 . 81",
+	}
+	if diff := cmp.Diff(want, w.elements("short-circuit-to")); diff != "" {
+		t.Errorf("short-circuit-to after the port moved (-want +got):\n%s", diff)
+	}
+}

@@ -124,7 +124,11 @@ func (w *world) cleanup() {
 // elements returns the elements of an nftables set, sorted.
 func (w *world) elements(set string) []string {
 	w.t.Helper()
-	elems, err := w.nft.ListElements(context.Background(), "set", set)
+	kind := "set"
+	if strings.HasSuffix(set, "-to") {
+		kind = "map"
+	}
+	elems, err := w.nft.ListElements(context.Background(), kind, set)
 	if err != nil {
 		if knftables.IsNotFound(err) {
 			return nil
@@ -133,7 +137,11 @@ func (w *world) elements(set string) []string {
 	}
 	var out []string
 	for _, e := range elems {
-		out = append(out, e.Key...)
+		k := strings.Join(e.Key, " . ")
+		if len(e.Value) > 0 {
+			k += " : " + strings.Join(e.Value, " . ")
+		}
+		out = append(out, k)
 	}
 	slices.Sort(out)
 	return out
