@@ -131,13 +131,21 @@ func (p *Picker) decide(pp *portPicker, req Request) backends.Decision {
 }
 
 func (p *Picker) pick(pp *portPicker, req Request) Result {
-	d := p.decide(pp, req)
-	res := Result{Verdict: d.Verdict, Firewalled: d.Firewalled}
-	if d.Verdict != backends.Forward {
+	var res Result
+	local := false
+	if req.Frontend == backends.FrontendClusterIP {
+		// The internal route whatever the source: what Decide would say,
+		// without classifying the client (only masquerade depends on it).
+		res.Verdict, local = pp.plan.Internal.Verdict, pp.plan.Internal.Local
+	} else {
+		d := p.decide(pp, req)
+		res.Verdict, res.Firewalled, local = d.Verdict, d.Firewalled, d.Local
+	}
+	if res.Verdict != backends.Forward {
 		return res
 	}
 	l := pp.cluster
-	if d.Local {
+	if local {
 		l = pp.local
 	}
 	i := -1

@@ -133,11 +133,13 @@ func (p *Picker) policy(name servicemap.ServicePortName) Policy {
 	return p.opts.Policy
 }
 
+// hashName hashes a port's namespace, service and port name. Port names
+// are unique within a Service, so the protocol would tell no two keys
+// apart: it is left out (equal keys still compare it).
 func hashName(n servicemap.ServicePortName) uint64 {
 	h := pmap.String(pmap.Offset, n.Namespace)
 	h = pmap.String(pmap.Byte(h, '/'), n.Name)
 	h = pmap.String(pmap.Byte(h, ':'), n.Port)
-	h = pmap.String(pmap.Byte(h, '/'), string(n.Protocol))
 	return pmap.Finalize(h)
 }
 

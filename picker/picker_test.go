@@ -216,9 +216,14 @@ func TestRoundRobinIsExact(t *testing.T) {
 		got[res.Addr().String()]++
 	}
 	// One goroutine sees a strict rotation; allow one restart of it (a
-	// garbage collection may drop the per-processor cursor).
+	// garbage collection may drop the per-processor cursor), or many under
+	// the race detector (see raceEnabled): then only an even spread.
+	lo, hi := 98, 102
+	if raceEnabled {
+		lo, hi = 60, 140
+	}
 	for a, n := range got {
-		if n < 98 || n > 102 {
+		if n < lo || n > hi {
 			t.Errorf("300 round-robin picks: %s got %d, want 100 (%v)", a, n, got)
 		}
 	}

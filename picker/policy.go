@@ -112,7 +112,10 @@ func (b leastRequest) choose(uint64) int {
 	if j >= i {
 		j++
 	}
-	if b.states[j].active.Load() < b.states[i].active.Load() {
+	// An idle first choice wins its tie without reading the second count,
+	// which another core may be writing: one shared cache line less.
+	ci := b.states[i].active.Load()
+	if ci > 0 && b.states[j].active.Load() < ci {
 		return int(j)
 	}
 	return int(i)

@@ -2,6 +2,8 @@ package pmap
 
 import (
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -76,5 +78,29 @@ func TestGetAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { m.Get(500) }); n != 0 {
 		t.Errorf("Get allocates %v times", n)
+	}
+}
+
+// String tells 200,000 names of every length apart, and the trie's first
+// 20 bits spread them: no slot of the 2^20 gets more than a handful.
+func TestStringSpreads(t *testing.T) {
+	seen := map[uint64]string{}
+	slots := map[uint64]int{}
+	for i := range 200000 {
+		s := strconv.Itoa(i)
+		s = strings.Repeat("n", i%23) + s // lengths 1 to 28: every chunking
+		h := Finalize(String(Offset, s))
+		if o, dup := seen[h]; dup {
+			t.Fatalf("String(%q) = String(%q)", s, o)
+		}
+		seen[h] = s
+		slots[h&(1<<20-1)]++
+	}
+	most := 0
+	for _, n := range slots {
+		most = max(most, n)
+	}
+	if most > 8 {
+		t.Errorf("a 20-bit slot holds %d of 200,000 names; the hash spreads badly", most)
 	}
 }
