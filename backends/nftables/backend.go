@@ -80,6 +80,9 @@ var (
 // CAP_NET_ADMIN, and backends.ErrNotSupported without nftables in the
 // kernel (or the nft binary, for TransportNFT).
 func New(opts Options) (*Backend, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	opts = opts.withDefaults()
 	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
 	w := newNetlinkWriter()

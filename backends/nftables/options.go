@@ -3,6 +3,7 @@
 package nftables
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -16,17 +17,15 @@ const (
 	DefaultTable          = "lbkit"
 	DefaultMasqueradeMark = 0x4000
 	// DefaultBatchSize is the number of service ports a full sync applies per
-	// transaction, within one table. Measured at 10,000 services x 10
-	// endpoints: through nft (one table), 250 ports took 8-13 s in all and
-	// 1,000 took 6.5 s, since each nft run fetches every chain first; over
-	// netlink with 16 tables, 250 took 0.82 s and 1,000 or more 0.74-0.75 s
-	// (a shard then goes in one transaction).
+	// transaction, within one table: large enough that a shard usually goes
+	// in one transaction (README, "Performance", has the measurements).
 	DefaultBatchSize = 1000
 	// DefaultShards is the number of tables service ports are spread over.
 	// The kernel re-validates every chain of a table that a transaction
-	// touches with a jump or a dnat rule: about 66 ms for one table holding
-	// 10,000 services x 10 endpoints, about 4 ms for each of 16 tables
-	// holding a share. Only tables that hold a service port exist.
+	// touches with a jump or a dnat rule, so a smaller table commits
+	// faster; every table's base chains also see every packet, so tables
+	// are not free either (README, "Scale"). Only tables that hold a
+	// service port exist.
 	DefaultShards = 16
 )
 
@@ -86,12 +85,23 @@ type Options struct {
 	BatchSize int
 	// NFT is the nftables interface; nil means the kernel's. Tests pass
 	// knftables.NewFake, for the family of the snapshots they sync and the
-	// table Table. With NFT set there is one table (Shards is 1) and
-	// Transport is ignored.
+	// table Table. An interface holds one table: with NFT set, Shards must
+	// be 0 or 1 and Transport empty (New refuses other values).
 	NFT knftables.Interface
 	// Logger receives sync summaries (debug) and recovered problems (warn).
 	// Nil discards.
 	Logger *slog.Logger
+}
+
+// validate refuses combinations that cannot mean what they say.
+func (o Options) validate() error {
+	if o.NFT != nil && o.Shards > 1 {
+		return fmt.Errorf("nftables: Options.NFT holds one table, but Shards is %d: leave Shards 0 or 1", o.Shards)
+	}
+	if o.NFT != nil && o.Transport != "" {
+		return fmt.Errorf("nftables: Options.NFT is the transport; Transport %q cannot be used with it", o.Transport)
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {

@@ -341,3 +341,25 @@ func TestSyncEmpty(t *testing.T) {
 	mustSync(t, b, nil, snap)
 	checkMatchesRender(t, fake, nftables.Render(snap, oneTable))
 }
+
+// New refuses options that cannot mean what they say: one fake interface
+// holds one table, and it is itself the transport.
+func TestNewRefusesContradictions(t *testing.T) {
+	fake := knftables.NewFake(knftables.IPv4Family, nftables.DefaultTable)
+	for name, opts := range map[string]nftables.Options{
+		"NFT with 16 shards":   {NFT: fake, Shards: 16},
+		"NFT with a transport": {NFT: fake, Transport: nftables.TransportNetlink},
+	} {
+		if _, err := nftables.New(opts); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+	for name, opts := range map[string]nftables.Options{
+		"NFT alone":        {NFT: fake},
+		"NFT with 1 shard": {NFT: fake, Shards: 1},
+	} {
+		if _, err := nftables.New(opts); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
