@@ -93,8 +93,10 @@
 //
 // # The network
 //
-// [NewNetwork] builds, for one test, a node namespace with a bridge of
-// backend namespaces (pods, each serving TCP and UDP with [Network.Serve]
+// The network is package netlab's (Network, NetworkOptions and Pod here are
+// its types under the same names; netlab imports no testing, so programs
+// such as lbctl's demo use it directly). [NewNetwork] builds, for one
+// test, a node namespace with a bridge of pod namespaces (each each serving TCP and UDP with [Network.Serve]
 // and answering with its name and the client address it saw) and a client
 // namespace on a veth. In IPv4 (the default):
 //

@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"fmt"
+	"github.com/lbkit/lbkit/backends/netlab"
 	"net/netip"
 	"slices"
 
@@ -51,13 +52,13 @@ const (
 // vip is the service address number host of the Network's ServiceCIDR
 // (10.96.0.<host>, or fd00:96::<host> in hex), with port.
 func (e *env) vip(host int, port uint16) netip.AddrPort {
-	return netip.AddrPortFrom(hostIn(e.n.ServiceCIDR(), host), port)
+	return netip.AddrPortFrom(netlab.HostIn(e.n.ServiceCIDR(), host), port)
 }
 
 // externalIP is address number host of the Network's ExternalCIDR, for
 // external and load-balancer IPs: the client's default route leads to the
 // node, and the node routes it as a real node's default route would.
-func (e *env) externalIP(host int) netip.Addr { return hostIn(e.n.ExternalCIDR(), host) }
+func (e *env) externalIP(host int) netip.Addr { return netlab.HostIn(e.n.ExternalCIDR(), host) }
 
 func service(name string, clusterIP netip.AddrPort, ports []v1.ServicePort, mutate ...func(*v1.Service)) *v1.Service {
 	return servicemaptest.Service(namespace, name, clusterIP.Addr().String(), ports, mutate...)
@@ -113,8 +114,8 @@ func (e *env) terminating(i int) servicemaptest.Endpoint {
 	return servicemaptest.Terminating(e.ip(i), localNode)
 }
 
-func (e *env) ip(i int) string     { return e.n.backends[i].IP.String() }
-func (e *env) name(i int) string   { return e.n.backends[i].Name }
+func (e *env) ip(i int) string     { return e.n.Pod(i).IP.String() }
+func (e *env) name(i int) string   { return e.n.Pod(i).Name }
 func (e *env) client() netip.Addr  { return e.n.ClientIP() }
 func (e *env) client2() netip.Addr { return e.n.ClientIP2() }
 
@@ -287,7 +288,7 @@ func nodeAddresses(e *env) {
 			e.t.Fatalf("%s: UDP answered by %s", why, name)
 		}
 	}
-	loop := netip.AddrPortFrom(e.n.plan.loopback, 30084)
+	loop := netip.AddrPortFrom(e.n.Loopback(), 30084)
 	if name, err := e.n.DialTCPFrom(e.n.NodeNS(), netip.Addr{}, loop, e.opts.DropTimeout); err == nil {
 		e.t.Fatalf("node port on loopback, from the node: answered by %s", name)
 	}
@@ -377,10 +378,10 @@ func (e *env) expectSource(dst netip.AddrPort, masqueraded bool, why string) {
 	}
 	seen := a.Source.Addr()
 	switch {
-	case masqueraded && !e.n.isNodeAddr(seen):
-		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want it masqueraded to a node address", why, a.Backend, dst, seen)
+	case masqueraded && !e.n.IsNodeAddr(seen):
+		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want it masqueraded to a node address", why, a.Pod, dst, seen)
 	case !masqueraded && seen != e.client():
-		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want the client's own address %v (not masqueraded)", why, a.Backend, dst, seen, e.client())
+		e.t.Fatalf("%s: %s saw the connection to %v come from %v; want the client's own address %v (not masqueraded)", why, a.Pod, dst, seen, e.client())
 	}
 }
 

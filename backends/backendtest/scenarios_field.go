@@ -157,7 +157,7 @@ func kubernetes131765ExternalIPLocalFromPod(e *env) {
 	// is no endpoint.
 	e.apply(svc, e.slice(svc, e.remote(0), e.remote(1)))
 	e.sync()
-	pod := e.n.backends[2]
+	pod := e.n.Pod(2)
 	for _, dst := range []netip.AddrPort{ext, lb} {
 		got := map[string]int{}
 		for i := range 20 {

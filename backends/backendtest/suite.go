@@ -128,7 +128,7 @@ func Run(t *testing.T, newBackend Factory, opts SuiteOptions) {
 				if opts.Parallel {
 					t.Parallel()
 				}
-				for _, el := range append(v.elements(), s.name) {
+				for _, el := range append(v.Elements(), s.name) {
 					if reason, ok := opts.Skip[el]; ok {
 						t.Skipf("backendtest: skipped by SuiteOptions.Skip[%q]: %s", el, reason)
 					}
@@ -148,7 +148,7 @@ func Run(t *testing.T, newBackend Factory, opts SuiteOptions) {
 			for _, ov := range optionVariants {
 				v := base
 				ov.set(&v)
-				name := v.elements()[len(v.elements())-1]
+				name := v.Elements()[len(v.Elements())-1]
 				t.Run(name, func(t *testing.T) {
 					if opts.Parallel {
 						t.Parallel()
@@ -199,10 +199,9 @@ const (
 func newEnv(t *testing.T, newBackend Factory, opts SuiteOptions, v Variant) *env {
 	t.Helper()
 	nopts := opts.Network
-	nopts.Backends = 3
-	nopts.IPv6 = v.IPv6
+	nopts.Pods = 3
+	nopts.Variant = v
 	n := NewNetwork(t, nopts)
-	n.variant = v
 	e := &env{
 		t:          t,
 		n:          n,
@@ -524,4 +523,13 @@ func (e *env) leftovers() string {
 		e.t.Fatalf("backendtest: Leftovers: %v", err)
 	}
 	return strings.TrimSpace(out)
+}
+
+// source formats a dial's source address for messages; the zero Addr is
+// the kernel's choice.
+func source(src netip.Addr) string {
+	if !src.IsValid() {
+		return "*"
+	}
+	return src.String()
 }

@@ -1,61 +1,20 @@
 package backendtest
 
-import "strings"
+import "github.com/lbkit/lbkit/backends/netlab"
 
-// Variant is one set of backend options the suite runs scenarios with:
-// the address family, and the options users set that change the rules a
-// backend writes. Run hands the Factory a Network whose Variant it is; the
-// Factory configures the backend from the Network's accessors
-// (ClusterCIDRs, NodePortAddresses, NodeIPs), so every variant runs with
-// the options it names.
-type Variant struct {
-	// IPv6 runs the scenario in an IPv6 Network, with IPv6 Services and
-	// EndpointSlices and a Tracker for IPv6.
-	IPv6 bool
-	// NodePortAddresses asks the backend to serve node ports only on
-	// Network.NodePortAddresses: NodeIP, not NodeIP2. They hold a prefix
-	// of each family, as a dual-stack proxy passes one list to both.
-	NodePortAddresses bool
-	// OtherFamilyNodePortAddresses gives the backend NodePortAddresses of
-	// the other family only. This family then has none, which means every
-	// node address, as in kube-proxy.
-	OtherFamilyNodePortAddresses bool
-	// NoClusterCIDRs asks the backend to be given no pod ranges
-	// (Network.ClusterCIDRs is empty): no source counts as a pod.
-	NoClusterCIDRs bool
-}
+// Variant is netlab.Variant: the options one run of the suite configures
+// the backend with.
+type Variant = netlab.Variant
 
 // Names of the path elements of Run's subtests, usable as keys of
 // SuiteOptions.Skip.
 const (
-	VariantIPv4              = "IPv4"
-	VariantIPv6              = "IPv6"
-	VariantNodePortAddresses = "NodePortAddresses"
-	VariantOtherFamilyNPA    = "OtherFamilyNodePortAddresses"
-	VariantNoClusterCIDRs    = "NoClusterCIDRs"
+	VariantIPv4              = netlab.VariantIPv4
+	VariantIPv6              = netlab.VariantIPv6
+	VariantNodePortAddresses = netlab.VariantNodePortAddresses
+	VariantOtherFamilyNPA    = netlab.VariantOtherFamilyNPA
+	VariantNoClusterCIDRs    = netlab.VariantNoClusterCIDRs
 )
-
-// elements are the variant's path elements: the family, then the option
-// set, if any.
-func (v Variant) elements() []string {
-	out := []string{VariantIPv4}
-	if v.IPv6 {
-		out[0] = VariantIPv6
-	}
-	if v.NodePortAddresses {
-		out = append(out, VariantNodePortAddresses)
-	}
-	if v.OtherFamilyNodePortAddresses {
-		out = append(out, VariantOtherFamilyNPA)
-	}
-	if v.NoClusterCIDRs {
-		out = append(out, VariantNoClusterCIDRs)
-	}
-	return out
-}
-
-// String is the variant's subtest path, e.g. "IPv6/NodePortAddresses".
-func (v Variant) String() string { return strings.Join(v.elements(), "/") }
 
 // option is a backend option a scenario's behaviour depends on; the
 // suite runs the scenario again in the variant that sets it.

@@ -14,6 +14,7 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/conntrack"
+	"github.com/lbkit/lbkit/backends/netlab"
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
@@ -39,9 +40,9 @@ func TestKubernetes101607StaleTCP(t *testing.T) {
 
 func staleTCP(t *testing.T, reap bool) {
 	backendtest.Require(t, "ip", "nft", "conntrack")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 3})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 3})
 	n.ServeEcho(t, 9000)
-	bes := n.Backends()
+	bes := n.Pods()
 	vip := netip.MustParseAddrPort("10.96.0.30:9000")
 	ctx := context.Background()
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
@@ -82,7 +83,7 @@ func staleTCP(t *testing.T, reap bool) {
 	defer n.InNode(func() error { return b.Cleanup(context.Background()) })
 
 	// Open connections until one lands on each of b0 and b1.
-	streams := map[string]*backendtest.Stream{}
+	streams := map[string]*netlab.Stream{}
 	for i := 0; len(streams) < 2 && i < 100; i++ {
 		s, err := n.DialStream(ctx, vip, 2*time.Second)
 		if err != nil {

@@ -89,7 +89,7 @@ func sports(t *testing.T, n *backendtest.Network) []int {
 // reconciles, and reads back what is left.
 func TestReconcileKernel(t *testing.T) {
 	backendtest.Require(t, "ip", "conntrack")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 	b0 := netip.MustParseAddr("10.244.1.10")
 	snap := dnsSnapshot(t, b0)
 	ap := netip.MustParseAddrPort
@@ -177,9 +177,9 @@ func TestReconcileKernel(t *testing.T) {
 // curing them.
 func TestReconcileTraffic(t *testing.T) {
 	backendtest.Require(t, "ip", "conntrack", "nft")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
 	n.Serve(t, 8080)
-	b := n.Backends()
+	b := n.Pods()
 	vip := netip.MustParseAddrPort("10.96.0.10:53")
 	ctx := context.Background()
 	const timeout = 500 * time.Millisecond
@@ -187,7 +187,7 @@ func TestReconcileTraffic(t *testing.T) {
 	// dnat points the VIP at a backend, or nowhere. The ct expression
 	// makes the namespace track connections even without a nat rule (a
 	// nat chain alone does not).
-	dnat := func(t *testing.T, to *backendtest.Backend) {
+	dnat := func(t *testing.T, to *backendtest.Pod) {
 		t.Helper()
 		rule := "ct state new counter;"
 		if to != nil {

@@ -34,9 +34,9 @@ func TestRemovedServiceFlow(t *testing.T) {
 
 func removedServiceFlow(t *testing.T, fail bool) {
 	backendtest.Require(t, "ip", "conntrack", "nft")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 	n.Serve(t, 8080)
-	b0 := n.Backends()[0]
+	b0 := n.Pods()[0]
 	vip := netip.MustParseAddrPort("10.96.0.10:53")
 	ctx := context.Background()
 	const timeout = 500 * time.Millisecond

@@ -50,9 +50,9 @@ func driftRepair(t *testing.T, fl iptables.Flavour) {
 	ipt := "iptables-" + string(fl)
 	backendtest.Require(t, "ip", ipt, ipt+"-restore")
 	const interval, margin = time.Second, 2 * time.Second
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 	n.Serve(t, 8080)
-	be := n.Backends()[0]
+	be := n.Pods()[0]
 	vip := netip.MustParseAddrPort("10.96.0.10:80")
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})

@@ -35,7 +35,7 @@ type kernelBench struct {
 
 func newKernelBench(b *testing.B, services int, flavour iptables.Flavour) *kernelBench {
 	backendtest.Require(b, "ip", "iptables-"+string(flavour)+"-restore")
-	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 3})
+	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 3})
 	be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
 	if err != nil {
 		b.Fatal(err)
@@ -150,7 +150,7 @@ func BenchmarkConnect(b *testing.B) {
 			last := k.slices[services-1]
 			service := last.Labels[discoveryv1.LabelServiceName]
 			var eps []servicemaptest.Endpoint
-			for _, be := range k.n.Backends() {
+			for _, be := range k.n.Pods() {
 				eps = append(eps, servicemaptest.Ready(be.IP.String(), "other"))
 			}
 			k.tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice(last.Namespace, service, last.Name, last.Ports, eps))

@@ -23,7 +23,7 @@ func TestKernelRestore(t *testing.T) {
 	for _, flavour := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
 		t.Run(string(flavour), func(t *testing.T) {
 			backendtest.Require(t, "ip", "iptables-"+string(flavour)+"-restore")
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 			ipt := "iptables-" + string(flavour)
 			save := func() string {
 				out, err := n.NodeExec(ipt+"-save", "-t", "nat")
@@ -95,7 +95,7 @@ func TestKernelAcceptsRender(t *testing.T) {
 	for _, flavour := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
 		t.Run(string(flavour), func(t *testing.T) {
 			backendtest.Require(t, "ip", "iptables-"+string(flavour)+"-restore", "ip6tables-"+string(flavour)+"-restore")
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 			for name, setup := range scenarios() {
 				restore := "iptables-" + string(flavour) + "-restore"
 				if name == "ipv6" {

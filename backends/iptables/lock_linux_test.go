@@ -47,12 +47,12 @@ func TestKubernetes7370XtablesLockHeld(t *testing.T) {
 
 	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{})
 	n.Serve(t, 8080)
-	bes := n.Backends()
+	bes := n.Pods()
 	vip := netip.MustParseAddrPort("10.96.0.70:80")
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
 	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
 	tr.OnServiceAdd(servicemaptest.Service("t", "web", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
-	setEndpoint := func(b backendtest.Backend) {
+	setEndpoint := func(b backendtest.Pod) {
 		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "web", "web-1", ports, []servicemaptest.Endpoint{servicemaptest.Ready(b.IP.String(), "node")}))
 	}
 	setEndpoint(bes[0])

@@ -45,7 +45,7 @@ func BenchmarkKernelScale(b *testing.B) {
 // iterations.
 func benchScale(b *testing.B, flavour iptables.Flavour, services, eps int) {
 	backendtest.Require(b, "ip", "iptables-"+string(flavour)+"-restore")
-	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 1})
 	be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
 	if err != nil {
 		b.Fatal(err)

@@ -136,7 +136,7 @@ type kernelWorld struct {
 func newKernelWorld(t *testing.T, backends int, opts ipvs.Options) *kernelWorld {
 	t.Helper()
 	requireIPVS(t)
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: backends})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: backends})
 	w := &kernelWorld{t: t, n: n, tr: servicemap.NewTracker(servicemap.Options{NodeName: "node"})}
 	opts.ClusterCIDRs = []netip.Prefix{n.ClusterCIDR()}
 	err := n.InNode(func() error {
@@ -209,7 +209,7 @@ func inNamespace(name string, f func() error) error {
 // name and keeps the connection open until the client closes it.
 func holdServer(t *testing.T, n *backendtest.Network, port uint16) {
 	t.Helper()
-	for _, b := range n.Backends() {
+	for _, b := range n.Pods() {
 		var ln net.Listener
 		err := inNamespace(b.NS, func() error {
 			var err error
@@ -272,7 +272,7 @@ func TestIPVSLeastConnection(t *testing.T) {
 	const port = 9090
 	holdServer(t, w.n, port)
 	vip := netip.MustParseAddrPort("10.96.0.40:80")
-	be := w.n.Backends()
+	be := w.n.Pods()
 	svc := servicemaptest.Service("ipvs", "lc", vip.Addr().String(), tcp80)
 	slice := func(eps ...servicemaptest.Endpoint) *discoverySlice {
 		return servicemaptest.Slice("ipvs", "lc", "lc-1", holdPorts(port), eps)
@@ -309,7 +309,7 @@ func TestIPVSSourceHashing(t *testing.T) {
 		return ""
 	}})
 	w.n.Serve(t, 8080)
-	be := w.n.Backends()
+	be := w.n.Pods()
 	var ready []servicemaptest.Endpoint
 	for _, b := range be {
 		ready = append(ready, servicemaptest.Ready(b.IP.String(), "node"))
@@ -335,7 +335,7 @@ func TestIPVSSourceHashing(t *testing.T) {
 func TestIPVSHairpin(t *testing.T) {
 	w := newKernelWorld(t, 2, ipvs.Options{})
 	w.n.Serve(t, 8080)
-	be := w.n.Backends()
+	be := w.n.Pods()
 	self := netip.MustParseAddrPort("10.96.0.43:80")
 	w.sync(servicemaptest.Service("ipvs", "self", self.Addr().String(), tcp80),
 		servicemaptest.Slice("ipvs", "self", "self-1", tcp8080, eps(servicemaptest.Ready(be[0].IP.String(), "node"))))

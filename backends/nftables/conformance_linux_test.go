@@ -56,7 +56,7 @@ func TestKernelTraffic(t *testing.T) {
 	backendtest.Require(t, "ip", "nft")
 	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{})
 	n.Serve(t, 8080)
-	bes := n.Backends()
+	bes := n.Pods()
 	const node = "node"
 	ctx := t.Context()
 

@@ -23,12 +23,12 @@ func BenchmarkConnect(b *testing.B) {
 	for _, services := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
 			backendtest.Require(b, "ip", "nft")
-			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 3})
+			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 3})
 			n.Serve(b, 8080)
 			o := cluster(services, 10)
 			// The last service points at the network's real servers.
 			var eps []servicemaptest.Endpoint
-			for _, be := range n.Backends() {
+			for _, be := range n.Pods() {
 				eps = append(eps, servicemaptest.Ready(be.IP.String(), "other"))
 			}
 			last := o.slices[services-1]

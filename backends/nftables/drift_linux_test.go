@@ -43,9 +43,9 @@ func (c *countedDrift) Drifted(ctx context.Context) (bool, error) {
 func TestKernelDriftRepair(t *testing.T) {
 	backendtest.Require(t, "ip", "nft")
 	const interval, margin = time.Second, 2 * time.Second
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 	n.Serve(t, 8080)
-	be := n.Backends()[0]
+	be := n.Pods()[0]
 	vip := netip.MustParseAddrPort("10.96.0.10:80")
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})

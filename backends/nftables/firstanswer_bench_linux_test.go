@@ -42,10 +42,10 @@ func BenchmarkColdSyncFirstAnswer(b *testing.B) {
 
 func benchFirstAnswer(b *testing.B, s shape, restart bool) {
 	backendtest.Require(b, "ip", "nft")
-	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: s.endpoints})
+	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: s.endpoints})
 	n.Serve(b, 8080)
 	o := cluster(s.services, s.endpoints)
-	backends := n.Backends()
+	backends := n.Pods()
 	for i, es := range o.slices {
 		es = es.DeepCopy()
 		for j := range es.Endpoints {

@@ -51,7 +51,7 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 	}{{"MinSyncInterval=0", -1}, {"MinSyncInterval=default", 0}} {
 		b.Run(tc.name, func(b *testing.B) {
 			backendtest.Require(b, "ip", "nft")
-			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 1})
 			o := cluster(services, endpoints)
 			tr := o.tracker(v1.IPv4Protocol)
 			be, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})

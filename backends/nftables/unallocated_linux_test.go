@@ -30,9 +30,9 @@ import (
 // the set and the chains.
 func TestKernelUnallocatedServiceCIDR(t *testing.T) {
 	backendtest.Require(t, "ip", "nft")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 	n.Serve(t, 8080)
-	be := n.Backends()[0]
+	be := n.Pods()[0]
 	cidr := n.ServiceCIDR()
 	serviceCIDR := &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"},
 		Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{cidr.String()}}}

@@ -40,7 +40,7 @@ func serviceOn(b *testing.B, n *backendtest.Network, make func(*backendtest.Netw
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
 	svc := servicemaptest.Service("b", "svc", vip.Addr().String(), []v1.ServicePort{servicemaptest.Port("p", int32(vip.Port()), v1.ProtocolTCP)})
 	var eps []servicemaptest.Endpoint
-	for _, be := range n.Backends() {
+	for _, be := range n.Pods() {
 		eps = append(eps, servicemaptest.Ready(be.IP.String(), "node"))
 	}
 	tr.OnServiceAdd(svc)
@@ -65,7 +65,7 @@ func BenchmarkConnect(b *testing.B) {
 	for _, bb := range benchBackends {
 		b.Run(bb.name, func(b *testing.B) {
 			backendtest.Require(b, "ip", "nft")
-			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 3})
+			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 3})
 			n.Serve(b, 8080)
 			vip := netip.MustParseAddrPort("10.96.0.40:80")
 			serviceOn(b, n, bb.make, vip, 8080)
@@ -87,8 +87,8 @@ func BenchmarkStream(b *testing.B) {
 	for _, bb := range benchBackends {
 		b.Run(bb.name, func(b *testing.B) {
 			backendtest.Require(b, "ip", "nft")
-			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Backends: 1})
-			be := n.Backends()[0]
+			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 1})
+			be := n.Pods()[0]
 			ln := listenIn(b, be.NS, netip.AddrPortFrom(be.IP, 9100).String())
 			go sink(ln)
 			vip := netip.MustParseAddrPort("10.96.0.41:9100")

@@ -117,8 +117,8 @@ func ask(t *testing.T, c net.Conn, r *bufio.Reader, line string) string {
 // keeps working too (as conntrack keeps it for the kernel backends).
 func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 	backendtest.Require(t, "ip", "nft")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
-	bes := n.Backends()
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
+	bes := n.Pods()
 	for _, be := range bes {
 		go echo(listenIn(t, be.NS, netip.AddrPortFrom(be.IP, 9000).String()), be.Name)
 	}

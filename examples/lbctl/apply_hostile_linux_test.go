@@ -69,9 +69,9 @@ func TestApplyHostile(t *testing.T) {
 	backendtest.Require(t, "ip", "nft", "iptables")
 	for _, backend := range []string{"nftables", "iptables"} {
 		t.Run(backend, func(t *testing.T) {
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
 			n.Serve(t, 8080)
-			be := n.Backends()
+			be := n.Pods()
 			vip := func(host int) netip.Addr {
 				a := n.ServiceCIDR().Addr()
 				for range host {

@@ -31,7 +31,7 @@ func TestApplyCleanup(t *testing.T) {
 		{"iptables", "iptables-save"},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 			show := func() string {
 				f := strings.Fields(tc.list)
 				out, err := n.NodeExec(f[0], f[1:]...)

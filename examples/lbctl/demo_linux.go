@@ -19,7 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbkit/lbkit/backends"
-	"github.com/lbkit/lbkit/backends/backendtest"
+	"github.com/lbkit/lbkit/backends/netlab"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -40,7 +40,7 @@ func runDemo(args []string, stdout io.Writer) error {
 	if os.Geteuid() != 0 {
 		return errors.New("demo creates network namespaces and needs root")
 	}
-	n, err := backendtest.Open(backendtest.NetworkOptions{Backends: 3, Prefix: "lbctl"})
+	n, err := netlab.Open(netlab.NetworkOptions{Pods: 3, Prefix: "lbctl"})
 	if n != nil {
 		defer n.Close()
 	}
@@ -61,11 +61,11 @@ func runDemo(args []string, stdout io.Writer) error {
 
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node"})
 	tr.OnServiceAdd(demoService())
-	slice := demoSlice(n.Backends())
+	slice := demoSlice(n.Pods())
 	tr.OnEndpointSliceAdd(slice)
 	vip := netip.MustParseAddrPort("10.96.0.10:80")
 
-	fmt.Fprintf(stdout, "network: client %s -> node %s (rules: %s) -> pods %s\n", n.ClientIP(), n.NodeIP(), b.Name(), podList(n.Backends()))
+	fmt.Fprintf(stdout, "network: client %s -> node %s (rules: %s) -> pods %s\n", n.ClientIP(), n.NodeIP(), b.Name(), podList(n.Pods()))
 	fmt.Fprintf(stdout, "service default/web %s -> port 8080 on every pod\n\n", vip)
 	prev, err := demoRound(ctx, stdout, n, b, nil, tr.Snapshot(), vip, "all pods ready")
 	if err != nil {
@@ -74,12 +74,12 @@ func runDemo(args []string, stdout io.Writer) error {
 	notReady := slice.DeepCopy()
 	notReady.Endpoints[0].Conditions.Ready = new(bool)
 	tr.OnEndpointSliceUpdate(slice, notReady)
-	_, err = demoRound(ctx, stdout, n, b, prev, tr.Snapshot(), vip, n.Backends()[0].Name+" not ready")
+	_, err = demoRound(ctx, stdout, n, b, prev, tr.Snapshot(), vip, n.Pods()[0].Name+" not ready")
 	return err
 }
 
 // demoRound syncs the backend to next and sends 300 connections to vip.
-func demoRound(ctx context.Context, w io.Writer, n *backendtest.Network, b backends.Interface,
+func demoRound(ctx context.Context, w io.Writer, n *netlab.Network, b backends.Interface,
 	prev, next *servicemap.Snapshot, vip netip.AddrPort, title string) (*servicemap.Snapshot, error) {
 	start := time.Now()
 	if err := n.InNode(func() error { return b.Sync(ctx, prev, next) }); err != nil {
@@ -119,7 +119,7 @@ func demoService() *v1.Service {
 	}
 }
 
-func demoSlice(pods []backendtest.Backend) *discoveryv1.EndpointSlice {
+func demoSlice(pods []netlab.Pod) *discoveryv1.EndpointSlice {
 	name, port, proto := "http", int32(8080), v1.ProtocolTCP
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
@@ -133,7 +133,7 @@ func demoSlice(pods []backendtest.Backend) *discoveryv1.EndpointSlice {
 	return es
 }
 
-func podList(pods []backendtest.Backend) string {
+func podList(pods []netlab.Pod) string {
 	var s []string
 	for _, p := range pods {
 		s = append(s, p.Name+"="+p.IP.String())

@@ -57,7 +57,7 @@ func TestDiff(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 			lbctl := func(args ...string) (string, string, int) {
 				t.Helper()
 				var out, errOut string

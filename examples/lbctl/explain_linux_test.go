@@ -22,7 +22,7 @@ func TestExplainReadsKernel(t *testing.T) {
 		{"iptables", []string{`"default/web:http cluster IP"`, "DNAT --to-destination 10.244.1.5:8080"}},
 	} {
 		t.Run(tc.backend, func(t *testing.T) {
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
 			var out, errOut string
 			var code int
 			n.InNode(func() error {

@@ -88,9 +88,9 @@ func TestServeReloads(t *testing.T) {
 	}
 	for _, backend := range []string{"nftables", "userspace"} {
 		t.Run(backend, func(t *testing.T) {
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
 			n.Serve(t, 8080)
-			bes := n.Backends()
+			bes := n.Pods()
 			file := filepath.Join(t.TempDir(), "cluster.yaml")
 			write := func(s string) {
 				if err := os.WriteFile(file, []byte(s), 0o644); err != nil {

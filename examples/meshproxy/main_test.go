@@ -47,7 +47,7 @@ spec:
 // endpoints is reset.
 func TestProxiesRedirectedConnections(t *testing.T) {
 	backendtest.Require(t, "ip", "nft")
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
 	n.Serve(t, 8080)
 	dir := t.TempDir()
 	bin, file := filepath.Join(dir, "meshproxy"), filepath.Join(dir, "cluster.yaml")

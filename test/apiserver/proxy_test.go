@@ -90,7 +90,7 @@ func objects(n *backendtest.Network, name, clusterIP string, ports int) (*v1.Ser
 		svc.Spec.Ports = append(svc.Spec.Ports, v1.ServicePort{Name: pn, Port: int32(80 + i), Protocol: v1.ProtocolTCP})
 		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr(pn), Port: ptr[int32](8080), Protocol: ptr(v1.ProtocolTCP)})
 	}
-	for _, be := range n.Backends() {
+	for _, be := range n.Pods() {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{be.IP.String()},
 			NodeName:   ptr(node),

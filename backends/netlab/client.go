@@ -1,4 +1,4 @@
-package backendtest
+package netlab
 
 import (
 	"context"
@@ -37,8 +37,8 @@ func (n *Network) Spread(ctx context.Context, dst netip.AddrPort, count int, tim
 
 // Answer is what a backend's server replies (see Network.Serve).
 type Answer struct {
-	// Backend is the name of the backend that answered, e.g. "b0".
-	Backend string
+	// Pod is the name of the backend that answered, e.g. "b0".
+	Pod string
 	// Source is the client address the backend saw: the client's own, or
 	// a node address when the load balancer masqueraded the connection.
 	Source netip.AddrPort
@@ -50,7 +50,7 @@ func parseAnswer(s string) (Answer, error) {
 	if len(f) == 0 {
 		return Answer{}, errors.New("empty answer")
 	}
-	a := Answer{Backend: f[0]}
+	a := Answer{Pod: f[0]}
 	if len(f) > 1 {
 		src, err := netip.ParseAddrPort(f[1])
 		if err != nil {

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package backendtest
+package netlab
 
 import (
 	"net/netip"

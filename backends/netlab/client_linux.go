@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest
+package netlab
 
 import (
 	"context"
@@ -25,7 +25,7 @@ import (
 // silently dropped one an error for which IsTimeout is true.
 func (n *Network) DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
 	a, err := n.DialTCPAnswer(ctx, src, dst, timeout)
-	return a.Backend, err
+	return a.Pod, err
 }
 
 // DialTCPAnswer is DialTCP returning the whole answer: the backend, and
@@ -44,12 +44,12 @@ func (n *Network) DialTCPAnswer(ctx context.Context, src netip.Addr, dst netip.A
 // traffic anywhere but into namespaces it made.
 func (n *Network) DialTCPFrom(ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
 	a, err := n.dialTCP(context.Background(), ns, src, dst, timeout)
-	return a.Backend, err
+	return a.Pod, err
 }
 
 func (n *Network) dialTCP(ctx context.Context, ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
 	if !n.owns(ns) {
-		return Answer{}, fmt.Errorf("backendtest: namespace %q is not part of this network", ns)
+		return Answer{}, fmt.Errorf("netlab: namespace %q is not part of this network", ns)
 	}
 	if err := ctx.Err(); err != nil {
 		// A loopback connect can complete before anyone looks at ctx.
@@ -114,7 +114,7 @@ func (n *Network) DialUDP(ctx context.Context, srcPort uint16, dst netip.AddrPor
 	if err != nil {
 		return "", fmt.Errorf("udp %v -> %v: %w", c.LocalAddr(), dst, err)
 	}
-	return answer.Backend, nil
+	return answer.Pod, nil
 }
 
 // IsRefused reports whether err is an active refusal: a TCP reset, or an

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest
+package netlab
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -56,18 +55,18 @@ const commandTimeout = 30 * time.Second
 // backends return through the node, so forwarded traffic needs no
 // masquerade. The node has no route out, so nothing sent in a Network can
 // reach the host or beyond.
-func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
+func NewNetwork(t TB, opts NetworkOptions) *Network {
 	t.Helper()
 	n, err := Open(opts)
 	if n != nil {
 		t.Cleanup(func() {
 			if err := n.Close(); err != nil {
-				t.Errorf("backendtest: tear down network: %v", err)
+				t.Errorf("netlab: tear down network: %v", err)
 			}
 		})
 	}
 	if err != nil {
-		t.Fatalf("backendtest: %v", err)
+		t.Fatalf("netlab: %v", err)
 	}
 	return n
 }
@@ -76,12 +75,12 @@ func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
 // must Close it. On error the returned Network, if not nil, holds what was
 // half built and must be closed too.
 func Open(opts NetworkOptions) (*Network, error) {
-	count := opts.Backends
+	count := opts.Pods
 	if count == 0 {
 		count = defaultBackends
 	}
 	if count < 0 || count > maxBackends {
-		return nil, fmt.Errorf("NetworkOptions.Backends = %d, want 1..%d", opts.Backends, maxBackends)
+		return nil, fmt.Errorf("NetworkOptions.Pods = %d, want 1..%d", opts.Pods, maxBackends)
 	}
 	prefix := opts.Prefix
 	if prefix == "" {
@@ -93,19 +92,21 @@ func Open(opts NetworkOptions) (*Network, error) {
 
 	seq := networkSeq.Add(1)
 	base := fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq)
+	v := opts.Variant
+	v.IPv6 = v.IPv6 || opts.IPv6
 	n := &Network{
-		plan:     planFor(opts.IPv6),
-		variant:  Variant{IPv6: opts.IPv6},
+		plan:     planFor(v.IPv6),
+		variant:  v,
 		nodeNS:   base + "-node",
 		clientNS: base + "-client",
 		served:   make(map[uint16]bool),
 	}
 	for i := range count {
 		name := fmt.Sprintf("b%d", i)
-		n.backends = append(n.backends, Backend{
+		n.pods = append(n.pods, Pod{
 			Name: name,
 			NS:   base + "-" + name,
-			IP:   hostIn(n.plan.clusterCIDR, firstBackendHost+i),
+			IP:   HostIn(n.plan.clusterCIDR, firstBackendHost+i),
 		})
 	}
 	if err := n.build(seq, !opts.DisableBridgeNetfilter); err != nil {
@@ -124,7 +125,7 @@ func (n *Network) Close() error { return n.close() }
 // names still carry seq to read well in dumps.
 func (n *Network) build(seq uint64, bridgeNetfilter bool) error {
 	all := []string{n.nodeNS, n.clientNS}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		all = append(all, b.NS)
 	}
 	var create []string
@@ -160,7 +161,7 @@ func (n *Network) build(seq uint64, bridgeNetfilter bool) error {
 		"route add " + p.serviceCIDR.String() + " dev br0",
 		"route add " + p.externalCIDR.String() + " dev br0",
 	}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		port := vethName(seq, b.Name)
 		node = append(node,
 			"link add "+port+" type veth peer name eth0 netns "+b.NS,
@@ -181,7 +182,7 @@ func (n *Network) build(seq uint64, bridgeNetfilter bool) error {
 	if err := runBatch("-n "+n.nodeNS, node); err != nil {
 		return err
 	}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		if err := runBatch("-n "+b.NS, []string{
 			"link set lo up",
 			"addr add " + prefixOf(b.IP, p.clusterCIDR) + " dev eth0" + nodad,

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest_test
+package netlab_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lbkit/lbkit/backends/backendtest"
+	"github.com/lbkit/lbkit/backends/netlab"
 )
 
 const (
@@ -62,11 +63,11 @@ var plans = map[bool]plan{
 }
 
 func testNetwork(t *testing.T, p plan) {
-	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 3, IPv6: p.ipv6})
+	n := netlab.NewNetwork(t, netlab.NetworkOptions{Pods: 3, IPv6: p.ipv6})
 	n.Serve(t, servePort)
 	n.Serve(t, servePort) // idempotent
 	ctx := context.Background()
-	backends := n.Backends()
+	backends := n.Pods()
 
 	t.Run("addressing", func(t *testing.T) {
 		var got []string
@@ -116,7 +117,7 @@ func testNetwork(t *testing.T, p plan) {
 		// The answer names the source the backend saw: without rules, the
 		// client's own address.
 		a, err := n.DialTCPAnswer(ctx, n.ClientIP2(), netip.AddrPortFrom(backends[0].IP, servePort), timeout)
-		if err != nil || a.Backend != "b0" || a.Source.Addr() != n.ClientIP2() {
+		if err != nil || a.Pod != "b0" || a.Source.Addr() != n.ClientIP2() {
 			t.Errorf("DialTCPAnswer from %v = %+v, %v; want b0 seeing %v", n.ClientIP2(), a, err, n.ClientIP2())
 		}
 	})
@@ -125,7 +126,7 @@ func testNetwork(t *testing.T, p plan) {
 		// Nothing listens on the node: a refusal shows the address is
 		// the node's and reachable from the client.
 		for _, ip := range n.NodeIPs() {
-			if _, err := n.DialTCP(ctx, netip.Addr{}, netip.AddrPortFrom(ip, closedPort), timeout); !backendtest.IsRefused(err) {
+			if _, err := n.DialTCP(ctx, netip.Addr{}, netip.AddrPortFrom(ip, closedPort), timeout); !netlab.IsRefused(err) {
 				t.Errorf("DialTCP %v: err = %v, want refused by the node", ip, err)
 			}
 		}
@@ -149,14 +150,14 @@ func testNetwork(t *testing.T, p plan) {
 		dst := netip.AddrPortFrom(backends[0].IP, closedPort)
 		start := time.Now()
 		_, err := n.DialTCP(ctx, netip.Addr{}, dst, timeout)
-		if !backendtest.IsRefused(err) || backendtest.IsTimeout(err) {
+		if !netlab.IsRefused(err) || netlab.IsTimeout(err) {
 			t.Errorf("DialTCP closed port: err = %v, want refused and not timeout", err)
 		}
 		if d := time.Since(start); d > timeout/4 {
 			t.Errorf("refusal took %v", d)
 		}
 		_, err = n.DialUDP(ctx, 0, dst, timeout)
-		if !backendtest.IsRefused(err) {
+		if !netlab.IsRefused(err) {
 			t.Errorf("DialUDP closed port: err = %v, want refused", err)
 		}
 	})
@@ -170,14 +171,14 @@ func testNetwork(t *testing.T, p plan) {
 		} {
 			start := time.Now()
 			_, err := n.DialTCP(ctx, netip.Addr{}, vip, 300*time.Millisecond)
-			if !backendtest.IsTimeout(err) || backendtest.IsRefused(err) {
+			if !netlab.IsTimeout(err) || netlab.IsRefused(err) {
 				t.Errorf("DialTCP %v: err = %v, want timeout and not refused", vip, err)
 			}
 			if d := time.Since(start); d > timeout {
 				t.Errorf("timeout took %v", d)
 			}
 			_, err = n.DialUDP(ctx, 0, vip, 300*time.Millisecond)
-			if !backendtest.IsTimeout(err) {
+			if !netlab.IsTimeout(err) {
 				t.Errorf("DialUDP %v: err = %v, want timeout", vip, err)
 			}
 		}
@@ -187,7 +188,7 @@ func testNetwork(t *testing.T, p plan) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		_, err := n.DialTCP(cctx, netip.Addr{}, netip.AddrPortFrom(backends[0].IP, servePort), timeout)
-		if err == nil || backendtest.IsTimeout(err) {
+		if err == nil || netlab.IsTimeout(err) {
 			t.Errorf("DialTCP with cancelled ctx: err = %v, want a non-timeout error", err)
 		}
 	})
@@ -214,7 +215,7 @@ func testNetwork(t *testing.T, p plan) {
 			t.Errorf("Spread (-want +got):\n%s", diff)
 		}
 		got, err = n.Spread(ctx, netip.AddrPortFrom(backends[1].IP, closedPort), 3, timeout)
-		if !backendtest.IsRefused(err) {
+		if !netlab.IsRefused(err) {
 			t.Errorf("Spread to a closed port: err = %v, want refused", err)
 		}
 		if diff := cmp.Diff(map[string]int{"": 3}, got); diff != "" {
@@ -313,9 +314,9 @@ func TestNetworkParallel(t *testing.T) {
 		for _, sub := range []string{"a", "b", "c"} {
 			t.Run(sub, func(t *testing.T) {
 				t.Parallel()
-				n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2})
+				n := netlab.NewNetwork(t, netlab.NetworkOptions{Pods: 2})
 				n.Serve(t, servePort)
-				for _, b := range n.Backends() {
+				for _, b := range n.Pods() {
 					got, err := n.DialTCP(context.Background(), netip.Addr{}, netip.AddrPortFrom(b.IP, servePort), timeout)
 					if err != nil || got != b.Name {
 						t.Errorf("DialTCP %v = %q, %v; want %q", b.IP, got, err, b.Name)
@@ -323,7 +324,7 @@ func TestNetworkParallel(t *testing.T) {
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				for _, ns := range append([]string{n.NodeNS(), n.ClientNS()}, n.Backends()[0].NS) {
+				for _, ns := range append([]string{n.NodeNS(), n.ClientNS()}, n.Pods()[0].NS) {
 					if names[ns] {
 						t.Errorf("namespace %q used twice", ns)
 					}
@@ -342,9 +343,9 @@ func TestNetworkTeardown(t *testing.T) {
 	backendtest.Require(t, "ip")
 	var all []string
 	t.Run("build", func(t *testing.T) {
-		n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 1, Prefix: "lbkt-td"})
+		n := netlab.NewNetwork(t, netlab.NetworkOptions{Pods: 1, Prefix: "lbkt-td"})
 		n.Serve(t, servePort)
-		all = append(all, n.NodeNS(), n.ClientNS(), n.Backends()[0].NS)
+		all = append(all, n.NodeNS(), n.ClientNS(), n.Pods()[0].NS)
 		for _, ns := range all {
 			if _, err := os.Stat("/run/netns/" + ns); err != nil {
 				t.Errorf("namespace %s missing while in use: %v", ns, err)
@@ -402,9 +403,9 @@ func TestNetworkBridgeNetfilter(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprintf("BridgeNetfilter=%v", on), func(t *testing.T) {
 			t.Parallel()
-			n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Backends: 2, DisableBridgeNetfilter: !on})
+			n := netlab.NewNetwork(t, netlab.NetworkOptions{Pods: 2, DisableBridgeNetfilter: !on})
 			n.Serve(t, servePort)
-			b := n.Backends()
+			b := n.Pods()
 			want := map[bool]string{false: "0", true: "1"}[on]
 			if out, err := n.NodeExec("cat", "/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil || strings.TrimSpace(out) != want {
 				t.Errorf("bridge-nf-call-iptables = %q, %v; want %s", out, err, want)
@@ -419,7 +420,7 @@ func TestNetworkBridgeNetfilter(t *testing.T) {
 			if on && (err != nil || got != b[1].Name) {
 				t.Errorf("b0 -> VIP = %q, %v; want %s", got, err, b[1].Name)
 			}
-			if !on && !backendtest.IsTimeout(err) {
+			if !on && !netlab.IsTimeout(err) {
 				t.Errorf("b0 -> VIP = %q, %v; want a timeout (reply bridged past conntrack)", got, err)
 			}
 		})

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest
+package netlab
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -26,10 +25,10 @@ const retryPause = 10 * time.Millisecond
 // Servers listen on the wildcard address of the Network's family in their
 // namespace, and live until the Network is torn down. Serving a port again is a no-op; failing to
 // listen fails the test.
-func (n *Network) Serve(t testing.TB, port uint16) {
+func (n *Network) Serve(t TB, port uint16) {
 	t.Helper()
 	if err := n.ServePort(port); err != nil {
-		t.Fatalf("backendtest: %v", err)
+		t.Fatalf("netlab: %v", err)
 	}
 }
 
@@ -43,7 +42,7 @@ func (n *Network) ServePort(port uint16) error {
 	if n.served[port] {
 		return nil
 	}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		if err := n.serveBackend(b, port); err != nil {
 			return fmt.Errorf("serve port %d in %s: %w", port, b.NS, err)
 		}
@@ -54,7 +53,7 @@ func (n *Network) ServePort(port uint16) error {
 
 // serveBackend opens both sockets inside b's namespace and starts their
 // loops. The caller holds n.mu.
-func (n *Network) serveBackend(b Backend, port uint16) error {
+func (n *Network) serveBackend(b Pod, port uint16) error {
 	tcp, udp, addr := "tcp4", "udp4", fmt.Sprintf("0.0.0.0:%d", port)
 	if n.plan.family == v1.IPv6Protocol {
 		tcp, udp, addr = "tcp6", "udp6", fmt.Sprintf("[::]:%d", port)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest
+package netlab
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"testing"
 	"time"
 )
 
@@ -18,14 +17,14 @@ import (
 // space ("b0 hello"), on a connection that stays open until the client
 // closes it. Tests of long-lived connections (graceful termination, stale
 // TCP flows) use it with DialStream.
-func (n *Network) ServeEcho(t testing.TB, port uint16) {
+func (n *Network) ServeEcho(t TB, port uint16) {
 	t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		t.Fatalf("backendtest: ServeEcho(%d) after the network was torn down", port)
+		t.Fatalf("netlab: ServeEcho(%d) after the network was torn down", port)
 	}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		var ln net.Listener
 		err := inNamespace(b.NS, func() error {
 			var err error
@@ -33,7 +32,7 @@ func (n *Network) ServeEcho(t testing.TB, port uint16) {
 			return err
 		})
 		if err != nil {
-			t.Fatalf("backendtest: echo on port %d in %s: %v", port, b.NS, err)
+			t.Fatalf("netlab: echo on port %d in %s: %v", port, b.NS, err)
 		}
 		n.servers = append(n.servers, ln)
 		name := b.Name

@@ -1,21 +1,20 @@
 //go:build !linux
 
-package backendtest
+package netlab
 
 import (
 	"context"
 	"errors"
 	"net/netip"
-	"testing"
 	"time"
 )
 
 // errNotLinux is what every namespace operation returns off Linux.
-var errNotLinux = errors.New("backendtest: namespace networks need Linux")
+var errNotLinux = errors.New("netlab: namespace networks need Linux")
 
 // NewNetwork fails the test: namespace networks need Linux. Call Require
 // first to skip instead.
-func NewNetwork(t testing.TB, opts NetworkOptions) *Network {
+func NewNetwork(t TB, opts NetworkOptions) *Network {
 	t.Helper()
 	t.Fatal(errNotLinux)
 	return nil
@@ -32,7 +31,7 @@ func (n *Network) ServePort(port uint16) error { return errNotLinux }
 func (n *Network) InNode(f func() error) error                          { return errNotLinux }
 func (n *Network) NodeExec(name string, args ...string) (string, error) { return "", errNotLinux }
 func (n *Network) Conntrack(args ...string) (string, error)             { return "", errNotLinux }
-func (n *Network) Serve(t testing.TB, port uint16)                      { t.Helper(); t.Fatal(errNotLinux) }
+func (n *Network) Serve(t TB, port uint16)                              { t.Helper(); t.Fatal(errNotLinux) }
 
 func (n *Network) DialTCP(ctx context.Context, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (string, error) {
 	return "", errNotLinux

@@ -1,4 +1,4 @@
-package backendtest
+package netlab
 
 import (
 	"io"
@@ -67,9 +67,9 @@ func planFor(ipv6 bool) *addressPlan {
 	return &plan4
 }
 
-// hostIn returns the address number host of prefix p: 10.96.0.0/16 and
+// HostIn returns the address number host of prefix p: 10.96.0.0/16 and
 // 10 give 10.96.0.10; fd00:96::/112 and 10 give fd00:96::a.
-func hostIn(p netip.Prefix, host int) netip.Addr {
+func HostIn(p netip.Prefix, host int) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := len(b) - 1; i >= 0 && host > 0; i-- {
 		sum := int(b[i]) + host
@@ -92,8 +92,8 @@ const (
 
 // NetworkOptions configures NewNetwork. The zero value is usable.
 type NetworkOptions struct {
-	// Backends is the number of backend namespaces; zero means 3.
-	Backends int
+	// Pods is the number of pod namespaces; zero means 3.
+	Pods int
 	// Prefix starts every namespace name; empty means "lbkt". The process
 	// id and a per-process counter follow it, so names stay unique across
 	// parallel tests and test processes (for example lbkt-12345-1-node).
@@ -101,6 +101,10 @@ type NetworkOptions struct {
 	// IPv6 builds the network with IPv6 addresses only (see NewNetwork for
 	// both plans); every accessor then returns IPv6 addresses.
 	IPv6 bool
+	// Variant is the set of backend options the Network is for (what its
+	// ClusterCIDRs and NodePortAddresses return). Its IPv6 is the same
+	// as the field above: either one builds an IPv6 Network.
+	Variant Variant
 	// DisableBridgeNetfilter sets net.bridge.bridge-nf-call-iptables (and
 	// -ip6tables) to 0 in the node. By default they are 1, as on a real
 	// node (the kernel's default with br_netfilter, and what kubeadm
@@ -114,8 +118,8 @@ type NetworkOptions struct {
 	DisableBridgeNetfilter bool
 }
 
-// Backend is one pod: a namespace on the node's bridge with one address.
-type Backend struct {
+// Pod is one pod: a namespace on the node's bridge with one address.
+type Pod struct {
 	Name string     // answer of its servers, e.g. "b0"
 	NS   string     // network namespace name
 	IP   netip.Addr // host 10+index of ClusterCIDR: 10.244.1.10, fd00:244:1::a, ...
@@ -126,10 +130,10 @@ type Backend struct {
 // concurrent use. A Network lives until the end of the test that made it.
 type Network struct {
 	plan     *addressPlan
-	variant  Variant // what Run asks the backend under test to be configured with
+	variant  Variant // the options the backend under test is configured with
 	nodeNS   string
 	clientNS string
-	backends []Backend
+	pods     []Pod
 	created  []string // namespaces to delete on teardown, in creation order
 
 	mu      sync.Mutex
@@ -208,13 +212,21 @@ func (n *Network) NodePortAddresses() []netip.Prefix {
 	return nil
 }
 
-// isNodeAddr reports whether a is one of the node's addresses.
-func (n *Network) isNodeAddr(a netip.Addr) bool {
+// IsNodeAddr reports whether a is one of the node's addresses (NodeIPs
+// and its address on the pods' bridge): what a masqueraded connection's
+// source is.
+func (n *Network) IsNodeAddr(a netip.Addr) bool {
 	return a == n.plan.nodeIP || a == n.plan.nodeIP2 || a == n.plan.bridgeIP
 }
 
-// Backends returns a copy of the backends, in index order.
-func (n *Network) Backends() []Backend { return append([]Backend(nil), n.backends...) }
+// Pods returns a copy of the pods, in index order.
+func (n *Network) Pods() []Pod { return append([]Pod(nil), n.pods...) }
+
+// Pod returns pod i (0 <= i < NetworkOptions.Pods).
+func (n *Network) Pod(i int) Pod { return n.pods[i] }
+
+// Loopback is the node's loopback address of the Network's family.
+func (n *Network) Loopback() netip.Addr { return n.plan.loopback }
 
 // NodeNS is the name of the namespace where load-balancing rules belong.
 func (n *Network) NodeNS() string { return n.nodeNS }
@@ -231,7 +243,7 @@ func (n *Network) owns(ns string) bool {
 	if ns == n.nodeNS || ns == n.clientNS {
 		return true
 	}
-	for _, b := range n.backends {
+	for _, b := range n.pods {
 		if b.NS == ns {
 			return true
 		}

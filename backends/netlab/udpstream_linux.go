@@ -1,6 +1,6 @@
 //go:build linux
 
-package backendtest
+package netlab
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type UDPStream struct {
 // is the point.
 func (n *Network) StartUDPStream(srcPort uint16, dst netip.AddrPort, interval time.Duration) (*UDPStream, error) {
 	if srcPort == 0 || interval <= 0 {
-		return nil, fmt.Errorf("backendtest: StartUDPStream(%d, %v, %v): want a fixed source port and a positive interval", srcPort, dst, interval)
+		return nil, fmt.Errorf("netlab: StartUDPStream(%d, %v, %v): want a fixed source port and a positive interval", srcPort, dst, interval)
 	}
 	src := netip.AddrPortFrom(n.plan.clientIP, srcPort)
 	var c *net.UDPConn
@@ -97,7 +97,7 @@ func (s *UDPStream) read() {
 			continue
 		}
 		s.mu.Lock()
-		s.answers = append(s.answers, a.Backend)
+		s.answers = append(s.answers, a.Pod)
 		s.mu.Unlock()
 	}
 }
