@@ -27,7 +27,7 @@ func TestSyncErrorClasses(t *testing.T) {
 	} {
 		w := newWorld(t, ipvs.Options{})
 		w.apply(servicemaptest.Service("default", "a", "10.96.0.10", tcp80))
-		w.ipvs.fail, w.ipvs.failErr = "add 10.96.0.10:80/TCP", tc.errno
+		w.ipvs.FailNext("add 10.96.0.10:80/TCP", tc.errno)
 		err := w.b.Sync(context.Background(), nil, w.tr.Snapshot())
 		if !errors.Is(err, backends.ErrApply) || !errors.Is(err, tc.errno) {
 			t.Errorf("%v: Sync = %v, want ErrApply wrapping the errno", tc.errno, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/backends/ipvs/ipvsfake"
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
@@ -402,7 +403,7 @@ func TestNetfilterHalfOnKernel(t *testing.T) {
 }
 
 func netfilterHalf(t *testing.T) {
-	fake, host := newFakeIPVS(), newFakeHost(nodeIP)
+	fake, host := ipvsfake.NewIPVS(), ipvsfake.NewHost(netip.MustParseAddr(nodeIP))
 	opts := ipvs.Options{IPVS: fake, Host: host, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
 	b, err := ipvs.New(opts)
 	if err != nil {
@@ -452,7 +453,7 @@ func netfilterHalf(t *testing.T) {
 		t.Errorf("full sync after restart: %v", err)
 		return
 	}
-	if len(fake.servers) != 0 {
+	if len(fake.Keys()) != 0 {
 		t.Errorf("after the service went, IPVS still has:\n%s", fake.Dump())
 	}
 	if set := nftList(t, "list", "set", "ip", ipvs.DefaultTable, "node-address-servers"); strings.Contains(set, "30012") {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/backends/ipvs/ipvsfake"
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
@@ -59,7 +60,7 @@ func TestSyncProgramsWhatRenderShows(t *testing.T) {
 		t.Errorf("kernel differs from Render (-render +kernel):\n%s", diff)
 	}
 	wantBound := "10.96.0.10 10.96.0.11 10.96.0.12 10.96.0.13 10.96.0.14 192.0.2.53 203.0.113.7"
-	if got := w.host.bound(ipvs.DefaultInterface); got != wantBound {
+	if got := bound(w.host, ipvs.DefaultInterface); got != wantBound {
 		t.Errorf("dummy link addresses = %q, want %q", got, wantBound)
 	}
 	for name, want := range map[string]string{
@@ -67,7 +68,7 @@ func TestSyncProgramsWhatRenderShows(t *testing.T) {
 		"net/ipv4/vs/expire_quiescent_template": "1",
 		"net/ipv4/conf/all/arp_ignore":          "1", "net/ipv4/conf/all/arp_announce": "2",
 	} {
-		if got := w.host.sysctls[name]; got != want {
+		if got, _ := w.host.Sysctl(name); got != want {
 			t.Errorf("sysctl %s = %q, want %q", name, got, want)
 		}
 	}
@@ -81,14 +82,14 @@ func TestSyncTouchesOnlyChanges(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
 	w.applyMixed()
 	w.sync()
-	w.ipvs.takeCalls()
+	w.calls()
 
 	w.sync()
-	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+	if calls := w.calls(); len(calls) != 0 {
 		t.Errorf("incremental sync of an unchanged snapshot: %q, want no calls", calls)
 	}
 	w.fullSync()
-	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+	if calls := w.calls(); len(calls) != 0 {
 		t.Errorf("full sync of an unchanged snapshot: %q, want no calls", calls)
 	}
 
@@ -102,7 +103,7 @@ func TestSyncTouchesOnlyChanges(t *testing.T) {
 			// Undo in the kernel, then let a full sync find it out.
 			w.ipvs.DeleteRealServer(ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Protocol: v1.ProtocolTCP},
 				ipvs.RealServer{Addr: netip.MustParseAddrPort("10.244.4.5:8080")})
-			w.ipvs.takeCalls()
+			w.calls()
 			w.fullSync()
 		} else {
 			w.sync()
@@ -111,11 +112,11 @@ func TestSyncTouchesOnlyChanges(t *testing.T) {
 		if !full {
 			want = append(want, "delete 192.0.2.53:53/UDP", "delete 10.96.0.13:53/UDP")
 		}
-		if diff := cmp.Diff(sorted(want), w.ipvs.takeCalls()); diff != "" {
+		if diff := cmp.Diff(sorted(want), w.calls()); diff != "" {
 			t.Errorf("full=%v: calls (-want +got):\n%s", full, diff)
 		}
 	}
-	if got := w.host.bound(ipvs.DefaultInterface); strings.Contains(got, "10.96.0.13") || strings.Contains(got, "192.0.2.53") {
+	if got := bound(w.host, ipvs.DefaultInterface); strings.Contains(got, "10.96.0.13") || strings.Contains(got, "192.0.2.53") {
 		t.Errorf("addresses of the deleted service still bound: %s", got)
 	}
 	if got := w.elements("no-endpoints"); len(got) != 2 {
@@ -151,10 +152,10 @@ func TestOwnership(t *testing.T) {
 	stale := ipvs.VirtualServer{Addr: netip.MustParseAddr("10.96.0.10"), Port: 8443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
 	w.ipvs.AddVirtualServer(stale)
 	w.fullSync()
-	if _, ok := w.ipvs.servers[stale.Key()]; ok {
+	if _, ok := w.ipvs.VirtualServer(stale.Key()); ok {
 		t.Errorf("%v is on lbkit's dummy link but survived a sync", stale.Key())
 	}
-	if _, ok := w.ipvs.servers[key("10.96.0.10:80/TCP")]; !ok {
+	if _, ok := w.ipvs.VirtualServer(key("10.96.0.10:80/TCP")); !ok {
 		t.Errorf("deleted cluster-IP virtual server not recreated")
 	}
 	if got := w.elements("node-address-servers"); !cmp.Equal(got, []string{nodeIP + " . tcp . 30080"}) {
@@ -179,7 +180,7 @@ func TestOwnership(t *testing.T) {
 	if diff := cmp.Diff(foreignDump, w.ipvs.Dump()); diff != "" {
 		t.Errorf("after Cleanup, IPVS (-want +got):\n%s", diff)
 	}
-	if _, ok := w.host.links[ipvs.DefaultInterface]; ok {
+	if w.host.HasLink(ipvs.DefaultInterface) {
 		t.Errorf("dummy link left after Cleanup")
 	}
 	if dump := w.nft.Dump(); dump != "" {
@@ -198,7 +199,7 @@ func TestExternalIPOnNodeAddress(t *testing.T) {
 	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
 	w.apply(svc, servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
 	w.sync()
-	if got := w.host.bound(ipvs.DefaultInterface); got != "10.96.0.10" {
+	if got := bound(w.host, ipvs.DefaultInterface); got != "10.96.0.10" {
 		t.Errorf("dummy link addresses = %q, want only the cluster IP", got)
 	}
 	if got := w.elements("node-address-servers"); !cmp.Equal(got, []string{nodeIP + " . tcp . 80"}) {
@@ -212,9 +213,9 @@ func TestExternalIPOnNodeAddress(t *testing.T) {
 	}
 }
 
-func keysOf(f *fakeIPVS) map[ipvs.Key]bool {
+func keysOf(f *ipvsfake.IPVS) map[ipvs.Key]bool {
 	out := map[ipvs.Key]bool{}
-	for k := range f.servers {
+	for _, k := range f.Keys() {
 		out[k] = true
 	}
 	return out
@@ -239,9 +240,9 @@ func TestDraining(t *testing.T) {
 	dnsSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
 	webKey, dnsKey := key("10.96.0.10:80/TCP"), key("10.96.0.53:53/UDP")
-	w.ipvs.setConns(webKey, netip.MustParseAddrPort(b+":8080"), 1, 2)
-	w.ipvs.setConns(dnsKey, netip.MustParseAddrPort(b+":5353"), 0, 1)
-	w.ipvs.takeCalls()
+	mustSetConns(t, w.ipvs, webKey, netip.MustParseAddrPort(b+":8080"), 1, 2)
+	mustSetConns(t, w.ipvs, dnsKey, netip.MustParseAddrPort(b+":5353"), 0, 1)
+	w.calls()
 
 	// b turns terminating (no ready fallback needed: a is ready), c goes.
 	webSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Terminating(b, thisNode))
@@ -252,7 +253,7 @@ func TestDraining(t *testing.T) {
 		"delete 10.96.0.10:80/TCP -> 10.244.3.5:8080",
 		"delete 10.96.0.53:53/UDP -> 10.244.2.5:5353",
 	}
-	if diff := cmp.Diff(sorted(want), w.ipvs.takeCalls()); diff != "" {
+	if diff := cmp.Diff(sorted(want), w.calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	wantDump := "-A -t 10.96.0.10:80 -s rr\n" +
@@ -266,24 +267,24 @@ func TestDraining(t *testing.T) {
 
 	// Still connected: an unchanged snapshot looks again and does nothing.
 	w.syncFrom(w.prev)
-	if calls := w.ipvs.takeCalls(); len(calls) != 0 {
+	if calls := w.calls(); len(calls) != 0 {
 		t.Errorf("draining, still connected: calls %q, want none", calls)
 	}
 	// Drained: the next sync, even of the same snapshot, removes it.
-	w.ipvs.setConns(webKey, netip.MustParseAddrPort(b+":8080"), 0, 0)
+	mustSetConns(t, w.ipvs, webKey, netip.MustParseAddrPort(b+":8080"), 0, 0)
 	w.syncFrom(w.prev)
-	if diff := cmp.Diff([]string{"delete 10.96.0.10:80/TCP -> 10.244.2.5:8080"}, w.ipvs.takeCalls()); diff != "" {
+	if diff := cmp.Diff([]string{"delete 10.96.0.10:80/TCP -> 10.244.2.5:8080"}, w.calls()); diff != "" {
 		t.Errorf("drained: calls (-want +got):\n%s", diff)
 	}
 
 	// Draining, then back: weight 1 again.
-	w.ipvs.setConns(webKey, netip.MustParseAddrPort(a+":8080"), 5, 0)
+	mustSetConns(t, w.ipvs, webKey, netip.MustParseAddrPort(a+":8080"), 5, 0)
 	webSlice(servicemaptest.NotReady(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
 	webSlice(servicemaptest.Ready(a, thisNode), servicemaptest.Ready(b, thisNode))
 	w.sync()
-	if got := w.ipvs.servers[webKey].reals[netip.MustParseAddrPort(a+":8080")].Weight; got != 1 {
-		t.Errorf("endpoint back after draining has weight %d, want 1", got)
+	if r, _ := w.ipvs.RealServer(webKey, netip.MustParseAddrPort(a+":8080")); r.Weight != 1 {
+		t.Errorf("endpoint back after draining has weight %d, want 1", r.Weight)
 	}
 }
 
@@ -301,17 +302,17 @@ func TestSchedulerOverride(t *testing.T) {
 		servicemaptest.Service("default", "plain", "10.96.0.12", tcp80))
 	w.sync()
 	for k, want := range map[string]string{"10.96.0.10:80/TCP": "lc", "10.96.0.11:80/TCP": "wrr", "10.96.0.12:80/TCP": "wrr"} {
-		if got := w.ipvs.servers[key(k)].vs.Scheduler; got != want {
+		if got := w.vs(k).Scheduler; got != want {
 			t.Errorf("%s scheduler %q, want %q", k, got, want)
 		}
 	}
-	w.ipvs.takeCalls()
+	w.calls()
 	choice["default/web"] = "sh"
 	w.sync()
-	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP"}, w.ipvs.takeCalls()); diff != "" {
+	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP"}, w.calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if got := w.ipvs.servers[key("10.96.0.10:80/TCP")].vs.Scheduler; got != "sh" {
+	if got := w.vs("10.96.0.10:80/TCP").Scheduler; got != "sh" {
 		t.Errorf("scheduler after the change %q, want sh", got)
 	}
 
@@ -328,17 +329,17 @@ func TestPersistence(t *testing.T) {
 	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
 	w.sync()
 	for _, k := range []string{"10.96.0.10:80/TCP", nodeIP + ":30080/TCP"} {
-		if vs := w.ipvs.servers[key(k)].vs; !vs.Persistent || vs.Timeout != 600 {
+		if vs := w.vs(k); !vs.Persistent || vs.Timeout != 600 {
 			t.Errorf("%s: persistent %v timeout %d, want true 600", k, vs.Persistent, vs.Timeout)
 		}
 	}
-	w.ipvs.takeCalls()
+	w.calls()
 	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)))
 	w.sync()
-	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP", "update " + nodeIP + ":30080/TCP"}, w.ipvs.takeCalls()); diff != "" {
+	if diff := cmp.Diff([]string{"update 10.96.0.10:80/TCP", "update " + nodeIP + ":30080/TCP"}, w.calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if vs := w.ipvs.servers[key("10.96.0.10:80/TCP")].vs; vs.Persistent {
+	if vs := w.vs("10.96.0.10:80/TCP"); vs.Persistent {
 		t.Errorf("still persistent after affinity was turned off")
 	}
 }
@@ -348,17 +349,17 @@ func TestPersistence(t *testing.T) {
 func TestSyncFailureThenFullSync(t *testing.T) {
 	w := newWorld(t, ipvs.Options{})
 	w.apply(servicemaptest.Service("default", "a", "10.96.0.10", tcp80), servicemaptest.Service("default", "b", "10.96.0.11", tcp80))
-	w.ipvs.fail = "add 10.96.0.10:80/TCP"
+	w.ipvs.FailNext("add 10.96.0.10:80/TCP", nil)
 	snap := w.tr.Snapshot()
 	err := w.b.Sync(context.Background(), nil, snap)
 	if !errors.Is(err, backends.ErrApply) {
 		t.Fatalf("Sync with a failing add = %v, want ErrApply", err)
 	}
-	if _, ok := w.ipvs.servers[key("10.96.0.11:80/TCP")]; !ok {
+	if _, ok := w.ipvs.VirtualServer(key("10.96.0.11:80/TCP")); !ok {
 		t.Errorf("the other virtual server was not added")
 	}
 	w.syncFrom(snap)
-	if _, ok := w.ipvs.servers[key("10.96.0.10:80/TCP")]; !ok {
+	if _, ok := w.ipvs.VirtualServer(key("10.96.0.10:80/TCP")); !ok {
 		t.Errorf("the sync after a failure did not repair it")
 	}
 }
@@ -386,7 +387,7 @@ func TestNodeAddresses(t *testing.T) {
 			w.apply(svc, slice)
 			w.sync()
 			var got []string
-			for k := range w.ipvs.servers {
+			for _, k := range w.ipvs.Keys() {
 				if k.Port == 30080 {
 					got = append(got, k.Addr.String())
 				}
@@ -423,8 +424,11 @@ func golden(t *testing.T, name, got string) {
 // one included, a link-local address. An IPv6 sync leaves it alone: it is
 // the kernel's, not a virtual address lbkit bound and no longer wants.
 func TestIPv6LinkLocalOnDummy(t *testing.T) {
-	fake, host := newFakeIPVS(), newFakeHost("fd00:100::1")
-	host.links[ipvs.DefaultInterface] = []netip.Addr{netip.MustParseAddr("fe80::1")}
+	fake, host := ipvsfake.NewIPVS(), ipvsfake.NewHost(netip.MustParseAddr("fd00:100::1"))
+	// The kernel gave the link its address before this process started.
+	if err := errors.Join(host.EnsureDummy(ipvs.DefaultInterface), host.AddLinkAddr(ipvs.DefaultInterface, netip.MustParseAddr("fe80::1"))); err != nil {
+		t.Fatal(err)
+	}
 	b, err := ipvs.New(ipvs.Options{IPVS: fake, Host: host, NFT: knftables.NewFake(knftables.IPv6Family, ipvs.DefaultTable)})
 	if err != nil {
 		t.Fatal(err)
@@ -435,7 +439,7 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 	if err := b.Sync(context.Background(), nil, tr.Snapshot()); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
-	if got, want := host.bound(ipvs.DefaultInterface), "fd00:96::10 fe80::1"; got != want {
+	if got, want := bound(host, ipvs.DefaultInterface), "fd00:96::10 fe80::1"; got != want {
 		t.Errorf("addresses on %s: %q, want %q", ipvs.DefaultInterface, got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/backends/ipvs/ipvsfake"
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
@@ -27,8 +28,8 @@ const (
 // world is a Backend on fakes, fed by a Tracker.
 type world struct {
 	t    *testing.T
-	ipvs *fakeIPVS
-	host *fakeHost
+	ipvs *ipvsfake.IPVS
+	host *ipvsfake.Host
 	nft  *knftables.Fake
 	opts ipvs.Options
 	b    *ipvs.Backend
@@ -40,8 +41,8 @@ func newWorld(t *testing.T, opts ipvs.Options) *world {
 	t.Helper()
 	w := &world{
 		t:    t,
-		ipvs: newFakeIPVS(),
-		host: newFakeHost(nodeIP, "127.0.0.1", "fe80::1"),
+		ipvs: ipvsfake.NewIPVS(),
+		host: ipvsfake.NewHost(netip.MustParseAddr(nodeIP), netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("fe80::1")),
 		nft:  knftables.NewFake(knftables.IPv4Family, ipvs.DefaultTable),
 		tr:   servicemap.NewTracker(servicemap.Options{NodeName: thisNode}),
 	}
@@ -119,6 +120,29 @@ func (w *world) cleanup() {
 	if err := w.b.Cleanup(context.Background()); err != nil {
 		w.t.Fatalf("Cleanup: %v", err)
 	}
+}
+
+// calls returns the IPVS calls made since the last look, sorted: a
+// Backend makes them in no particular order.
+func (w *world) calls() []string { return sorted(w.ipvs.TakeCalls()) }
+
+// vs returns the virtual server with key k ("10.96.0.10:80/TCP").
+func (w *world) vs(k string) ipvs.VirtualServer {
+	w.t.Helper()
+	vs, ok := w.ipvs.VirtualServer(key(k))
+	if !ok {
+		w.t.Fatalf("no virtual server %s", k)
+	}
+	return vs
+}
+
+// bound returns the addresses on a link, sorted, as text.
+func bound(h *ipvsfake.Host, link string) string {
+	var s []string
+	for _, a := range h.Bound(link) {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, " ")
 }
 
 // elements returns the elements of an nftables set, sorted.
@@ -209,4 +233,12 @@ func etpLocal(hc int32) func(*v1.Service) {
 func itpLocal(s *v1.Service) {
 	p := v1.ServiceInternalTrafficPolicyLocal
 	s.Spec.InternalTrafficPolicy = &p
+}
+
+// mustSetConns sets a real server's connection counts, as traffic would.
+func mustSetConns(t *testing.T, f *ipvsfake.IPVS, k ipvs.Key, rs netip.AddrPort, active, inactive int) {
+	t.Helper()
+	if err := f.SetConns(k, rs, active, inactive); err != nil {
+		t.Fatalf("SetConns(%v, %v): %v", k, rs, err)
+	}
 }

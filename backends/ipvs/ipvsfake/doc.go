@@ -1,0 +1,22 @@
+// Package ipvsfake holds fakes of the kernel pieces the ipvs backend
+// drives, so that code built on an ipvs.Backend can be tested without root
+// and without a kernel that has IPVS.
+//
+// [IPVS] implements ipvs.Handle and [Host] implements ipvs.Host. Pass them
+// in ipvs.Options (IPVS, Host), with a knftables.Fake as Options.NFT, and
+// the Backend syncs against them as it would against the kernel.
+//
+// The fakes behave, they do not merely record: IPVS refuses what the
+// kernel refuses, with the kernel's errno values (EEXIST for an object that
+// exists, ESRCH for a missing virtual server, ENOENT for a missing real
+// server or an unknown scheduler, EINVAL for an invalid one), and so does
+// Host (ENODEV, EEXIST, EADDRNOTAVAIL). Both log every call that changes
+// something, so a test can assert that a sync touched only what changed
+// (TakeCalls), and both fail a chosen call on demand (FailNext). IPVS.Dump
+// prints the table in the format of ipvs.Render, so a test can compare
+// what a Backend programmed with what Render says it would.
+//
+// Both fakes are safe for concurrent use. The zero values are not usable:
+// call NewIPVS and NewHost. The ipvs package builds on Linux only, and so
+// does this one.
+package ipvsfake
