@@ -1,10 +1,12 @@
 package iptables
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -283,8 +285,12 @@ func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {
 var errInputUnread = errors.New("iptables-restore did not read all its input")
 
 // restore runs iptables-restore --noflush on what writeTables writes for
-// rs and tw, streamed to its standard input as it is written.
+// rs and tw, streamed to its standard input as it is written (legacy: from
+// a file, see restoreFromFile).
 func (b *Backend) restore(ctx context.Context, progs programs, rs *ruleset, tw tableWrite) error {
+	if b.flavour == FlavourLegacy {
+		return b.restoreFromFile(ctx, progs, rs, tw)
+	}
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)
 	var size int64
@@ -302,6 +308,40 @@ func (b *Backend) restore(ctx context.Context, progs programs, rs *ruleset, tw t
 	b.opts.Logger.Debug("iptables-restore", "bytes", size)
 	if err == nil && werr != nil {
 		err = fmt.Errorf("%s: %w", progs.restore, werr)
+	}
+	if err != nil {
+		b.applied = nil
+		return fmt.Errorf("%w: %w", backends.ErrApply, cause(err))
+	}
+	return nil
+}
+
+// restoreFromFile is restore for the legacy flavour, whose input must not
+// come through a pipe. Told to wait for the xtables lock (-w), legacy
+// iptables-restore (1.8.9 here) arms an alarm for that many seconds and
+// never disarms it: when it goes off during a read from a pipe, the read
+// is interrupted, the program takes it for the end of its input, and it
+// either fails ("COMMIT expected") or, between two tables, exits 0 having
+// applied only the first. A slow writer (a loaded machine, a large input)
+// is enough. Reads from a regular file are not interrupted, so the input
+// is written to an unlinked temporary file first and the program reads
+// that.
+func (b *Backend) restoreFromFile(ctx context.Context, progs programs, rs *ruleset, tw tableWrite) error {
+	f, err := os.CreateTemp("", "lbkit-iptables-restore-*")
+	if err != nil {
+		return fmt.Errorf("%w: restore input: %w", backends.ErrApply, err)
+	}
+	os.Remove(f.Name()) // the open file stays readable
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := b.opts.writeTables(bw, rs, tw); err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		_, err = b.exec.Run(ctx, progs.restore, append(b.opts.wait(), "--noflush"), f)
 	}
 	if err != nil {
 		b.applied = nil

@@ -23,6 +23,9 @@
 #   VM_TIMEOUT    seconds before the VM is killed (default 900)
 #   VM_MEM        guest memory in MiB (default 1024)
 #   TEST_RUN      -test.run pattern for the guest (default: every test)
+#   TEST_BENCH    -test.bench pattern for the guest (default: no benchmark),
+#                 with TEST_BENCHTIME (default 3x); LBKIT_BENCH_LARGE=1
+#                 is passed on, for the large shapes
 #   TEST_TIMEOUT  -test.timeout inside the guest (default 12m)
 #   GO            the go command (default: go)
 set -euo pipefail
@@ -33,6 +36,9 @@ OUT=${OUT:-$(mktemp -d /tmp/lbkit-ipvs-vm.XXXXXX)}
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 VM_MEM=${VM_MEM:-1024}
 TEST_RUN=${TEST_RUN:-}
+TEST_BENCH=${TEST_BENCH:-}
+TEST_BENCHTIME=${TEST_BENCHTIME:-3x}
+LBKIT_BENCH_LARGE=${LBKIT_BENCH_LARGE:-}
 TEST_TIMEOUT=${TEST_TIMEOUT:-12m}
 GO=${GO:-go}
 
@@ -150,6 +156,7 @@ say "${#order[@]} modules: $(xargs -n1 basename <"$root/lib/modules/load-order" 
 # --- /init ---
 run_flag=""
 [[ -n $TEST_RUN ]] && run_flag="-test.run '$TEST_RUN'"
+[[ -n $TEST_BENCH ]] && run_flag="$run_flag -test.bench '$TEST_BENCH' -test.benchtime $TEST_BENCHTIME -test.benchmem"
 cat >"$root/init" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -168,7 +175,7 @@ done
 echo "LBKIT-VM: booted in \$(cut -d' ' -f1 /proc/uptime)s (guest clock), kernel \$(uname -r)"
 cd /test
 start=\$(cut -d' ' -f1 /proc/uptime)
-LBKIT_IN_VM=1 LBKIT_E2E=1 ./ipvs.test -test.v -test.timeout=$TEST_TIMEOUT $run_flag 2>&1
+LBKIT_IN_VM=1 LBKIT_E2E=1 LBKIT_BENCH_LARGE=$LBKIT_BENCH_LARGE ./ipvs.test -test.v -test.timeout=$TEST_TIMEOUT $run_flag 2>&1
 rc=\$?
 echo "LBKIT-VM: tests took \$(awk -v a=\$start -v b=\$(cut -d' ' -f1 /proc/uptime) 'BEGIN { print b - a }')s (guest clock)"
 if [ \$rc -eq 0 ]; then echo "LBKIT-VM-RESULT: PASS"; else echo "LBKIT-VM-RESULT: FAIL rc=\$rc"; fi
