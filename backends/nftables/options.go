@@ -5,10 +5,11 @@ package nftables
 import (
 	"log/slog"
 	"net/netip"
-	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // Defaults for the zero values of Options.
@@ -141,7 +142,7 @@ func familyOf(f v1.IPFamily) family {
 }
 
 // prefixesOf returns the valid prefixes of the family, masked, sorted, and
-// without any that another one contains (see disjoint).
+// without any that another one contains (see backends.Disjoint).
 func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range in {
@@ -149,14 +150,5 @@ func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
 			out = append(out, p)
 		}
 	}
-	return disjoint(out)
-}
-
-func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefix) }
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
+	return backends.Disjoint(out)
 }
