@@ -24,20 +24,25 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 	switch c.key.kind() {
 	case chainSEP:
 		return o.appendSEP(dst, c, &s.ports[i])
-	case chainEXT:
-		return o.appendEXT(dst, f, r)
 	case chainFW:
-		for _, src := range r.plan.Port.LoadBalancerSourceRanges {
+		for _, src := range r.port.LoadBalancerSourceRanges {
 			dst = appendOwnHead(dst, r.fw, r.name, " loadbalancer IP", "")
 			dst = append(dst, " -s "...)
 			dst = src.AppendTo(dst)
 			dst = appendJump(dst, r.ext)
 		}
 		return dst
+	}
+	// The port's plan again, rather than a copy kept with every port
+	// between syncs: the same pure, allocation-free decision rulesFor made.
+	plan := backends.Plan(r.port)
+	switch c.key.kind() {
+	case chainEXT:
+		return o.appendEXT(dst, f, r, &plan)
 	case chainSVC:
-		return o.appendBalance(dst, f, r, r.svc, r.plan.Cluster, r.clusterSEP)
+		return o.appendBalance(dst, f, r, &plan, r.svc, plan.Cluster, r.clusterSEP)
 	default:
-		return o.appendBalance(dst, f, r, r.svl, r.plan.Local, r.localSEP)
+		return o.appendBalance(dst, f, r, &plan, r.svl, plan.Local, r.localSEP)
 	}
 }
 
@@ -45,13 +50,13 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 // traffic is masqueraded; where the plan short-circuits, pod and node
 // traffic goes to the cluster endpoints; the rest follows the external
 // route.
-func (o *Options) appendEXT(dst []byte, f *family, r *portRules) []byte {
-	ext := &r.plan.External
+func (o *Options) appendEXT(dst []byte, f *family, r *portRules, plan *backends.PortPlan) []byte {
+	ext := &plan.External
 	if !ext.Local {
 		dst = appendOwnHead(dst, r.ext, "masquerade traffic for ", r.name, " external destinations")
 		dst = o.appendMasqJump(dst)
 	}
-	if r.plan.ShortCircuit {
+	if plan.ShortCircuit {
 		for _, pods := range f.pods {
 			dst = appendOwnHead(dst, r.ext, "pod traffic for ", r.name, " external destinations")
 			dst = append(dst, " -s "...)
@@ -79,9 +84,9 @@ func (o *Options) appendEXT(dst []byte, f *family, r *portRules) []byte {
 // The chain that cluster-IP traffic enters first masquerades traffic from
 // outside the pod CIDRs. sepIndex maps an index in eps to one in r.reach
 // (nil: the same).
-func (o *Options) appendBalance(dst []byte, f *family, r *portRules, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
-	p := r.plan.Port
-	if in := &r.plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain {
+func (o *Options) appendBalance(dst []byte, f *family, r *portRules, plan *backends.PortPlan, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
+	p := r.port
+	if in := &plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain {
 		for _, pods := range f.pods {
 			dst = appendOwnHead(dst, chain, r.name, " cluster IP", "")
 			dst = append(dst, ' ')
@@ -101,7 +106,7 @@ func (o *Options) appendBalance(dst []byte, f *family, r *portRules, chain strin
 		}
 		return o.appendKeyName(dst, r.chains[r.sep0+i].key)
 	}
-	if seconds := r.plan.AffinitySeconds; seconds > 0 {
+	if seconds := plan.AffinitySeconds; seconds > 0 {
 		for i, ep := range eps {
 			dst = appendEndpointHead(dst, chain, r.name, ep.Addr)
 			dst = append(dst, " -m recent --name "...)

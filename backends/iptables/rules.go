@@ -62,10 +62,11 @@ func (c *ownChain) endpoint() netip.AddrPort {
 // chains' rules themselves are written when a restore input is, so a
 // backend does not hold them between syncs.
 type portRules struct {
-	plan    backends.PortPlan
-	name    string // "namespace/name:port"
-	comment string // name as one word of a rule (quoted if need be)
-	match   string // "-m tcp -p tcp"
+	port     *servicemap.ServicePort
+	name     string // "namespace/name:port"
+	comment  string // name as one word of a rule (quoted if need be)
+	match    string // "-m tcp -p tcp"
+	affinity bool   // the plan has ClientIP affinity
 	// reach are the endpoints with a SEP chain: the plan's Reachable().
 	reach []endpoints.Endpoint
 	sep0  int // index of the first SEP chain in chains
@@ -126,8 +127,8 @@ func matchFor(protocol v1.Protocol) string {
 
 // rulesFor writes one service port's rules, from its plan, into r.
 func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r *portRules) {
-	*r = portRules{plan: backends.Plan(p), name: p.Name.String(), match: matchFor(p.Protocol)}
-	plan := &r.plan
+	plan := backends.Plan(p)
+	*r = portRules{port: p, name: p.Name.String(), match: matchFor(p.Protocol), affinity: plan.AffinitySeconds > 0}
 	name := r.name
 	r.comment = name
 	if needsQuotes(name) {

@@ -79,7 +79,7 @@ func (o *Options) newChainSet(own []*portRules, fx []fixedChain, others []string
 		n += len(pr.chains)
 	}
 	for owner, pr := range own {
-		s.ports[owner] = portInfo{comment: pr.comment, match: pr.match, affinity: pr.plan.AffinitySeconds > 0}
+		s.ports[owner] = portInfo{comment: pr.comment, match: pr.match, affinity: pr.affinity}
 	}
 	extra := make([]int, len(fx)+len(others))
 	for i := range extra {
