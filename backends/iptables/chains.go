@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 )
 
@@ -23,8 +24,6 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 	switch c.key.kind() {
 	case chainSEP:
 		return o.appendSEP(dst, c, &s.ports[i])
-	case chainEXT:
-		return o.appendEXT(dst, f, r)
 	case chainFW:
 		for _, src := range r.port.LoadBalancerSourceRanges {
 			dst = appendOwnHead(dst, r.fw, r.name, " loadbalancer IP", "")
@@ -33,21 +32,31 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 			dst = appendJump(dst, r.ext)
 		}
 		return dst
+	}
+	// The port's plan again, rather than a copy kept with every port
+	// between syncs: the same pure, allocation-free decision rulesFor made.
+	plan := backends.Plan(r.port)
+	switch c.key.kind() {
+	case chainEXT:
+		return o.appendEXT(dst, f, r, &plan)
 	case chainSVC:
-		return o.appendBalance(dst, f, r, r.svc, r.port.Topology.Cluster, r.clusterSEP)
+		return o.appendBalance(dst, f, r, &plan, r.svc, plan.Cluster, r.clusterSEP)
 	default:
-		return o.appendBalance(dst, f, r, r.svl, r.port.Topology.Local, r.localSEP)
+		return o.appendBalance(dst, f, r, &plan, r.svl, plan.Local, r.localSEP)
 	}
 }
 
-// appendEXT writes the chain external traffic enters: it is masqueraded,
-// or with externalTrafficPolicy Local only pod and node traffic is
-// redirected to cluster endpoints and the rest goes to local ones.
-func (o *Options) appendEXT(dst []byte, f *family, r *portRules) []byte {
-	if !r.externalLocal {
+// appendEXT writes the chain external traffic enters: Cluster-policy
+// traffic is masqueraded; where the plan short-circuits, pod and node
+// traffic goes to the cluster endpoints; the rest follows the external
+// route.
+func (o *Options) appendEXT(dst []byte, f *family, r *portRules, plan *backends.PortPlan) []byte {
+	ext := &plan.External
+	if !ext.Local {
 		dst = appendOwnHead(dst, r.ext, "masquerade traffic for ", r.name, " external destinations")
 		dst = o.appendMasqJump(dst)
-	} else {
+	}
+	if plan.ShortCircuit {
 		for _, pods := range f.pods {
 			dst = appendOwnHead(dst, r.ext, "pod traffic for ", r.name, " external destinations")
 			dst = append(dst, " -s "...)
@@ -61,10 +70,10 @@ func (o *Options) appendEXT(dst []byte, f *family, r *portRules) []byte {
 		dst = append(dst, " -m addrtype --src-type LOCAL"...)
 		dst = appendJump(dst, r.svc)
 	}
-	if r.extPolicy != "" {
+	if ext.Verdict == backends.Forward {
 		dst = append(dst, "-A "...)
 		dst = append(dst, r.ext...)
-		dst = appendJump(dst, r.extPolicy)
+		dst = appendJump(dst, r.routeChain(ext))
 	}
 	return dst
 }
@@ -75,9 +84,9 @@ func (o *Options) appendEXT(dst []byte, f *family, r *portRules) []byte {
 // The chain that cluster-IP traffic enters first masquerades traffic from
 // outside the pod CIDRs. sepIndex maps an index in eps to one in r.reach
 // (nil: the same).
-func (o *Options) appendBalance(dst []byte, f *family, r *portRules, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
+func (o *Options) appendBalance(dst []byte, f *family, r *portRules, plan *backends.PortPlan, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
 	p := r.port
-	if r.masqIn == chain {
+	if in := &plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain {
 		for _, pods := range f.pods {
 			dst = appendOwnHead(dst, chain, r.name, " cluster IP", "")
 			dst = append(dst, ' ')
@@ -97,8 +106,7 @@ func (o *Options) appendBalance(dst []byte, f *family, r *portRules, chain strin
 		}
 		return o.appendKeyName(dst, r.chains[r.sep0+i].key)
 	}
-	if p.Affinity.ClientIP {
-		seconds := p.Affinity.TimeoutSeconds()
+	if seconds := plan.AffinitySeconds; seconds > 0 {
 		for i, ep := range eps {
 			dst = appendEndpointHead(dst, chain, r.name, ep.Addr)
 			dst = append(dst, " -m recent --name "...)

@@ -10,6 +10,13 @@
 // traffic), LBKIT-FW-<hash> (loadBalancerSourceRanges) and one LBKIT-SEP-<hash>
 // per endpoint; hashes are stable, so names do not change between syncs.
 //
+// The traffic decision for each service port comes from
+// [backends.PortPlan]: which chain cluster-IP and external traffic go to,
+// or whether they are rejected or dropped; the short-circuit of pod and
+// node traffic for externalTrafficPolicy Local; which traffic is
+// masqueraded; the firewall chain; the affinity timeout. This package only
+// writes that decision as rules.
+//
 // [Render] is a pure function from a snapshot to iptables-restore input;
 // [RenderTo] writes the same to an io.Writer as it is produced, on up to
 // GOMAXPROCS goroutines (the output does not depend on how many). A

@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -54,8 +55,8 @@ func (c *ownChain) endpoint() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(c.addr), c.port)
 }
 
-// portRules are one service port's rules, decided once (following
-// kube-proxy's iptables proxier decision by decision; see the package
+// portRules are one service port's rules, made from its backends.PortPlan
+// (the rules follow kube-proxy's iptables proxier; see the package
 // documentation) and kept with the port: the lines it adds to each dispatch
 // chain, its chain names, and what writing its chains' rules needs. The
 // chains' rules themselves are written when a restore input is, so a
@@ -65,8 +66,8 @@ type portRules struct {
 	name     string // "namespace/name:port"
 	comment  string // name as one word of a rule (quoted if need be)
 	match    string // "-m tcp -p tcp"
-	affinity bool   // ClientIP affinity
-	// reach are the endpoints with a SEP chain: Topology.Reachable().
+	affinity bool   // the plan has ClientIP affinity
+	// reach are the endpoints with a SEP chain: the plan's Reachable().
 	reach []endpoints.Endpoint
 	sep0  int // index of the first SEP chain in chains
 
@@ -83,14 +84,24 @@ type portRules struct {
 	clusterSEP, localSEP []int32
 	// Chain names, substrings of one string.
 	svc, svl, ext, fw string
-	// masqIn is the chain (svc or svl) that cluster-IP traffic enters and
-	// that holds the masquerade rule for off-cluster sources; "" when
-	// cluster-IP traffic is dropped or rejected.
-	masqIn string
-	// extPolicy is where EXT sends external traffic after its special
-	// cases; "" when it has no endpoint to go to.
-	extPolicy     string
-	externalLocal bool
+}
+
+// routeChain is the chain a forwarding route balances in: SVL for the
+// Local list, SVC for the Cluster list.
+func (r *portRules) routeChain(rt *backends.Route) string {
+	if rt.Local {
+		return r.svl
+	}
+	return r.svc
+}
+
+// filterVerdict is the filter target, and the end of its comment, for a
+// route that does not forward.
+func filterVerdict(v backends.Verdict) (target, comment string) {
+	if v == backends.Reject {
+		return "REJECT", " has no endpoints"
+	}
+	return "DROP", " has no local endpoints"
 }
 
 // planner holds the buffers one goroutine reuses to plan ports.
@@ -114,26 +125,19 @@ func matchFor(protocol v1.Protocol) string {
 	return "-m " + lower + " -p " + lower
 }
 
-// rulesFor decides one service port's rules into r.
+// rulesFor writes one service port's rules, from its plan, into r.
 func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r *portRules) {
-	*r = portRules{port: p, name: p.Name.String(), match: matchFor(p.Protocol), affinity: p.Affinity.ClientIP}
+	plan := backends.Plan(p)
+	*r = portRules{port: p, name: p.Name.String(), match: matchFor(p.Protocol), affinity: plan.AffinitySeconds > 0}
 	name := r.name
 	r.comment = name
 	if needsQuotes(name) {
 		r.comment = string(appendComment(nil, name, "", "")[len("-m comment --comment "):])
 	}
-	pol := p.Policy()
-	clusterEps, localEps := p.Topology.Cluster, p.Topology.Local
-	hasEndpoints := p.Topology.HasEndpoints
-	hasInternal := hasEndpoints && !(pol.InternalLocal && len(localEps) == 0)
-	r.externalLocal = p.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-	hasExternal := hasEndpoints && !(r.externalLocal && len(localEps) == 0)
-	usesCluster := len(clusterEps) > 0 && pol.UsesClusterEndpoints()
-	usesLocal := len(localEps) > 0 && pol.UsesLocalEndpoints()
-	usesExt := hasEndpoints && p.ExternallyAccessible()
-	usesFW := usesExt && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
-	if usesCluster || usesLocal {
-		r.reach = p.Topology.Reachable()
+	usesExt := plan.UsesExternalChain()
+	usesFW := usesExt && plan.Firewall
+	if plan.Cluster != nil || plan.Local != nil {
+		r.reach = plan.Reachable()
 	}
 
 	// Names: the port's four chains in one string; the endpoints' chains
@@ -153,51 +157,29 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 		*r.chainName(k) = names[ends[k]-hashLen : ends[k+1]-hashLen]
 	}
 
-	internalChain, externalPolicyChain := r.svc, r.svc
-	if pol.InternalLocal {
-		internalChain = r.svl
-	}
-	if r.externalLocal {
-		externalPolicyChain = r.svl
-	}
 	lbChain := r.ext
 	if usesFW {
 		lbChain = r.fw
 	}
-	if hasInternal {
-		r.masqIn = internalChain
-	}
-	if hasExternal {
-		r.extPolicy = externalPolicyChain
-	}
 
 	// Dispatch lines.
-	filterTarget, filterComment := "", ""
-	externalTarget, externalComment := "", ""
-	if !hasEndpoints {
-		filterTarget, filterComment = "REJECT", " has no endpoints"
-		externalTarget, externalComment = filterTarget, filterComment
-	} else {
-		if !hasInternal {
-			filterTarget, filterComment = "DROP", " has no local endpoints"
-		}
-		if !hasExternal {
-			externalTarget, externalComment = "DROP", " has no local endpoints"
-		}
-	}
 	for d := range pl.lines {
 		pl.lines[d] = pl.lines[d][:0]
 	}
 	l := &pl.lines
 	// Cluster IP.
-	if hasInternal {
-		l[natServices] = o.appendDst(l[natServices], natServices, name, " cluster IP", "", r.match, p.ClusterIP, p.Port, internalChain)
+	if in := &plan.Internal; in.Verdict == backends.Forward {
+		l[natServices] = o.appendDst(l[natServices], natServices, name, " cluster IP", "", r.match, p.ClusterIP, p.Port, r.routeChain(in))
 	} else {
-		l[filterServices] = o.appendDst(l[filterServices], filterServices, name, filterComment, "", r.match, p.ClusterIP, p.Port, filterTarget)
+		target, comment := filterVerdict(in.Verdict)
+		l[filterServices] = o.appendDst(l[filterServices], filterServices, name, comment, "", r.match, p.ClusterIP, p.Port, target)
 	}
+	// External traffic that is not forwarded is rejected or dropped.
+	hasExternal := plan.External.Verdict == backends.Forward
+	externalTarget, externalComment := filterVerdict(plan.External.Verdict)
 	// External IPs.
 	for _, ip := range p.ExternalIPs {
-		if hasEndpoints {
+		if usesExt {
 			l[natServices] = o.appendDst(l[natServices], natServices, name, " external IP", "", r.match, ip, p.Port, r.ext)
 		}
 		if !hasExternal {
@@ -206,7 +188,7 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	}
 	// Load-balancer IPs.
 	for _, ip := range p.LoadBalancerIPs {
-		if hasEndpoints {
+		if usesExt {
 			l[natServices] = o.appendDst(l[natServices], natServices, name, " loadbalancer IP", "", r.match, ip, p.Port, lbChain)
 		}
 		if usesFW {
@@ -218,7 +200,7 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	}
 	// Node port.
 	if p.NodePort != 0 {
-		if hasEndpoints {
+		if usesExt {
 			l[natNodePorts] = o.appendNodePort(l[natNodePorts], natNodePorts, name, "", "", r.match, p.NodePort, r.ext)
 		}
 		if !hasExternal {
@@ -249,10 +231,10 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	if usesFW {
 		n++
 	}
-	if usesCluster {
+	if plan.Cluster != nil {
 		n++
 	}
-	if usesLocal {
+	if plan.Local != nil {
 		n++
 	}
 	r.chains = make([]ownChain, 0, n)
@@ -262,13 +244,13 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	if usesFW {
 		r.chains = append(r.chains, ownChain{key: keyOf(chainFW, hash[:])})
 	}
-	if usesCluster {
+	if plan.Cluster != nil {
 		r.chains = append(r.chains, ownChain{key: keyOf(chainSVC, hash[:])})
-		r.clusterSEP = sepIndex(clusterEps, r.reach)
+		r.clusterSEP = sepIndex(plan.Cluster, r.reach)
 	}
-	if usesLocal {
+	if plan.Local != nil {
 		r.chains = append(r.chains, ownChain{key: keyOf(chainSVL, hash[:])})
-		r.localSEP = sepIndex(localEps, r.reach)
+		r.localSEP = sepIndex(plan.Local, r.reach)
 	}
 	r.sep0 = len(r.chains)
 	for _, ep := range r.reach {

@@ -11,47 +11,38 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// portPlan is what port decides for one service port before it writes any
-// object. A chain name is "" when the port has no such chain.
+// portPlan is a port's backends.PortPlan with the names of the chains it
+// uses. A chain name is "" when the port has no such chain.
 type portPlan struct {
-	p     *servicemap.ServicePort
+	backends.PortPlan
 	proto string
 	base  []byte // names are a prefix and base; valid while the plan is
 	// The port's chains, and "goto <chain>" (the name is cut from it).
 	cluster, local, external, firewall   string
 	gotoCluster, gotoLocal, gotoExternal string
-	// internal is the chain cluster-IP traffic goes to, when hasInternal.
-	internal    string
-	hasInternal bool
-	// hasExternal: external traffic that is not short-circuited has
-	// endpoints to go to.
-	hasExternal   bool
-	externalLocal bool
-	// noEndpoints is the filter verdict for traffic without endpoints.
-	noEndpoints string
 }
 
-// port builds the objects of one service port. The decisions follow
-// kube-proxy's nftables proxier (v1.37); topology.Categorize has already
-// chosen the endpoints:
+// port builds the objects of one service port from its backends.PortPlan,
+// in the shape of kube-proxy's nftables proxier (v1.37):
 //
-//   - No usable endpoint anywhere (Topology.HasEndpoints false): no NAT at
-//     all; every address of the port, node ports included, is rejected by
-//     the filter chains.
-//   - Cluster IP: goes to the internal policy's chain (the cluster chain, or
-//     the local one for internalTrafficPolicy Local). Local with no local
-//     endpoint: dropped. Traffic from outside the pod CIDRs is masqueraded.
+//   - Cluster IP: an element in the service-ips map going to the internal
+//     route's chain (cluster or local), or, when the route rejects or
+//     drops, one in the no-endpoint map. Traffic from outside the pod CIDRs
+//     is marked for masquerade in the chain it enters.
 //   - Node ports, external IPs and load-balancer IPs go to the external
-//     chain. Cluster policy: masquerade, then the cluster chain. Local
-//     policy: pods (ClusterCIDRs) and the node itself (fib saddr type local,
-//     masqueraded) short-circuit to the cluster chain, the rest goes to the
-//     local chain; with no local endpoint the rest is dropped.
-//   - Load-balancer IPs with source ranges: a firewall chain drops other
-//     sources before DNAT. Node ports are not subject to source ranges.
+//     chain when the port has one (UsesExternalChain): Cluster policy marks
+//     for masquerade, then the cluster chain; where the plan short-circuits,
+//     pods (ClusterCIDRs) and the node itself (fib saddr type local,
+//     masqueraded) go to the cluster chain, the rest to the local one.
+//     When the external route does not forward, the address is also in the
+//     no-endpoint maps with the route's verdict.
+//   - Load-balancer IPs with a Firewall: a firewall chain drops sources
+//     outside AllowedSources before DNAT.
 func (b *builder) port(p *servicemap.ServicePort) *portRules {
 	pr := &portRules{}
 	b.fill(pr, p)
@@ -62,13 +53,12 @@ func (b *builder) port(p *servicemap.ServicePort) *portRules {
 func (b *builder) fill(pr *portRules, p *servicemap.ServicePort) {
 	plan := b.plan(p)
 	pr.name = p.Name
-	used := p.UsedEndpoints()
+	used := plan.Reachable()
 	b.elements(pr, &plan, used)
 
 	// One affinity set per endpoint this node may use.
 	var affinity map[netip.AddrPort]string
-	if p.Affinity.ClientIP && len(used) > 0 {
-		secs := p.Affinity.TimeoutSeconds()
+	if secs := plan.AffinitySeconds; secs > 0 && len(used) > 0 {
 		affinity = make(map[netip.AddrPort]string, len(used))
 		for i := range used {
 			name := affinitySetName(p.Name, used[i].Addr, secs)
@@ -84,49 +74,44 @@ func (b *builder) fill(pr *portRules, p *servicemap.ServicePort) {
 }
 
 func (b *builder) plan(p *servicemap.ServicePort) portPlan {
-	top := &p.Topology
-	pl := portPlan{p: p, proto: protoName(p.Protocol)}
+	pl := portPlan{PortPlan: backends.Plan(p), proto: protoName(p.Protocol)}
 	b.base = appendPortBase(b.base[:0], p.Name, pl.proto)
 	pl.base = b.base
-	if len(top.Cluster) > 0 {
+	if pl.Cluster != nil {
 		pl.gotoCluster = b.name("goto "+prefixCluster, pl.base)
 		pl.cluster = pl.gotoCluster[len("goto "):]
 	}
-	if len(top.Local) > 0 {
+	if pl.Local != nil {
 		pl.gotoLocal = b.name("goto "+prefixLocal, pl.base)
 		pl.local = pl.gotoLocal[len("goto "):]
 	}
-	if top.HasEndpoints && p.ExternallyAccessible() {
+	if pl.UsesExternalChain() {
 		pl.gotoExternal = b.name("goto "+prefixExternal, pl.base)
 		pl.external = pl.gotoExternal[len("goto "):]
 	}
-	if len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0 {
+	if pl.Firewall {
 		pl.firewall = b.name(prefixFirewall, pl.base)
 	}
-
-	pl.internal = pl.cluster
-	if p.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal {
-		pl.internal = pl.local
-	}
-	pl.hasInternal = pl.internal != ""
-	pl.externalLocal = p.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-	pl.hasExternal = pl.cluster != ""
-	if pl.externalLocal {
-		pl.hasExternal = pl.local != ""
-	}
-	// Without any endpoint the port is rejected; with endpoints that this
-	// traffic cannot use (policy Local, none here) it is dropped.
-	pl.noEndpoints = verdictDrop
-	if !top.HasEndpoints {
-		pl.noEndpoints = verdictReject
-	}
 	return pl
+}
+
+// target is the verdict of a route: "goto" its chain when it forwards.
+func (pl *portPlan) target(r *backends.Route) string {
+	switch {
+	case r.Verdict == backends.Reject:
+		return verdictReject
+	case r.Verdict == backends.Drop:
+		return verdictDrop
+	case r.Local:
+		return pl.gotoLocal
+	}
+	return pl.gotoCluster
 }
 
 // elements adds the port's elements in the shared maps and sets, the
 // hairpin pairs of the used endpoints on this node included.
 func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoint) {
-	p := pl.p
+	p := pl.Port
 	vip := func(a netip.Addr) string {
 		buf := a.AppendTo(b.buf[:0])
 		buf = append(buf, " . "...)
@@ -138,7 +123,8 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 	}
 	external := len(p.ExternalIPs) + len(p.LoadBalancerIPs)
 	n := 2 + external
-	if !pl.hasExternal {
+	hasExternal := pl.External.Verdict == backends.Forward
+	if !hasExternal {
 		n += external
 	}
 	if pl.firewall != "" {
@@ -156,22 +142,19 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 	pr.elems = b.takeElems(n)
 
 	pr.elem(cClusterIPs, p.ClusterIP.String(), "")
-	switch {
-	case pl.internal == pl.cluster && pl.hasInternal:
-		pr.elem(cServiceIPs, vip(p.ClusterIP), pl.gotoCluster)
-	case pl.hasInternal:
-		pr.elem(cServiceIPs, vip(p.ClusterIP), pl.gotoLocal)
-	default:
-		pr.elem(cNoEndpointServices, vip(p.ClusterIP), pl.noEndpoints)
+	internalIn := cServiceIPs
+	if pl.Internal.Verdict != backends.Forward {
+		internalIn = cNoEndpointServices
 	}
+	pr.elem(internalIn, vip(p.ClusterIP), pl.target(&pl.Internal))
 	for _, list := range [2][]netip.Addr{p.ExternalIPs, p.LoadBalancerIPs} {
 		for _, a := range list {
 			key := vip(a)
 			if pl.external != "" {
 				pr.elem(cServiceIPs, key, pl.gotoExternal)
 			}
-			if !pl.hasExternal {
-				pr.elem(cNoEndpointServices, key, pl.noEndpoints)
+			if !hasExternal {
+				pr.elem(cNoEndpointServices, key, pl.target(&pl.External))
 			}
 		}
 	}
@@ -186,8 +169,8 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 		if pl.external != "" {
 			pr.elem(cServiceNodePorts, np, pl.gotoExternal)
 		}
-		if !pl.hasExternal {
-			pr.elem(cNoEndpointNodePorts, np, pl.noEndpoints)
+		if !hasExternal {
+			pr.elem(cNoEndpointNodePorts, np, pl.target(&pl.External))
 		}
 	}
 	if p.HealthCheckNodePort != 0 {
@@ -206,40 +189,37 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 
 // chains adds the port's chains (and the firewall's source set).
 func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPort]string) {
-	p := pl.p
+	p := pl.Port
+	in := &pl.Internal
+	internal := in.Verdict == backends.Forward
 	pr.chains = b.takeChains(btoi(pl.cluster != "") + btoi(pl.local != "") + btoi(pl.external != "") + btoi(pl.firewall != ""))
 	if pl.cluster != "" {
-		pr.chains = append(pr.chains, b.endpointChain(pl.cluster, p, pl.proto, p.Topology.Cluster, affinity, pl.internal == pl.cluster))
+		pr.chains = append(pr.chains, b.endpointChain(pl.cluster, p, pl.proto, pl.Cluster, affinity, internal && !in.Local))
 	}
 	if pl.local != "" {
-		pr.chains = append(pr.chains, b.endpointChain(pl.local, p, pl.proto, p.Topology.Local, affinity, pl.internal == pl.local))
+		pr.chains = append(pr.chains, b.endpointChain(pl.local, p, pl.proto, pl.Local, affinity, internal && in.Local))
 	}
 	if pl.external != "" {
 		ext := chain{name: pl.external}
-		switch {
-		case !pl.externalLocal:
+		if !pl.External.Local {
 			ext.rules = append(ext.rules, "jump "+chainMarkMasq)
-			if pl.cluster != "" {
-				ext.rules = append(ext.rules, pl.gotoCluster)
+		}
+		if pl.ShortCircuit {
+			if b.pods {
+				ext.rules = append(ext.rules, b.fam.ip+" saddr @"+setClusterCIDRs+" goto "+pl.cluster)
 			}
-		default:
-			if pl.cluster != "" {
-				if b.pods {
-					ext.rules = append(ext.rules, b.fam.ip+" saddr @"+setClusterCIDRs+" goto "+pl.cluster)
-				}
-				ext.rules = append(ext.rules,
-					"fib saddr type local jump "+chainMarkMasq,
-					"fib saddr type local goto "+pl.cluster)
-			}
-			if pl.local != "" {
-				ext.rules = append(ext.rules, pl.gotoLocal)
-			}
+			ext.rules = append(ext.rules,
+				"fib saddr type local jump "+chainMarkMasq,
+				"fib saddr type local goto "+pl.cluster)
+		}
+		if pl.External.Verdict == backends.Forward {
+			ext.rules = append(ext.rules, pl.target(&pl.External))
 		}
 		pr.chains = append(pr.chains, ext)
 	}
 	if pl.firewall != "" {
 		sources := b.name(prefixSources, pl.base)
-		pr.sets = append(pr.sets, intervalSet(sources, b.fam.addrType, b.allowedSources(p)))
+		pr.sets = append(pr.sets, intervalSet(sources, b.fam.addrType, pl.AllowedSources(b.nodeIPs)))
 		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: []string{
 			b.fam.ip + " saddr != @" + sources + " drop",
 		}})
@@ -275,50 +255,6 @@ func (b *builder) endpointChain(name string, p *servicemap.ServicePort, proto st
 		pick.clusterIP = p.ClusterIP
 	}
 	return chain{name: name, pick: pick}
-}
-
-// allowedSources returns the port's source ranges without overlaps (an
-// interval set rejects overlapping elements), plus its load-balancer IPs
-// when a range contains a node IP.
-func (b *builder) allowedSources(p *servicemap.ServicePort) []netip.Prefix {
-	ranges := p.LoadBalancerSourceRanges
-	out := append([]netip.Prefix(nil), ranges...)
-	for _, r := range ranges {
-		if containsAny(r, b.nodeIPs) {
-			for _, a := range p.LoadBalancerIPs {
-				out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			}
-			break
-		}
-	}
-	return disjoint(out)
-}
-
-func containsAny(p netip.Prefix, addrs []netip.Addr) bool {
-	for _, a := range addrs {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// disjoint sorts prefixes and drops those inside another one. Two prefixes
-// either nest or do not overlap, so what remains is disjoint.
-func disjoint(in []netip.Prefix) []netip.Prefix {
-	ps := make([]netip.Prefix, 0, len(in))
-	for _, p := range in {
-		ps = append(ps, p.Masked())
-	}
-	sortPrefixes(ps)
-	out := ps[:0]
-	for _, p := range ps {
-		if len(out) > 0 && out[len(out)-1].Overlaps(p) {
-			continue // sorted by address then length: the earlier one contains p
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 func protoName(p v1.Protocol) string {

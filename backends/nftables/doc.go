@@ -22,17 +22,23 @@
 //
 // # Semantics
 //
-// The decisions are kube-proxy's (nftables mode, v1.37); which endpoints a
-// port uses is topology.Categorize's business. Ports without any usable
-// endpoint are rejected on every address, node ports included; cluster-IP
-// traffic of an internalTrafficPolicy=Local port without a local endpoint is
-// dropped, and so is external traffic of an externalTrafficPolicy=Local port
-// without one, except that pods (Options.ClusterCIDRs) and the node itself
-// short-circuit to the cluster endpoints. Cluster-IP traffic from outside the
-// pod CIDRs and Cluster-policy external traffic are masqueraded; so is a pod
-// that reaches itself through a service (hairpin). Load-balancer source
-// ranges are checked before DNAT. Node ports answer on local addresses (or
-// those in Options.NodePortAddresses), never on loopback.
+// The decision for each service port comes from [backends.PortPlan], the
+// one every lbkit data plane consumes: which chain (cluster or local)
+// cluster-IP and external traffic go to, or whether they are rejected or
+// dropped; the short-circuit; which traffic is masqueraded; the firewall and
+// its allowed sources; the affinity timeout. This package only writes it as
+// objects. The decisions are kube-proxy's (nftables mode, v1.37); which
+// endpoints a port uses is topology.Categorize's business. Ports without
+// any usable endpoint are rejected on every address, node ports included;
+// cluster-IP traffic of an internalTrafficPolicy=Local port without a local
+// endpoint is dropped, and so is external traffic of an
+// externalTrafficPolicy=Local port without one, except that pods
+// (Options.ClusterCIDRs) and the node itself short-circuit to the cluster
+// endpoints. Cluster-IP traffic from outside the pod CIDRs and
+// Cluster-policy external traffic are masqueraded; so is a pod that reaches
+// itself through a service (hairpin). Load-balancer source ranges are
+// checked before DNAT. Node ports answer on local addresses (or those in
+// Options.NodePortAddresses), never on loopback.
 //
 // One deliberate difference: kube-proxy checks locally generated traffic for
 // "no endpoints" before DNAT, which drops the node's own short-circuited

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // Defaults for the zero values of Options.
@@ -151,7 +152,7 @@ func familyOf(f v1.IPFamily) family {
 }
 
 // prefixesOf returns the valid prefixes of the family, masked, sorted, and
-// without any that another one contains (see disjoint).
+// without any that another one contains (see backends.Disjoint).
 func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range in {
@@ -159,14 +160,5 @@ func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
 			out = append(out, p)
 		}
 	}
-	return disjoint(out)
-}
-
-func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefix) }
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
+	return backends.Disjoint(out)
 }
