@@ -216,6 +216,10 @@ type tableWrite struct {
 	// dispatch rewrites the dispatch chains whole (and with them the
 	// filter table).
 	dispatch bool
+	// edits per table, written where the dispatch chains would be: a
+	// partial sync's deletes and inserts of dispatch lines (see
+	// dispatchEdits), instead of dispatch.
+	edits map[tableName][]string
 	// extra lines per table, written after the rules (jump inserts).
 	extra map[tableName][]string
 	// stale chains per table, flushed and deleted.
@@ -246,7 +250,7 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 	}()
 	fixed := o.fixedChains()
 	for _, table := range []tableName{tableFilter, tableNAT} {
-		if table == tableFilter && !tw.dispatch {
+		if table == tableFilter && !tw.dispatch && len(tw.edits[tableFilter]) == 0 {
 			continue
 		}
 		bw.WriteString("*" + string(table) + "\n")
@@ -278,6 +282,9 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 			return err
 		}
 
+		for _, line := range tw.edits[table] {
+			bw.WriteString(line + "\n")
+		}
 		for d := dispatch(0); d < numDispatch && tw.dispatch; d++ {
 			if t, _ := o.dispatchChain(d); t != table {
 				continue

@@ -208,8 +208,11 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 	// Most changes (an endpoint comes or goes) leave the dispatch chains'
 	// lines as they were; then only the changed ports' own chains are
 	// written, and iptables-nft-restore does not re-read 10,000 rules.
-	rs, changed, stale, dispatchChanged := b.plan(c)
-	tw := tableWrite{own: changed, dispatch: dispatchChanged, stale: map[tableName][]string{tableNAT: stale}}
+	// A change of the dispatch chains edits them in place when it is
+	// small (see dispatchEdits), and rewrites them whole otherwise.
+	rs, changed, stale, dispatchChanged, edits := b.plan(c)
+	tw := tableWrite{own: changed, dispatch: dispatchChanged && edits == nil, edits: edits,
+		stale: map[tableName][]string{tableNAT: stale}}
 	if err := b.restore(ctx, progs, rs, tw); err != nil {
 		return err
 	}
@@ -221,8 +224,13 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 // ports, and the chains to delete. It works in place on the applied
 // ruleset: should the restore fail, the backend forgets what it applied and
 // the next sync is a full one, which renders afresh.
-func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool) {
+func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool, edits map[tableName][]string) {
 	rs = b.rules
+	type moved struct {
+		old  *portText
+		name servicemap.ServicePortName
+	}
+	var touched []moved
 	dispatchChanged = len(c.Removed) > 0 || len(c.Added) > 0
 	find := func(name servicemap.ServicePortName) (int, bool) {
 		return slices.BinarySearchFunc(rs.ports, name, func(p *servicemap.ServicePort, n servicemap.ServicePortName) int {
@@ -245,6 +253,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	for _, p := range c.Removed {
 		if i, ok := find(p.Name); ok {
 			drop(i)
+			touched = append(touched, moved{old: (*portText)(&rs.rules[i].text), name: p.Name})
 			rs.ports = slices.Delete(rs.ports, i, i+1)
 			rs.rules = slices.Delete(rs.rules, i, i+1)
 		}
@@ -254,13 +263,17 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 			drop(i)
 			old := rs.rules[i]
 			rs.ports[i], rs.rules[i] = u.New, render(u.New)
-			dispatchChanged = dispatchChanged || old.text != rs.rules[i].text
+			if old.text != rs.rules[i].text {
+				dispatchChanged = true
+				touched = append(touched, moved{old: (*portText)(&old.text), name: u.New.Name})
+			}
 		}
 	}
 	for _, p := range c.Added {
 		i, _ := find(p.Name)
 		rs.ports = slices.Insert(rs.ports, i, p)
 		rs.rules = slices.Insert(rs.rules, i, render(p))
+		touched = append(touched, moved{name: p.Name})
 	}
 	for _, r := range changed {
 		for _, ch := range r.chains {
@@ -272,7 +285,17 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 		stale = append(stale, string(b.opts.appendKeyName(nil, key)))
 	}
 	slices.Sort(stale)
-	return rs, changed, stale, dispatchChanged
+	if dispatchChanged {
+		ports := make([]changedPort, len(touched))
+		for k, t := range touched {
+			ports[k] = changedPort{old: t.old, now: -1}
+			if i, ok := find(t.name); ok {
+				ports[k].now = i
+			}
+		}
+		edits = b.opts.dispatchEdits(rs, ports)
+	}
+	return rs, changed, stale, dispatchChanged, edits
 }
 
 func (b *Backend) commit(next *servicemap.Snapshot, rs *ruleset) {

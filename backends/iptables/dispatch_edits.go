@@ -1,0 +1,96 @@
+package iptables
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// A partial sync whose changes touch the dispatch chains (a port added or
+// removed, a port losing its last endpoint) used to rewrite those chains
+// whole: with 44,000 services, 44,000 lines for one changed service, which
+// iptables-nft-restore took minutes to apply. It now edits them: the
+// changed ports' old lines are deleted by their rule spec (so a chain that
+// is not what the backend left fails the restore, and the next sync is a
+// full one), then their new lines inserted at the positions a rewrite
+// would give them. The result is the chain a full rewrite writes.
+
+// Edits are used unless a chain would get more than maxEdits of them and
+// more than one for every maxEditShare of its lines: rewriting it whole is
+// then as cheap.
+const (
+	maxEdits     = 64
+	maxEditShare = 4
+)
+
+// portText is a port's dispatch lines before a partial sync changed it.
+type portText [numDispatch]string
+
+// changedPort is a port a partial sync removed, rewrote or added: its
+// dispatch lines before (nil when it is new) and its index in the new
+// ruleset (-1 when it is gone).
+type changedPort struct {
+	old *portText
+	now int
+}
+
+// dispatchEdits returns, per table, the -D and -I lines that turn the
+// dispatch chains the backend last wrote into those of rs, given the
+// ports that changed; nil when a chain would change too much and is
+// better rewritten whole.
+func (o *Options) dispatchEdits(rs *ruleset, changed []changedPort) map[tableName][]string {
+	out := map[tableName][]string{}
+	starts := make([]int, len(rs.rules)+1) // line number of each port's first line, from 1
+	for d := dispatch(0); d < numDispatch; d++ {
+		table, chain := o.dispatchChain(d)
+		starts[0] = 1
+		for i, pr := range rs.rules {
+			starts[i+1] = starts[i] + strings.Count(pr.text[d], "\n")
+		}
+		total := starts[len(rs.rules)] - 1
+		var dels, ins []string
+		for _, c := range changed {
+			var before, after string
+			if c.old != nil {
+				before = c.old[d]
+			}
+			if c.now >= 0 {
+				after = rs.rules[c.now].text[d]
+			}
+			if before == after {
+				continue
+			}
+			for _, line := range lines(before) {
+				dels = append(dels, "-D"+strings.TrimPrefix(line, "-A"))
+			}
+			for j, line := range lines(after) {
+				spec := strings.TrimPrefix(line, "-A "+chain+" ")
+				ins = append(ins, "-I "+chain+" "+strconv.Itoa(starts[c.now]+j)+" "+spec)
+			}
+		}
+		if n := len(dels) + len(ins); n > maxEdits && n*maxEditShare > total+len(dels) {
+			return nil
+		}
+		// Inserted in ascending position: every line before one is then
+		// in place, whether kept or inserted already.
+		slices.SortStableFunc(ins, func(a, b string) int { return insertPos(a) - insertPos(b) })
+		out[table] = append(out[table], dels...)
+		out[table] = append(out[table], ins...)
+	}
+	return out
+}
+
+// insertPos is the position of an "-I CHAIN POS ..." line.
+func insertPos(line string) int {
+	f := strings.SplitN(line, " ", 4)
+	n, _ := strconv.Atoi(f[2])
+	return n
+}
+
+// lines splits a port's text for one chain into its lines.
+func lines(text string) []string {
+	if text == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+}
