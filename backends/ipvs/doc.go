@@ -132,37 +132,8 @@
 // sh, mh, ...). A Snapshot carries no annotations, so a per-service choice
 // comes through Options.SchedulerFor, which a proxy fills from the
 // annotation [SchedulerAnnotation] ("lbkit.io/ipvs-scheduler") with a small
-// map kept by the Service informer it already runs:
-//
-//	var schedulers sync.Map // "namespace/name" -> scheduler
-//	remember := func(obj any) {
-//		svc, ok := obj.(*v1.Service)
-//		if !ok {
-//			return
-//		}
-//		if s := svc.Annotations[ipvs.SchedulerAnnotation]; s != "" {
-//			schedulers.Store(svc.Namespace+"/"+svc.Name, s)
-//		} else {
-//			schedulers.Delete(svc.Namespace + "/" + svc.Name)
-//		}
-//	}
-//	serviceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-//		AddFunc:    remember,
-//		UpdateFunc: func(_, obj any) { remember(obj) },
-//		DeleteFunc: func(obj any) {
-//			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-//				obj = d.Obj
-//			}
-//			if svc, ok := obj.(*v1.Service); ok {
-//				schedulers.Delete(svc.Namespace + "/" + svc.Name)
-//			}
-//		},
-//	})
-//	opts.SchedulerFor = func(n servicemap.ServicePortName) string {
-//		s, _ := schedulers.Load(n.ServiceName())
-//		name, _ := s.(string)
-//		return name
-//	}
+// map kept by the Service informer it already runs (the example of
+// Options, "schedulerFor", shows it whole with a fake clientset).
 //
 // SchedulerFor must be safe to call from the goroutine that runs Sync. An
 // unknown name is logged and the default used. Changing only the annotation
