@@ -54,11 +54,11 @@
 //
 // # Ruleset shape, chosen for scale
 //
-// Measured on the reference machine (Debian 12, nft 1.0.6, 2 vCPUs, kernel
-// 6.18), 10,000 services x 10 endpoints:
+// Each choice below was measured at 10,000 services and more; the figures
+// are in the README ("Backends", "Performance", "Scale"):
 //
-//   - No anonymous sets or maps per service: binding thousands of them in a
-//     transaction took 75-236 s (KERNEL-NOTES). No chain per endpoint either.
+//   - No anonymous sets or maps per service (binding thousands of them in
+//     one transaction stalls the kernel) and no chain per endpoint.
 //   - Dispatch goes through named verdict maps: service-ips (address .
 //     protocol . port), service-nodeports, no-endpoint-services and
 //     no-endpoint-nodeports (checked from the filter hooks, where reject is
@@ -67,40 +67,32 @@
 //     (external traffic) and fw- (source ranges, with a named interval set).
 //   - An endpoint is chosen by a cascade: of n rules, rule i matches with
 //     probability 1/(n-i) and the last always (see endpointPick). One named
-//     data map per service instead (dnat to numgen random mod n map @m)
-//     took 12 s to load through nft, nearly all of it in the kernel, so the
-//     cascade stays.
+//     data map per service (dnat to numgen random mod n map @m) loaded far
+//     slower, nearly all of it in the kernel.
 //   - Hairpin masquerading needs no per-endpoint rule: postrouting matches
 //     the named set hairpin of (address . address) pairs, filled with the
 //     endpoints on this node only.
-//   - Sixteen tables (Options.Shards), each a whole ruleset for the
+//   - Several tables (Options.Shards), each a whole ruleset for the
 //     services hashed to it. A commit that adds a dnat or jump rule, or a
 //     verdict-map element, makes the kernel re-validate every chain
-//     reachable from the base chains of that table: 65 ms for one table at
-//     this size, a millisecond or two for one of sixteen. A packet meets
-//     sixteen sets of base chains; connect latency through a VIP stays the
-//     same at 100 and at 10,000 services.
+//     reachable from the base chains of that table, so a smaller table
+//     commits faster; a packet meets every table's base chains.
 //   - Transactions go over netlink (netlinkWriter): the batch is written
 //     directly, one sendmsg, no acknowledgement per message, errors traced
-//     to their operation. Through nft, every transaction that adds a rule
-//     or element first makes nft 1.0.6 dump the chains and sets of every
-//     table (about 70-100 ms here, whatever the sharding). Rules are
-//     translated from the same text Render prints, by a parser that knows
-//     the shapes the builder writes; tests load every golden case both ways
-//     and compare the kernel's bytecode. TransportNFT keeps the nft path.
+//     to their operation; nft would first dump the chains and sets of every
+//     table. Rules are translated from the same text Render prints, by a
+//     parser that knows the shapes the builder writes; tests load every
+//     golden case both ways and compare the kernel's bytecode.
+//     TransportNFT keeps the nft path.
 //   - Listing is over netlink too: one dump of the family's chains for all
 //     tables, one of each table's sets, and the shared containers' elements
-//     decoded here (`nft list table` prints every rule and took 16-39 s).
-//   - Measured: a one-endpoint change takes about 2 ms end to end (65 ms with one
-//     table, 113-132 ms through nft); lbkit's own part of it, Diff and the
-//     transaction, about 20 us. A full sync into an empty kernel takes
-//     about 1 s, in transactions of up to 1,000 ports of one table. Render
-//     takes about 37 ms on two cores (51 ms on one); the model keeps no copy
-//     of the endpoint rules' text (they are generated from the snapshot when
-//     written) and its small values are allocated in slabs.
-//   - Tables are independent: an incremental sync sends one transaction per
-//     table it changes, each all-or-nothing, and a failure makes the next
-//     sync a full one.
+//     decoded here (nft would print every rule).
+//   - An incremental sync costs what changed: Diff and one transaction per
+//     table it touches; the model keeps no copy of the endpoint rules' text
+//     (they are generated from the snapshot when written) and its small
+//     values are allocated in slabs.
+//   - Tables are independent: each transaction is all-or-nothing, and a
+//     failure makes the next sync a full one.
 //
 // # Names
 //
