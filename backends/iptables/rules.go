@@ -3,7 +3,6 @@ package iptables
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -113,16 +112,8 @@ type planner struct {
 
 // matchFor returns the protocol match kube-proxy writes ("-m tcp -p tcp").
 func matchFor(protocol v1.Protocol) string {
-	switch protocol {
-	case v1.ProtocolTCP:
-		return "-m tcp -p tcp"
-	case v1.ProtocolUDP:
-		return "-m udp -p udp"
-	case v1.ProtocolSCTP:
-		return "-m sctp -p sctp"
-	}
-	lower := strings.ToLower(string(protocol))
-	return "-m " + lower + " -p " + lower
+	name := backends.ProtocolName(protocol)
+	return "-m " + name + " -p " + name
 }
 
 // rulesFor writes one service port's rules, from its plan, into r.

@@ -5,10 +5,8 @@ package nftables
 import (
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends"
@@ -74,7 +72,7 @@ func (b *builder) fill(pr *portRules, p *servicemap.ServicePort) {
 }
 
 func (b *builder) plan(p *servicemap.ServicePort) portPlan {
-	pl := portPlan{PortPlan: backends.Plan(p), proto: protoName(p.Protocol)}
+	pl := portPlan{PortPlan: backends.Plan(p), proto: backends.ProtocolName(p.Protocol)}
 	b.base = appendPortBase(b.base[:0], p.Name, pl.proto)
 	pl.base = b.base
 	if pl.Cluster != nil {
@@ -255,18 +253,6 @@ func (b *builder) endpointChain(name string, p *servicemap.ServicePort, proto st
 		pick.clusterIP = p.ClusterIP
 	}
 	return chain{name: name, pick: pick}
-}
-
-func protoName(p v1.Protocol) string {
-	switch p {
-	case v1.ProtocolTCP:
-		return "tcp"
-	case v1.ProtocolUDP:
-		return "udp"
-	case v1.ProtocolSCTP:
-		return "sctp"
-	}
-	return strings.ToLower(string(p))
 }
 
 func btoi(b bool) int {
