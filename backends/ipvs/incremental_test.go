@@ -4,6 +4,7 @@ package ipvs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -283,4 +284,50 @@ func (g *gen) slice(ns, name string) *discoveryv1.EndpointSlice {
 		ports = append(ports, p.slice)
 	}
 	return servicemaptest.Slice(ns, name, name+"-1", ports, eps)
+}
+
+// An incremental sync that finds the node's addresses changed is a full
+// one: node ports move to the new address.
+func TestIncrementalNodeAddressChange(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)),
+		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
+	w.sync()
+	if err := errors.Join(w.host.EnsureDummy("eth1"), w.host.AddLinkAddr("eth1", netip.MustParseAddr("10.0.0.7"))); err != nil {
+		t.Fatal(err)
+	}
+	w.calls()
+	w.sync()
+	want := []string{"add 10.0.0.7:30080/TCP", "add 10.0.0.7:30080/TCP -> 10.244.1.5:8080 w1"}
+	if diff := cmp.Diff(want, w.calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if v, _ := w.ipvs.TakeListings(); v == 0 {
+		t.Errorf("the sync did not list the virtual servers: not a full sync")
+	}
+}
+
+// A service port that an incremental sync adds takes over another
+// program's virtual server on the node address and port it now uses, as a
+// full sync does.
+func TestIncrementalTakesOver(t *testing.T) {
+	w := newWorld(t, ipvs.Options{})
+	w.sync()
+	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 30080, Protocol: v1.ProtocolTCP, Scheduler: "wlc"}
+	if err := errors.Join(w.ipvs.AddVirtualServer(foreign),
+		w.ipvs.AddRealServer(foreign, ipvs.RealServer{Addr: netip.MustParseAddrPort("192.0.2.100:80"), Weight: 3})); err != nil {
+		t.Fatal(err)
+	}
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)),
+		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
+	w.calls()
+	w.sync()
+	want := "-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1\n" +
+		"-A -t " + nodeIP + ":30080 -s rr\n-a -t " + nodeIP + ":30080 -r 10.244.1.5:8080 -m -w 1\n"
+	if diff := cmp.Diff(want, w.ipvs.Dump()); diff != "" {
+		t.Errorf("IPVS (-want +got):\n%s", diff)
+	}
+	if got := w.elements("node-address-servers"); !cmp.Equal(got, []string{nodeIP + " . tcp . 30080"}) {
+		t.Errorf("node-address-servers = %q", got)
+	}
 }
