@@ -191,6 +191,10 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	}
 	plan := backends.Plan(sp)
 	fam := pl.fam
+	// Room for the usual: a hairpin element per endpoint, a few per
+	// virtual server.
+	pl.pp.servers = make([]*desired, 0, len(claims))
+	pl.pp.elems = make([]elem, 0, len(sp.Endpoints)+4*len(claims))
 	pl.pp.sched = pl.opts.scheduler(sp.Name)
 	template := VirtualServer{Protocol: sp.Protocol, Scheduler: pl.pp.sched}
 	if plan.AffinitySeconds > 0 {
