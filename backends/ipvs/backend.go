@@ -33,13 +33,18 @@ type Backend struct {
 // applied is what the last successful sync left behind.
 type applied struct {
 	version uint64
-	plan    *plan
+	// plan is updated in place by an incremental sync; a failed sync
+	// drops it.
+	plan *plan
 	// draining are the virtual servers that kept real servers at weight 0
 	// because they still had connections; every sync looks at them again.
 	draining map[Key]bool
 }
 
-var _ backends.Interface = (*Backend)(nil)
+var (
+	_ backends.Interface     = (*Backend)(nil)
+	_ backends.ChangesSyncer = (*Backend)(nil)
+)
 
 // sysctls are what kube-proxy's IPVS mode sets, written at every full
 // sync (see the package documentation).
@@ -112,16 +117,23 @@ func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
 	return nft, nil
 }
 
-// Sync brings IPVS, the dummy link and the nftables table to next, by
-// comparing with what the kernel holds: it lists the virtual servers (and
-// the real servers of those that may have changed) and adds, updates or
-// deletes only what differs. When prev is the snapshot this backend
-// applied last, virtual servers whose desired state did not change are not
-// looked at again; otherwise every one is. IPVS has no transactions: a
-// Sync that fails has applied what it could, returns an error wrapping
-// backends.ErrApply that lists every failure, and the next Sync is a full
-// one.
+// Sync brings IPVS, the dummy link and the nftables table to next. A full
+// sync (prev nil, or not the snapshot this backend applied last, or after
+// a failed sync) compares with what the kernel holds: it lists the virtual
+// servers, their real servers and the dummy link's addresses, and adds,
+// updates or deletes only what differs. An incremental sync (prev the
+// snapshot applied last) plans only the service ports that changed and
+// touches only their virtual servers, addresses and set elements (see
+// SyncChanges). IPVS has no transactions: a Sync that fails has applied
+// what it could, returns an error wrapping backends.ErrApply that lists
+// every failure, and the next Sync is a full one.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {
+	return b.SyncChanges(ctx, prev, next, nil)
+}
+
+// SyncChanges is Sync with c = servicemap.Diff(prev, next) computed by the
+// caller (backends.ChangesSyncer); nil c is computed when needed.
+func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapshot, c *servicemap.Changes) error {
 	start := time.Now()
 	fam := familyOf(next.IPFamily())
 	nft, err := b.nftFor(fam)
@@ -129,12 +141,20 @@ func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) err
 		return err
 	}
 	full := b.applied == nil || prev == nil || prev.Version() != b.applied.version || b.applied.plan.fam != fam
-	var last *applied
-	if !full {
-		last = b.applied
-	}
+	last := b.applied
 	b.applied = nil
-	st, err := b.sync(ctx, nft, fam, last, next)
+	var st *syncState
+	if !full {
+		if c == nil {
+			d := servicemap.Diff(prev, next)
+			c = &d
+		}
+		st, err = b.incrementalSync(ctx, nft, last, c)
+		full = st == nil && err == nil
+	}
+	if full {
+		st, err = b.fullSync(ctx, nft, fam, next)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: ipvs %s sync to version %d: %w", backends.ErrApply, syncKind(full), next.Version(), backends.WithCause(err))
 	}

@@ -53,24 +53,44 @@
 //
 // # Syncing
 //
-// Sync compares the desired state with what the kernel reports (it lists
-// the virtual servers and the real servers of those that may have changed)
-// and adds, updates or deletes only what differs. When prev is the snapshot
-// it applied last, virtual servers whose desired state did not change are
-// not listed again; with prev nil every one is, so a restarted process
-// converges. IPVS changes are not transactional: a failing change is
-// reported (wrapping backends.ErrApply) after the others are applied, and
-// the next sync is a full one.
+// A full sync (prev nil, prev not the snapshot applied last, the first
+// sync, the one after a failure, or one that finds the node's addresses
+// changed) plans every service port and compares with what the kernel
+// reports: it lists every virtual server and the dummy link's addresses,
+// lists the real servers of every virtual server it wants, rewrites the
+// nftables table in one transaction, and adds, updates or deletes only
+// what differs; so a restarted process converges.
+//
+// An incremental sync (prev the snapshot applied last; the Backend is a
+// backends.ChangesSyncer, so it takes the Runner's Diff) costs what
+// changed. The Backend keeps, per service port, what that port contributes
+// (its virtual servers with their real servers, the addresses it binds,
+// its set elements), with counts for what ports share (an address bound by
+// several ports or services, the hairpin element of an endpoint several
+// services use) and, per virtual server, the ports asking for it. It takes
+// out the contributions of the removed and updated ports, and of any port
+// that wins or loses a virtual server because of them, puts in the new
+// ones, and applies only the result: one nftables transaction with the
+// elements that come and go (none when none do), the addresses whose count
+// went from or to zero, and the virtual servers that changed, whose real
+// servers it reconciles by listing only theirs. It lists no other virtual
+// server and not the link's addresses, and trusts that the kernel still
+// holds what the last sync applied: a change made behind lbkit's back is
+// repaired by the next full sync (with a Runner, at the latest its
+// periodic resync). IPVS changes are not transactional: a failing change
+// is reported (wrapping backends.ErrApply) after the others are applied,
+// and the next sync is a full one.
 //
 // A real server that is no longer wanted is removed at once when it has no
 // connections. A TCP real server that still has connections (active or
 // inactive, as IPVS counts them) is set to weight 0 instead: it gets no new
 // connections and keeps the ones it has, until a later Sync finds it
 // drained and removes it (the Runner's periodic resync provides that
-// Sync). UDP and SCTP real servers are removed at once, as in kube-proxy:
-// with expire_nodest_conn their flows move on the next packet. A virtual
-// server that is no longer wanted is deleted at once, with its real
-// servers.
+// Sync): every sync, incremental ones too, looks again at the virtual
+// servers that have draining real servers, until they are done. UDP and
+// SCTP real servers are removed at once, as in kube-proxy: with
+// expire_nodest_conn their flows move on the next packet. A virtual server
+// that is no longer wanted is deleted at once, with its real servers.
 //
 // Render returns the desired virtual and real servers as the text
 // `ipvsadm -Sn` prints; it is what `lbctl render` shows for this backend.
@@ -138,8 +158,11 @@
 // SchedulerFor must be safe to call from the goroutine that runs Sync. An
 // unknown name is logged and the default used. Changing only the annotation
 // does not change the Snapshot, so the new scheduler is applied by the next
-// Sync of any kind (with a Runner, at the latest its periodic resync); the
-// virtual server is updated in place, keeping its connections.
+// Sync of any kind (with a Runner, at the latest its periodic resync): with
+// SchedulerFor set, an incremental sync asks it about every service port
+// (a function call each, nothing asked of the kernel) and syncs those
+// whose answer changed. The virtual server is updated in place, keeping
+// its connections.
 //
 // # Namespaces and requirements
 //

@@ -147,36 +147,6 @@ func skeleton(tx *knftables.Transaction, f family, mark uint32) {
 	}
 }
 
-// addElements adds the elements of next that are not in prev (all of them
-// when prev is nil) to tx, and returns how many.
-func addElements(tx *knftables.Transaction, prev, next *[numSets]map[string]bool) int {
-	n := 0
-	for id := range numSets {
-		for _, e := range sortedKeys(next[id]) {
-			if prev == nil || !prev[id][e] {
-				tx.Add(element(id, e))
-				n++
-			}
-		}
-	}
-	return n
-}
-
-// deleteElements deletes the elements of prev that are not in next, but
-// keep, from tx, and returns how many.
-func deleteElements(tx *knftables.Transaction, prev, next *[numSets]map[string]bool, keep func(setID, string) bool) int {
-	n := 0
-	for id := range numSets {
-		for _, e := range sortedKeys(prev[id]) {
-			if !next[id][e] && (keep == nil || !keep(id, e)) {
-				tx.Delete(element(id, e))
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // element is the knftables element of set id written as e: "key" for a
 // set, "key : value" for a map. A map's changed value is a delete of the
 // old element and an add of the new one, deletes going first.
@@ -225,7 +195,7 @@ func parseKeyElement(key []string) (Key, bool) {
 	return Key{a.Unmap(), uint16(port), proto}, true
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -3,10 +3,12 @@
 package ipvs
 
 import (
+	"cmp"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
@@ -20,12 +22,45 @@ import (
 // their real servers, the addresses the dummy link must carry, and the
 // elements of the netfilter half's sets. Building it is a pure function of
 // the snapshot, the options and the node addresses.
+//
+// It is kept per service port too (ports): what each port contributes, with
+// counts for what several contribute (an address bound for several ports, a
+// hairpin element of an endpoint several services share), so that an
+// incremental sync takes out the contributions of the ports that changed
+// and puts in their new ones (see update) instead of planning every port.
 type plan struct {
 	fam     family
 	servers map[Key]*desired
-	bind    map[netip.Addr]bool
-	sets    [numSets]map[string]bool
+	bind    map[netip.Addr]int      // address -> contributions binding it
+	sets    [numSets]map[string]int // element -> contributions
+	ports   map[servicemap.ServicePortName]*portPlan
+	// owners are the service ports asking for each virtual server, sorted
+	// by name: the first one has it.
+	owners map[Key][]servicemap.ServicePortName
+	// What the plan was built for; other node addresses need a new plan.
+	nodeIPs []netip.Addr
+	local   map[netip.Addr]bool
 }
+
+// portPlan is what one service port contributes to the plan.
+type portPlan struct {
+	sp     *servicemap.ServicePort
+	sched  string // the scheduler SchedulerFor gave, to see it change
+	claims []Key  // the virtual servers it asks for, in order, won or not
+	// servers are those it won; bind and elems are sorted, without
+	// duplicates.
+	servers []*desired
+	bind    []netip.Addr
+	elems   []elem
+}
+
+// elem is one element of a set: the set and the element as text.
+type elem struct {
+	set setID
+	e   string
+}
+
+func compareElem(a, b elem) int { return cmp.Or(cmp.Compare(a.set, b.set), strings.Compare(a.e, b.e)) }
 
 // desired is one virtual server and the real servers it should have.
 type desired struct {
@@ -60,13 +95,21 @@ func familyOf(f v1.IPFamily) family {
 
 func (f family) has(a netip.Addr) bool { return a.IsValid() && a.Is6() == f.is6 && !a.Is4In6() }
 
-// planner builds a plan.
+// planner plans service ports.
 type planner struct {
 	opts    *Options
-	p       *plan
+	fam     family
 	nodeIPs []netip.Addr        // node ports are served here
 	local   map[netip.Addr]bool // node addresses, on links other than the dummy one
 	pods    bool                // cluster CIDRs of this family are known
+	owners  map[Key][]servicemap.ServicePortName
+	pp      *portPlan // the port being planned
+	seen    []Key     // its virtual servers planned so far
+}
+
+func newPlanner(fam family, opts *Options, nodeIPs []netip.Addr, local map[netip.Addr]bool, owners map[Key][]servicemap.ServicePortName) *planner {
+	return &planner{opts: opts, fam: fam, nodeIPs: nodeIPs, local: local, owners: owners,
+		pods: len(prefixesOf(fam, opts.ClusterCIDRs)) > 0}
 }
 
 // buildPlan returns the desired state of snap. nodeIPs are the addresses
@@ -77,27 +120,56 @@ type planner struct {
 // setNodeAddrServers).
 func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, local map[netip.Addr]bool) *plan {
 	fam := familyOf(snap.IPFamily())
-	pl := &planner{
-		opts:    opts,
+	p := &plan{
+		fam:     fam,
+		servers: make(map[Key]*desired, snap.Len()),
+		bind:    make(map[netip.Addr]int, snap.Len()),
+		ports:   make(map[servicemap.ServicePortName]*portPlan, snap.Len()),
+		owners:  make(map[Key][]servicemap.ServicePortName, snap.Len()),
 		nodeIPs: nodeIPs,
 		local:   local,
-		p: &plan{
-			fam:     fam,
-			servers: make(map[Key]*desired, snap.Len()),
-			bind:    make(map[netip.Addr]bool, snap.Len()),
-		},
 	}
-	for i := range pl.p.sets {
-		pl.p.sets[i] = map[string]bool{}
+	for i := range p.sets {
+		p.sets[i] = map[string]int{}
 	}
 	for _, c := range backends.Disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
-		pl.p.sets[setClusterCIDRs][c.String()] = true
-		pl.pods = true
+		p.sets[setClusterCIDRs][c.String()] = 1
 	}
-	for _, port := range snap.Ports() {
-		pl.port(port)
+	pl := newPlanner(fam, opts, nodeIPs, local, p.owners)
+	// In name order, so the first port asking for a virtual server gets it.
+	for _, sp := range snap.Ports() {
+		claims := pl.claims(sp)
+		for _, k := range claims {
+			if o := p.owners[k]; len(o) == 0 || o[len(o)-1] != sp.Name {
+				p.owners[k] = append(o, sp.Name)
+			}
+		}
+		p.addPort(pl.port(sp, claims), nil)
 	}
-	return pl.p
+	return p
+}
+
+// claims returns the virtual servers sp asks for, in the order port plans
+// them.
+func (pl *planner) claims(sp *servicemap.ServicePort) []Key {
+	if protoNumber(sp.Protocol) == 0 {
+		return nil
+	}
+	var out []Key
+	if pl.fam.has(sp.ClusterIP) {
+		out = append(out, Key{sp.ClusterIP, sp.Port, sp.Protocol})
+	}
+	for _, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
+		if pl.fam.has(a) {
+			out = append(out, Key{a, sp.Port, sp.Protocol})
+		}
+	}
+	if sp.NodePort != 0 {
+		for _, a := range pl.nodeIPs {
+			out = append(out, Key{a, sp.NodePort, sp.Protocol})
+		}
+	}
+	return out
 }
 
 // port plans one service port from its backends.PortPlan, as kube-proxy's
@@ -106,16 +178,25 @@ func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, l
 // external route's. Where the plan short-circuits (externalTrafficPolicy
 // Local), traffic from the pods and from the node to an external address
 // is translated to the cluster IP before IPVS sees it (see
-// shortCircuit).
-func (pl *planner) port(sp *servicemap.ServicePort) {
+// shortCircuit). claims are pl.claims(sp); pl.owners must list sp.Name
+// for each.
+func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
+	pl.pp = &portPlan{sp: sp, claims: claims}
+	pl.seen = pl.seen[:0]
+	defer func() { pl.pp = nil }()
 	if protoNumber(sp.Protocol) == 0 {
 		pl.opts.Logger.Warn("ipvs: protocol not supported; service port skipped",
 			"servicePort", sp.Name.String(), "protocol", sp.Protocol)
-		return
+		return pl.pp
 	}
 	plan := backends.Plan(sp)
-	fam := pl.p.fam
-	template := VirtualServer{Protocol: sp.Protocol, Scheduler: pl.opts.scheduler(sp.Name)}
+	fam := pl.fam
+	// Room for the usual: a hairpin element per endpoint, a few per
+	// virtual server.
+	pl.pp.servers = make([]*desired, 0, len(claims))
+	pl.pp.elems = make([]elem, 0, len(sp.Endpoints)+4*len(claims))
+	pl.pp.sched = pl.opts.scheduler(sp.Name)
+	template := VirtualServer{Protocol: sp.Protocol, Scheduler: pl.pp.sched}
 	if plan.AffinitySeconds > 0 {
 		template.Persistent = true
 		template.Timeout = uint32(plan.AffinitySeconds)
@@ -136,15 +217,9 @@ func (pl *planner) port(sp *servicemap.ServicePort) {
 			}
 		}
 	}
-	var addrs []Key
-	for _, a := range sp.ExternalIPs {
-		addrs = append(addrs, Key{a, sp.Port, sp.Protocol})
-	}
-	for _, a := range sp.LoadBalancerIPs {
-		addrs = append(addrs, Key{a, sp.Port, sp.Protocol})
-	}
 	lbFrom := len(sp.ExternalIPs)
-	for i, k := range addrs {
+	for i, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
+		k := Key{a, sp.Port, sp.Protocol}
 		if !fam.has(k.Addr) || !pl.add(sp, template, k, plan.External.Endpoints, false) {
 			continue
 		}
@@ -161,14 +236,30 @@ func (pl *planner) port(sp *servicemap.ServicePort) {
 			}
 		}
 	}
+	slices.SortFunc(pl.pp.bind, netip.Addr.Compare)
+	pl.pp.bind = slices.Compact(pl.pp.bind)
+	slices.SortFunc(pl.pp.elems, compareElem)
+	pl.pp.elems = slices.Compact(pl.pp.elems)
+	return pl.pp
 }
 
 // add plans a virtual server, unless another service port already has its
-// address, port and protocol: then the first one (by name) keeps it.
+// address, port and protocol: then the first one (by name) keeps it; or
+// this port planned it already (for another of its addresses).
 func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key, eps []endpoints.Endpoint, node bool) bool {
-	if d, dup := pl.p.servers[k]; dup {
+	if slices.Contains(pl.seen, k) {
+		pl.opts.Logger.Warn("ipvs: virtual server claimed twice by one service port",
+			"virtualServer", k.String(), "servicePort", sp.Name.String())
+		return false
+	}
+	pl.seen = append(pl.seen, k)
+	if o := pl.owners[k]; len(o) == 0 || o[0] != sp.Name {
+		kept := ""
+		if len(o) > 0 {
+			kept = o[0].String()
+		}
 		pl.opts.Logger.Warn("ipvs: virtual server claimed by two service ports; the first keeps it",
-			"virtualServer", k.String(), "servicePort", sp.Name.String(), "kept", d.vs.Key().String())
+			"virtualServer", k.String(), "servicePort", sp.Name.String(), "kept", kept)
 		return false
 	}
 	vs := template
@@ -176,18 +267,18 @@ func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key
 	node = node || pl.local[k.Addr]
 	d := &desired{vs: vs, node: node}
 	for _, ep := range eps {
-		if ep.Addr.IsValid() && pl.p.fam.has(ep.Addr.Addr()) {
+		if ep.Addr.IsValid() && pl.fam.has(ep.Addr.Addr()) {
 			d.reals = append(d.reals, ep.Addr)
-			pl.p.sets[setHairpin][pairElement(ep.Addr.Addr())] = true
+			pl.pp.elems = append(pl.pp.elems, elem{setHairpin, pairElement(ep.Addr.Addr())})
 		}
 	}
 	slices.SortFunc(d.reals, netip.AddrPort.Compare)
 	d.reals = slices.Compact(d.reals)
-	pl.p.servers[k] = d
+	pl.pp.servers = append(pl.pp.servers, d)
 	if node {
 		pl.elem(setNodeAddrServers, k)
 	} else {
-		pl.p.bind[k.Addr] = true
+		pl.pp.bind = append(pl.pp.bind, k.Addr)
 	}
 	return true
 }
@@ -213,7 +304,7 @@ func (pl *planner) external(plan backends.PortPlan, k, to Key) {
 // Traffic from the node is masqueraded, its source being the node's.
 func (pl *planner) shortCircuit(k, to Key) {
 	pl.elem(setShortCircuit, k)
-	pl.p.sets[setShortCircuitTo][keyElement(k)+" : "+addrPort(to)] = true
+	pl.pp.elems = append(pl.pp.elems, elem{setShortCircuitTo, keyElement(k) + " : " + addrPort(to)})
 }
 
 // addrPort is a virtual server's address and port as a value of a map of
@@ -235,12 +326,12 @@ func (pl *planner) verdict(r backends.Route, k Key) {
 // firewall admits only the plan's allowed sources to a load-balancer IP.
 func (pl *planner) firewall(plan *backends.PortPlan, k Key) {
 	pl.elem(setFirewall, k)
-	for _, r := range prefixesOf(pl.p.fam, plan.AllowedSources(pl.nodeIPs)) {
-		pl.p.sets[setFirewallAllow][keyElement(k)+" . "+r.String()] = true
+	for _, r := range prefixesOf(pl.fam, plan.AllowedSources(pl.nodeIPs)) {
+		pl.pp.elems = append(pl.pp.elems, elem{setFirewallAllow, keyElement(k) + " . " + r.String()})
 	}
 }
 
-func (pl *planner) elem(s setID, k Key) { pl.p.sets[s][keyElement(k)] = true }
+func (pl *planner) elem(s setID, k Key) { pl.pp.elems = append(pl.pp.elems, elem{s, keyElement(k)}) }
 
 // keyElement is a virtual server as an element of a set of type
 // addr . inet_proto . inet_service.

@@ -22,101 +22,115 @@ type syncState struct {
 	changes  int // kernel objects added, updated or deleted
 }
 
-// sync applies next. last is the record of the previous sync when prev
-// was the snapshot it applied, nil for a full sync.
-//
-// The order keeps traffic flowing and ownership provable at every step:
-//  1. one nftables transaction with every change of the sets (on a full
-//     sync the whole table), except that the record of virtual servers on
-//     node addresses only grows here: it names those about to be created;
-//  2. addresses on the dummy link, then virtual and real servers;
-//  3. virtual servers lbkit owns but no longer wants, then their
-//     addresses;
-//  4. the record of the virtual servers on node addresses now gone.
-func (b *Backend) sync(ctx context.Context, nft knftables.Interface, fam family, last *applied, next *servicemap.Snapshot) (*syncState, error) {
+// nodeAddrs reads the node's addresses: those node ports are served on
+// (filtered, see usableNodeIPs) and every one on links other than the
+// dummy one.
+func (b *Backend) nodeAddrs(fam family) ([]netip.Addr, map[netip.Addr]bool, error) {
 	o := &b.opts
-	if last == nil {
-		for _, s := range sysctls {
-			if err := b.host.SetSysctl(s.name, s.value); err != nil {
-				return nil, fmt.Errorf("sysctl %s=%s: %w", s.name, s.value, err)
-			}
-		}
-	}
 	if err := b.host.EnsureDummy(o.Interface); err != nil {
-		return nil, fmt.Errorf("link %s: %w", o.Interface, err)
+		return nil, nil, fmt.Errorf("link %s: %w", o.Interface, err)
 	}
 	local, err := b.host.NodeAddrs(o.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("node addresses: %w", err)
+		return nil, nil, fmt.Errorf("node addresses: %w", err)
 	}
 	nodeIPs := o.NodeIPs
 	if len(nodeIPs) == 0 {
 		nodeIPs = local
 	}
-	p := buildPlan(next, o, usableNodeIPs(fam, nodeIPs, o.NodePortAddresses), toSet(append(local, o.NodeIPs...)))
+	return usableNodeIPs(fam, nodeIPs, o.NodePortAddresses), toSet(append(local, o.NodeIPs...)), nil
+}
+
+// fullSync applies next, comparing with everything the kernel holds.
+//
+// The order keeps traffic flowing and ownership provable at every step:
+//  1. one nftables transaction that rewrites the table, except that the
+//     record of virtual servers on node addresses only grows here: it
+//     names those about to be created;
+//  2. addresses on the dummy link, then virtual and real servers;
+//  3. virtual servers lbkit owns but no longer wants, then their
+//     addresses;
+//  4. the record of the virtual servers on node addresses now gone.
+func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, fam family, next *servicemap.Snapshot) (*syncState, error) {
+	o := &b.opts
+	for _, s := range sysctls {
+		if err := b.host.SetSysctl(s.name, s.value); err != nil {
+			return nil, fmt.Errorf("sysctl %s=%s: %w", s.name, s.value, err)
+		}
+	}
+	nodeIPs, local, err := b.nodeAddrs(fam)
+	if err != nil {
+		return nil, err
+	}
+	p := buildPlan(next, o, nodeIPs, local)
 	st := &syncState{plan: p, draining: map[Key]bool{}}
 
-	// 1. netfilter: everything but the deletions from the record. Within
-	// the transaction deletions come first, so an interval that replaces
-	// an overlapping one (a narrowed source range) is not refused.
-	var before *[numSets]map[string]bool
-	recorded := map[Key]bool{}
-	tx := nft.NewTransaction()
-	if last == nil {
-		rec, err := readRecord(ctx, nft)
-		if err != nil {
-			return nil, err
-		}
-		recorded = rec
-		skeleton(tx, fam, o.MasqueradeMark)
-		// The record keeps what it had until those servers are gone.
-		for k := range recorded {
-			tx.Add(&knftables.Element{Set: setSpecs[setNodeAddrServers].name, Key: []string{keyElement(k)}})
-		}
-	} else {
-		before = &last.plan.sets
-		for _, d := range last.plan.servers {
-			if d.node {
-				recorded[d.vs.Key()] = true
-			}
-		}
-		st.changes += deleteElements(tx, before, &p.sets, func(id setID, _ string) bool { return id == setNodeAddrServers })
+	// 1. netfilter: everything but the deletions from the record.
+	recorded, err := readRecord(ctx, nft)
+	if err != nil {
+		return nil, err
 	}
-	st.changes += addElements(tx, before, &p.sets)
-	if tx.NumOperations() > 0 {
-		if err := nft.Run(ctx, tx); err != nil {
-			return nil, fmt.Errorf("nftables: %w", err)
+	if recorded == nil {
+		recorded = map[Key]bool{}
+	}
+	tx := nft.NewTransaction()
+	skeleton(tx, fam, o.MasqueradeMark)
+	// The record keeps what it had until those servers are gone.
+	for k := range recorded {
+		tx.Add(&knftables.Element{Set: setSpecs[setNodeAddrServers].name, Key: []string{keyElement(k)}})
+	}
+	for id := range numSets {
+		for _, e := range sortedKeys(p.sets[id]) {
+			tx.Add(element(id, e))
+			st.changes++
 		}
+	}
+	if err := nft.Run(ctx, tx); err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
 	}
 
 	// 2. and 3. IPVS and the dummy link.
 	var errs []error
-	gone, err := b.reconcile(last, p, recorded, st)
+	gone, err := b.reconcile(p, recorded, st)
 	if err != nil {
 		errs = append(errs, err)
 	}
 
 	// 4. The record of virtual servers that are gone.
-	tx = nft.NewTransaction()
+	var forget []string
 	for _, k := range sortedKeysOf(recorded) {
-		if e := keyElement(k); gone[e] && !p.sets[setNodeAddrServers][e] {
-			tx.Delete(&knftables.Element{Set: setSpecs[setNodeAddrServers].name, Key: []string{e}})
-			st.changes++
+		if e := keyElement(k); gone[e] && p.sets[setNodeAddrServers][e] == 0 {
+			forget = append(forget, e)
 		}
 	}
-	if tx.NumOperations() > 0 {
-		if err := nft.Run(ctx, tx); err != nil {
-			errs = append(errs, fmt.Errorf("nftables: %w", err))
-		}
+	if err := b.forget(ctx, nft, forget, st); err != nil {
+		errs = append(errs, err)
 	}
 	return st, errors.Join(errs...)
+}
+
+// forget deletes elements of the record of virtual servers on node
+// addresses.
+func (b *Backend) forget(ctx context.Context, nft knftables.Interface, elems []string, st *syncState) error {
+	if len(elems) == 0 {
+		return nil
+	}
+	tx := nft.NewTransaction()
+	for _, e := range elems {
+		tx.Delete(&knftables.Element{Set: setSpecs[setNodeAddrServers].name, Key: []string{e}})
+		st.changes++
+	}
+	if err := nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
 }
 
 // reconcile brings IPVS and the dummy link's addresses to p and returns the
 // record elements (see setNodeAddrServers) of the virtual servers on node
 // addresses that are gone from the kernel. Failures of single objects do not
 // stop it; they are all returned.
-func (b *Backend) reconcile(last *applied, p *plan, recorded map[Key]bool, st *syncState) (map[string]bool, error) {
+func (b *Backend) reconcile(p *plan, recorded map[Key]bool, st *syncState) (map[string]bool, error) {
 	fam, ifname := p.fam, b.opts.Interface
 	all, err := b.ipvs.VirtualServers()
 	if err != nil {
@@ -155,29 +169,13 @@ func (b *Backend) reconcile(last *applied, p *plan, recorded map[Key]bool, st *s
 		k := d.vs.Key()
 		cur, exists := current[k]
 		if !exists {
-			st.changes++
-			if err := b.ipvs.AddVirtualServer(d.vs); err != nil {
-				fail(fmt.Errorf("add virtual server %v: %w", k, err))
-				continue
-			}
-			for _, r := range d.reals {
-				st.changes++
-				if err := b.ipvs.AddRealServer(d.vs, RealServer{Addr: r, Weight: 1}); err != nil {
-					fail(fmt.Errorf("add real server %v to %v: %w", r, k, err))
-				}
-			}
+			b.addServer(d, st, fail)
 			continue
 		}
-		configured := cur.sameConfig(d.vs)
-		if !configured {
+		if !cur.sameConfig(d.vs) {
 			st.changes++
 			if err := b.ipvs.UpdateVirtualServer(d.vs); err != nil {
 				fail(fmt.Errorf("update virtual server %v: %w", k, err))
-			}
-		}
-		if configured && last != nil && !last.draining[k] {
-			if was := last.plan.servers[k]; was != nil && was.equal(d) {
-				continue // unchanged since the last sync
 			}
 		}
 		if err := b.reconcileReals(d, st); err != nil {
@@ -206,7 +204,7 @@ func (b *Backend) reconcile(last *applied, p *plan, recorded map[Key]bool, st *s
 		gone[keyElement(k)] = true
 	}
 	for _, a := range sortedAddrs(bound) {
-		if !p.bind[a] {
+		if p.bind[a] == 0 {
 			st.changes++
 			if err := b.host.DeleteLinkAddr(ifname, a); err != nil {
 				fail(fmt.Errorf("delete %v from %s: %w", a, ifname, err))
@@ -214,6 +212,28 @@ func (b *Backend) reconcile(last *applied, p *plan, recorded map[Key]bool, st *s
 		}
 	}
 	return gone, errors.Join(errs...)
+}
+
+// addServer adds a virtual server and its real servers.
+func (b *Backend) addServer(d *desired, st *syncState, fail func(error)) {
+	k := d.vs.Key()
+	st.changes++
+	if err := b.ipvs.AddVirtualServer(d.vs); err != nil {
+		fail(fmt.Errorf("add virtual server %v: %w", k, err))
+		return
+	}
+	b.addReals(d, st, fail)
+}
+
+// addReals adds the real servers of a virtual server just added.
+func (b *Backend) addReals(d *desired, st *syncState, fail func(error)) {
+	k := d.vs.Key()
+	for _, r := range d.reals {
+		st.changes++
+		if err := b.ipvs.AddRealServer(d.vs, RealServer{Addr: r, Weight: 1}); err != nil {
+			fail(fmt.Errorf("add real server %v to %v: %w", r, k, err))
+		}
+	}
 }
 
 // reconcileReals brings the real servers of one existing virtual server to
@@ -279,7 +299,7 @@ func toSet(addrs []netip.Addr) map[netip.Addr]bool {
 	return m
 }
 
-func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
+func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
 	out := make([]netip.Addr, 0, len(m))
 	for a := range m {
 		out = append(out, a)

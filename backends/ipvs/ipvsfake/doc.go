@@ -12,7 +12,9 @@
 // server or an unknown scheduler, EINVAL for an invalid one), and so does
 // Host (ENODEV, EEXIST, EADDRNOTAVAIL). Both log every call that changes
 // something, so a test can assert that a sync touched only what changed
-// (TakeCalls), and both fail a chosen call on demand (FailNext). IPVS.Dump
+// (TakeCalls), and count the listings (TakeListings: virtual servers, real
+// servers, link addresses), so a test can also assert what a sync asked the
+// kernel; both fail a chosen call on demand (FailNext). IPVS.Dump
 // prints the table in the format of ipvs.Render, so a test can compare
 // what a Backend programmed with what Render says it would.
 //

@@ -21,12 +21,15 @@ import (
 //	add-addr lbkit-ipvs0 10.96.0.10
 //	delete-addr lbkit-ipvs0 10.96.0.10
 //	sysctl net/ipv4/vs/conntrack=1
+//
+// Listings of link addresses are not logged but counted (TakeListings).
 type Host struct {
 	mu        sync.Mutex
 	links     map[string][]netip.Addr
 	nodeAddrs []netip.Addr
 	sysctls   map[string]string
 	calls     calls
+	listed    int // calls of LinkAddrs
 }
 
 var _ ipvs.Host = (*Host)(nil)
@@ -78,11 +81,22 @@ func (h *Host) DeleteDummy(name string) error {
 	return nil
 }
 
+// TakeListings returns how many times LinkAddrs was called since the
+// last TakeListings, and resets the count.
+func (h *Host) TakeListings() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.listed
+	h.listed = 0
+	return n
+}
+
 // LinkAddrs returns the addresses on the link, in the order they were
 // added; nil when the link does not exist.
 func (h *Host) LinkAddrs(name string) ([]netip.Addr, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.listed++
 	addrs, ok := h.links[name]
 	if !ok {
 		return nil, nil

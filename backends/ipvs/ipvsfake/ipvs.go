@@ -29,11 +29,14 @@ import (
 //	delete 10.96.0.10:80/TCP -> 10.244.1.5:8080
 //
 // A call is logged, and may be failed by FailNext, before it is checked,
-// so a refused call is in the log too.
+// so a refused call is in the log too. Listings are not logged but
+// counted (TakeListings).
 type IPVS struct {
 	mu      sync.Mutex
 	servers map[ipvs.Key]*server
 	calls   calls
+	// listed counts the calls of VirtualServers and RealServers.
+	listedVirtual, listedReal int
 }
 
 type server struct {
@@ -64,6 +67,17 @@ func (f *IPVS) TakeCalls() []string {
 	return f.calls.take()
 }
 
+// TakeListings returns how many times VirtualServers and RealServers were
+// called since the last TakeListings, and resets the counts: what a sync
+// asked of the kernel, besides the changes TakeCalls shows.
+func (f *IPVS) TakeListings() (virtualServers, realServers int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	virtualServers, realServers = f.listedVirtual, f.listedReal
+	f.listedVirtual, f.listedReal = 0, 0
+	return virtualServers, realServers
+}
+
 // checkVS refuses what the kernel refuses of a virtual server.
 func checkVS(vs ipvs.VirtualServer) error {
 	if !vs.Addr.IsValid() || vs.Port == 0 {
@@ -84,6 +98,7 @@ func checkVS(vs ipvs.VirtualServer) error {
 func (f *IPVS) VirtualServers() ([]ipvs.VirtualServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.listedVirtual++
 	out := make([]ipvs.VirtualServer, 0, len(f.servers))
 	for _, s := range f.servers {
 		out = append(out, s.vs)
@@ -160,6 +175,7 @@ func (f *IPVS) server(vs ipvs.VirtualServer, rs ipvs.RealServer) (*server, error
 func (f *IPVS) RealServers(vs ipvs.VirtualServer) ([]ipvs.RealServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.listedReal++
 	s := f.servers[vs.Key()]
 	if s == nil {
 		return nil, syscall.ESRCH
