@@ -34,14 +34,14 @@ func ExampleFromService() {
 
 func ExamplePolicy_String() {
 	fmt.Println(affinity.Policy{})
-	fmt.Println(affinity.Policy{ClientIP: true, Timeout: affinity.DefaultTimeoutSeconds * time.Second})
+	fmt.Println(affinity.Policy{ClientIP: true, Seconds: affinity.DefaultTimeoutSeconds})
 	// Output:
 	// None
 	// ClientIP(10800s)
 }
 
 func ExampleTable() {
-	policy := affinity.Policy{ClientIP: true, Timeout: 10 * time.Second}
+	policy := affinity.Policy{ClientIP: true, Seconds: 10}
 	sticky := affinity.NewTable[netip.Addr, netip.AddrPort](affinity.Options{MaxEntries: 1000})
 
 	client := netip.MustParseAddr("192.0.2.7")
@@ -49,16 +49,16 @@ func ExampleTable() {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	// First packet: no entry yet, so the picker chooses and records a backend.
-	if _, ok := sticky.Lookup(client, start, policy.Timeout); !ok {
+	if _, ok := sticky.Lookup(client, start, policy.Timeout()); !ok {
 		sticky.Set(client, backend, start)
 	}
 	// Each use restarts the timeout, so a client active every 8s stays put.
 	for _, t := range []time.Duration{8 * time.Second, 16 * time.Second} {
-		ep, ok := sticky.Lookup(client, start.Add(t), policy.Timeout)
+		ep, ok := sticky.Lookup(client, start.Add(t), policy.Timeout())
 		fmt.Println(t, ep, ok)
 	}
 	// After 11s of silence the entry has expired.
-	_, ok := sticky.Lookup(client, start.Add(27*time.Second), policy.Timeout)
+	_, ok := sticky.Lookup(client, start.Add(27*time.Second), policy.Timeout())
 	fmt.Println("27s", ok, sticky.Len())
 
 	// When a backend goes away, forget who was stuck to it.

@@ -16,10 +16,13 @@ const (
 )
 
 // Policy is the session affinity of one service port. The zero value means
-// no affinity.
+// no affinity. The timeout is kept as the API gives it, in whole seconds:
+// every data plane programs seconds (nft set timeouts, IPVS persistence,
+// iptables' recent match), so it is converted once, where a Duration is
+// needed (Timeout).
 type Policy struct {
-	ClientIP bool          // sessionAffinity: ClientIP
-	Timeout  time.Duration // stickiness timeout; 0 when !ClientIP
+	ClientIP bool // sessionAffinity: ClientIP
+	Seconds  int  // stickiness timeout, 1 to MaxTimeoutSeconds; 0 when !ClientIP
 }
 
 // FromService returns the session affinity policy of svc and warnings about
@@ -59,7 +62,7 @@ func FromService(svc *v1.Service) (Policy, []string) {
 			serviceName(svc), secs, MaxTimeoutSeconds, clamped))
 		secs = clamped
 	}
-	return Policy{ClientIP: true, Timeout: time.Duration(secs) * time.Second}, warnings
+	return Policy{ClientIP: true, Seconds: int(secs)}, warnings
 }
 
 // clientIPTimeout returns the configured timeout, or the path of the first
@@ -83,18 +86,16 @@ func serviceName(svc *v1.Service) string {
 	return svc.Namespace + "/" + svc.Name
 }
 
-// TimeoutSeconds returns the timeout in whole seconds, or 0 without affinity.
-// A fraction of a second rounds up, so a positive timeout never reads as 0.
+// TimeoutSeconds returns the timeout in seconds, or 0 without affinity.
 func (p Policy) TimeoutSeconds() int {
-	if !p.ClientIP || p.Timeout <= 0 {
+	if !p.ClientIP || p.Seconds < 0 {
 		return 0
 	}
-	secs := p.Timeout / time.Second
-	if p.Timeout%time.Second != 0 {
-		secs++
-	}
-	return int(secs)
+	return p.Seconds
 }
+
+// Timeout returns the timeout as a Duration, or 0 without affinity.
+func (p Policy) Timeout() time.Duration { return time.Duration(p.TimeoutSeconds()) * time.Second }
 
 // String returns "None" or "ClientIP(<seconds>s)", e.g. "ClientIP(10800s)".
 func (p Policy) String() string {

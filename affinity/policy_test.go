@@ -3,7 +3,6 @@ package affinity
 import (
 	"math"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -55,20 +54,20 @@ func TestFromService(t *testing.T) {
 	}, {
 		name: "ClientIP with timeout",
 		svc:  makeService("ns", "web", clientIP, withTimeout(300)),
-		want: result{Policy: Policy{ClientIP: true, Timeout: 300 * time.Second}},
+		want: result{Policy: Policy{ClientIP: true, Seconds: 300}},
 	}, {
 		name: "ClientIP at lower bound",
 		svc:  makeService("ns", "web", clientIP, withTimeout(1)),
-		want: result{Policy: Policy{ClientIP: true, Timeout: time.Second}},
+		want: result{Policy: Policy{ClientIP: true, Seconds: 1}},
 	}, {
 		name: "ClientIP at upper bound",
 		svc:  makeService("ns", "web", clientIP, withTimeout(MaxTimeoutSeconds)),
-		want: result{Policy: Policy{ClientIP: true, Timeout: MaxTimeoutSeconds * time.Second}},
+		want: result{Policy: Policy{ClientIP: true, Seconds: MaxTimeoutSeconds}},
 	}, {
 		name: "missing config defaults",
 		svc:  makeService("ns", "web", clientIP),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: DefaultTimeoutSeconds * time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: DefaultTimeoutSeconds},
 			Warnings: []string{"service ns/web: sessionAffinityConfig missing; using default 10800s"},
 		},
 	}, {
@@ -77,7 +76,7 @@ func TestFromService(t *testing.T) {
 			s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{}
 		}),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: DefaultTimeoutSeconds * time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: DefaultTimeoutSeconds},
 			Warnings: []string{"service ns/web: sessionAffinityConfig.clientIP missing; using default 10800s"},
 		},
 	}, {
@@ -86,28 +85,28 @@ func TestFromService(t *testing.T) {
 			s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{}}
 		}),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: DefaultTimeoutSeconds * time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: DefaultTimeoutSeconds},
 			Warnings: []string{"service ns/web: sessionAffinityConfig.clientIP.timeoutSeconds missing; using default 10800s"},
 		},
 	}, {
 		name: "zero clamps up",
 		svc:  makeService("ns", "web", clientIP, withTimeout(0)),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: 1},
 			Warnings: []string{"service ns/web: sessionAffinityConfig.clientIP.timeoutSeconds 0 out of range [1, 86400]; using 1s"},
 		},
 	}, {
 		name: "negative clamps up",
 		svc:  makeService("ns", "web", clientIP, withTimeout(math.MinInt32)),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: 1},
 			Warnings: []string{"service ns/web: sessionAffinityConfig.clientIP.timeoutSeconds -2147483648 out of range [1, 86400]; using 1s"},
 		},
 	}, {
 		name: "too long clamps down",
 		svc:  makeService("ns", "web", clientIP, withTimeout(MaxTimeoutSeconds+1)),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: MaxTimeoutSeconds * time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: MaxTimeoutSeconds},
 			Warnings: []string{"service ns/web: sessionAffinityConfig.clientIP.timeoutSeconds 86401 out of range [1, 86400]; using 86400s"},
 		},
 	}, {
@@ -122,7 +121,7 @@ func TestFromService(t *testing.T) {
 		name: "no namespace",
 		svc:  makeService("", "web", clientIP),
 		want: result{
-			Policy:   Policy{ClientIP: true, Timeout: DefaultTimeoutSeconds * time.Second},
+			Policy:   Policy{ClientIP: true, Seconds: DefaultTimeoutSeconds},
 			Warnings: []string{"service web: sessionAffinityConfig missing; using default 10800s"},
 		},
 	}}
@@ -147,11 +146,9 @@ func TestPolicyFormat(t *testing.T) {
 		want   result
 	}{
 		{Policy{}, result{0, "None"}},
-		{Policy{Timeout: time.Minute}, result{0, "None"}}, // timeout means nothing without ClientIP
-		{Policy{ClientIP: true, Timeout: DefaultTimeoutSeconds * time.Second}, result{10800, "ClientIP(10800s)"}},
-		{Policy{ClientIP: true, Timeout: 1500 * time.Millisecond}, result{2, "ClientIP(2s)"}},
-		{Policy{ClientIP: true, Timeout: time.Nanosecond}, result{1, "ClientIP(1s)"}},
-		{Policy{ClientIP: true, Timeout: math.MaxInt64}, result{int(math.MaxInt64/int64(time.Second)) + 1, "ClientIP(9223372037s)"}},
+		{Policy{Seconds: 60}, result{0, "None"}}, // a timeout means nothing without ClientIP
+		{Policy{ClientIP: true, Seconds: DefaultTimeoutSeconds}, result{10800, "ClientIP(10800s)"}},
+		{Policy{ClientIP: true, Seconds: -5}, result{0, "ClientIP(0s)"}}, // not from FromService
 		{Policy{ClientIP: true}, result{0, "ClientIP(0s)"}},
 	}
 	for _, tt := range tests {

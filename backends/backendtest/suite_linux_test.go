@@ -323,7 +323,7 @@ func (b *handNFT) renderLB(r *ruleset, i int, p *servicemap.ServicePort, lb stri
 		if affinity {
 			rule(&r.chains, "update @aff_%s { %s saddr }", name, b.fam)
 			fmt.Fprintf(&r.sets, "\tset aff_%s {\n\t\ttype %s; flags dynamic,timeout; timeout %ds;\n\t}\n",
-				name, map[string]string{"ip": "ipv4_addr", "ip6": "ipv6_addr"}[b.fam], int(p.Affinity.Timeout.Seconds()))
+				name, map[string]string{"ip": "ipv4_addr", "ip6": "ipv6_addr"}[b.fam], p.Affinity.TimeoutSeconds())
 		}
 		rule(&r.chains, "meta l4proto %s dnat to %v", strings.ToLower(string(p.Protocol)), ep.Addr)
 		r.chains.WriteString("\t}\n")
