@@ -44,7 +44,7 @@ func ExampleOptions_schedulerFor() {
 	}
 	factory := informers.NewSharedInformerFactory(client, 0)
 	services := factory.Core().V1().Services().Informer()
-	services.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := services.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    remember,
 		UpdateFunc: func(_, obj any) { remember(obj) },
 		DeleteFunc: func(obj any) {
@@ -56,10 +56,15 @@ func ExampleOptions_schedulerFor() {
 			}
 		},
 	})
+	if err != nil {
+		panic(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
+	// The handler, not only the informer's store, must have seen the
+	// initial list.
+	cache.WaitForCacheSync(ctx.Done(), reg.HasSynced)
 
 	opts := ipvs.Options{SchedulerFor: func(n servicemap.ServicePortName) string {
 		s, _ := schedulers.Load(n.ServiceName())
