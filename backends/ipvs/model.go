@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // VirtualServer is one IPVS virtual service: an address, port and protocol
@@ -116,17 +118,7 @@ type Host interface {
 
 // protoNumber and protoName convert between Kubernetes protocols and IP
 // protocol numbers; 0 and "" mean not one lbkit programs.
-func protoNumber(p v1.Protocol) uint16 {
-	switch p {
-	case v1.ProtocolTCP:
-		return 6
-	case v1.ProtocolUDP:
-		return 17
-	case v1.ProtocolSCTP:
-		return 132
-	}
-	return 0
-}
+func protoNumber(p v1.Protocol) uint16 { return uint16(backends.ProtocolNumber(p)) }
 
 func protoName(n uint16) v1.Protocol {
 	switch n {
@@ -140,16 +132,9 @@ func protoName(n uint16) v1.Protocol {
 	return ""
 }
 
-// nftProto is the protocol as nft spells it in set elements.
-func nftProto(p v1.Protocol) string {
-	switch p {
-	case v1.ProtocolUDP:
-		return "udp"
-	case v1.ProtocolSCTP:
-		return "sctp"
-	}
-	return "tcp"
-}
+// nftProto is the protocol as nft spells it in set elements (a protocol
+// lbkit does not program never reaches a set).
+func nftProto(p v1.Protocol) string { return backends.ProtocolName(p) }
 
 // parseNFTProto reads a protocol as nft prints it: a name or a number.
 func parseNFTProto(s string) v1.Protocol {
