@@ -78,6 +78,48 @@ const (
 	ForwardRoute  Forward = 3 // direct routing, ipvsadm -g
 )
 
+// SaveLine is the virtual server as `ipvsadm -Sn` writes it, e.g.
+// "-A -t 10.96.0.10:80 -s rr -p 600" (Render and ipvsfake print these).
+func (vs VirtualServer) SaveLine() string {
+	line := "-A " + vs.saveKey() + " -s " + vs.Scheduler
+	if vs.Persistent {
+		line += " -p " + strconv.FormatUint(uint64(vs.Timeout), 10)
+	}
+	return line
+}
+
+// SaveLine is real server r of vs as `ipvsadm -Sn` writes it, e.g.
+// "-a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1".
+func (r RealServer) SaveLine(vs VirtualServer) string {
+	return "-a " + vs.saveKey() + " -r " + r.Addr.String() + " " + r.Forward.flag() + " -w " + strconv.Itoa(r.Weight)
+}
+
+// saveKey is ipvsadm's protocol option with the address and port.
+func (vs VirtualServer) saveKey() string {
+	flag := "-t"
+	switch vs.Protocol {
+	case v1.ProtocolUDP:
+		flag = "-u"
+	case v1.ProtocolSCTP:
+		flag = "--sctp-service"
+	}
+	return flag + " " + netip.AddrPortFrom(vs.Addr, vs.Port).String()
+}
+
+// flag is ipvsadm's option for a forwarding method; lbkit programs none
+// but masquerade, so the others print as their number.
+func (f Forward) flag() string {
+	switch f {
+	case ForwardMasq:
+		return "-m"
+	case ForwardRoute:
+		return "-g"
+	case ForwardTunnel:
+		return "-i"
+	}
+	return "--forward=" + strconv.Itoa(int(f))
+}
+
 // Handle is the IPVS table of one network namespace, as the Backend needs
 // it. Over the kernel it is generic netlink (github.com/moby/ipvs); tests
 // pass a fake. Add fails for an object that exists, Update and Delete for

@@ -3,11 +3,7 @@
 package ipvs
 
 import (
-	"net/netip"
-	"strconv"
 	"strings"
-
-	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -35,26 +31,10 @@ func Render(snap *servicemap.Snapshot, opts Options) string {
 	p := buildPlan(snap, &opts, usableNodeIPs(fam, opts.NodeIPs, opts.NodePortAddresses), toSet(opts.NodeIPs))
 	var w strings.Builder
 	for _, d := range p.sortedServers() {
-		svc := protoFlag(d.vs.Protocol) + " " + netip.AddrPortFrom(d.vs.Addr, d.vs.Port).String()
-		w.WriteString("-A " + svc + " -s " + d.vs.Scheduler)
-		if d.vs.Persistent {
-			w.WriteString(" -p " + strconv.FormatUint(uint64(d.vs.Timeout), 10))
-		}
-		w.WriteByte('\n')
+		w.WriteString(d.vs.SaveLine() + "\n")
 		for _, r := range d.reals {
-			w.WriteString("-a " + svc + " -r " + r.String() + " -m -w 1\n")
+			w.WriteString(RealServer{Addr: r, Weight: 1}.SaveLine(d.vs) + "\n")
 		}
 	}
 	return w.String()
-}
-
-// protoFlag is ipvsadm's option for a virtual server of the protocol.
-func protoFlag(p v1.Protocol) string {
-	switch p {
-	case v1.ProtocolUDP:
-		return "-u"
-	case v1.ProtocolSCTP:
-		return "--sctp-service"
-	}
-	return "-t"
 }

@@ -3,10 +3,8 @@
 package ipvsfake
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -303,23 +301,6 @@ func (f *IPVS) keys() []ipvs.Key {
 	return keys
 }
 
-// protoFlag is how ipvsadm names a protocol.
-var protoFlag = map[v1.Protocol]string{v1.ProtocolTCP: "-t", v1.ProtocolUDP: "-u", v1.ProtocolSCTP: "--sctp-service"}
-
-// forwardFlag is how ipvsadm names a forwarding method; lbkit programs
-// none but masquerade, so the others print as their number.
-func forwardFlag(f ipvs.Forward) string {
-	switch f {
-	case ipvs.ForwardMasq:
-		return "-m"
-	case ipvs.ForwardRoute:
-		return "-g"
-	case ipvs.ForwardTunnel:
-		return "-i"
-	}
-	return "--forward=" + strconv.Itoa(int(f))
-}
-
 // Dump prints the table in the format of ipvs.Render (ipvsadm -Sn's),
 // sorted the same way, with the forwarding methods and weights the real
 // servers have.
@@ -329,20 +310,14 @@ func (f *IPVS) Dump() string {
 	var w strings.Builder
 	for _, k := range f.keys() {
 		s := f.servers[k]
-		svc := protoFlag[k.Protocol] + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
-		w.WriteString("-A " + svc + " -s " + s.vs.Scheduler)
-		if s.vs.Persistent {
-			w.WriteString(" -p " + strconv.Itoa(int(s.vs.Timeout)))
-		}
-		w.WriteByte('\n')
+		w.WriteString(s.vs.SaveLine() + "\n")
 		addrs := make([]netip.AddrPort, 0, len(s.reals))
 		for a := range s.reals {
 			addrs = append(addrs, a)
 		}
 		slices.SortFunc(addrs, netip.AddrPort.Compare)
 		for _, a := range addrs {
-			r := s.reals[a]
-			fmt.Fprintf(&w, "-a %s -r %v %s -w %d\n", svc, a, forwardFlag(r.Forward), r.Weight)
+			w.WriteString(s.reals[a].SaveLine(s.vs) + "\n")
 		}
 	}
 	return w.String()
