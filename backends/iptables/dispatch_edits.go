@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/lbkit/lbkit/servicemap"
 )
 
 // A partial sync whose changes touch the dispatch chains (a port added or
@@ -27,11 +29,12 @@ const (
 type portText [numDispatch]string
 
 // changedPort is a port a partial sync removed, rewrote or added: its
-// dispatch lines before (nil when it is new) and its index in the new
-// ruleset (-1 when it is gone).
+// dispatch lines before (nil when it is new), its name, and its index in
+// the new ruleset (-1 when it is gone).
 type changedPort struct {
-	old *portText
-	now int
+	old  *portText
+	name servicemap.ServicePortName
+	now  int
 }
 
 // dispatchEdits returns, per table, the -D and -I lines that turn the
@@ -48,7 +51,12 @@ func (o *Options) dispatchEdits(rs *ruleset, changed []changedPort) map[tableNam
 			starts[i+1] = starts[i] + strings.Count(pr.text[d], "\n")
 		}
 		total := starts[len(rs.rules)] - 1
-		var dels, ins []string
+		type insert struct {
+			pos  int
+			spec string
+		}
+		var dels []string
+		var ins []insert
 		for _, c := range changed {
 			var before, after string
 			if c.old != nil {
@@ -64,8 +72,7 @@ func (o *Options) dispatchEdits(rs *ruleset, changed []changedPort) map[tableNam
 				dels = append(dels, "-D"+strings.TrimPrefix(line, "-A"))
 			}
 			for j, line := range lines(after) {
-				spec := strings.TrimPrefix(line, "-A "+chain+" ")
-				ins = append(ins, "-I "+chain+" "+strconv.Itoa(starts[c.now]+j)+" "+spec)
+				ins = append(ins, insert{starts[c.now] + j, strings.TrimPrefix(line, "-A "+chain+" ")})
 			}
 		}
 		if n := len(dels) + len(ins); n > maxEdits && n*maxEditShare > total+len(dels) {
@@ -73,18 +80,13 @@ func (o *Options) dispatchEdits(rs *ruleset, changed []changedPort) map[tableNam
 		}
 		// Inserted in ascending position: every line before one is then
 		// in place, whether kept or inserted already.
-		slices.SortStableFunc(ins, func(a, b string) int { return insertPos(a) - insertPos(b) })
+		slices.SortStableFunc(ins, func(a, b insert) int { return a.pos - b.pos })
 		out[table] = append(out[table], dels...)
-		out[table] = append(out[table], ins...)
+		for _, in := range ins {
+			out[table] = append(out[table], "-I "+chain+" "+strconv.Itoa(in.pos)+" "+in.spec)
+		}
 	}
 	return out
-}
-
-// insertPos is the position of an "-I CHAIN POS ..." line.
-func insertPos(line string) int {
-	f := strings.SplitN(line, " ", 4)
-	n, _ := strconv.Atoi(f[2])
-	return n
 }
 
 // lines splits a port's text for one chain into its lines.

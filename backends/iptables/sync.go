@@ -226,11 +226,7 @@ func (b *Backend) partial(ctx context.Context, progs programs, prev, next *servi
 // the next sync is a full one, which renders afresh.
 func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules, stale []string, dispatchChanged bool, edits map[tableName][]string) {
 	rs = b.rules
-	type moved struct {
-		old  *portText
-		name servicemap.ServicePortName
-	}
-	var touched []moved
+	var touched []changedPort
 	dispatchChanged = len(c.Removed) > 0 || len(c.Added) > 0
 	find := func(name servicemap.ServicePortName) (int, bool) {
 		return slices.BinarySearchFunc(rs.ports, name, func(p *servicemap.ServicePort, n servicemap.ServicePortName) int {
@@ -253,7 +249,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	for _, p := range c.Removed {
 		if i, ok := find(p.Name); ok {
 			drop(i)
-			touched = append(touched, moved{old: (*portText)(&rs.rules[i].text), name: p.Name})
+			touched = append(touched, changedPort{old: (*portText)(&rs.rules[i].text), name: p.Name})
 			rs.ports = slices.Delete(rs.ports, i, i+1)
 			rs.rules = slices.Delete(rs.rules, i, i+1)
 		}
@@ -265,7 +261,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 			rs.ports[i], rs.rules[i] = u.New, render(u.New)
 			if old.text != rs.rules[i].text {
 				dispatchChanged = true
-				touched = append(touched, moved{old: (*portText)(&old.text), name: u.New.Name})
+				touched = append(touched, changedPort{old: (*portText)(&old.text), name: u.New.Name})
 			}
 		}
 	}
@@ -273,7 +269,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 		i, _ := find(p.Name)
 		rs.ports = slices.Insert(rs.ports, i, p)
 		rs.rules = slices.Insert(rs.rules, i, render(p))
-		touched = append(touched, moved{name: p.Name})
+		touched = append(touched, changedPort{name: p.Name})
 	}
 	for _, r := range changed {
 		for _, ch := range r.chains {
@@ -286,14 +282,13 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	}
 	slices.Sort(stale)
 	if dispatchChanged {
-		ports := make([]changedPort, len(touched))
-		for k, t := range touched {
-			ports[k] = changedPort{old: t.old, now: -1}
-			if i, ok := find(t.name); ok {
-				ports[k].now = i
+		for k := range touched {
+			touched[k].now = -1
+			if i, ok := find(touched[k].name); ok {
+				touched[k].now = i
 			}
 		}
-		edits = b.opts.dispatchEdits(rs, ports)
+		edits = b.opts.dispatchEdits(rs, touched)
 	}
 	return rs, changed, stale, dispatchChanged, edits
 }
