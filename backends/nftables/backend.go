@@ -157,7 +157,7 @@ func (w nftWriter) run(ctx context.Context, fam family, table string, o ops) err
 		return err
 	}
 	tx := nft.NewTransaction()
-	o.fill(tx)
+	o.fill(tx, &fam)
 	return nft.Run(ctx, tx)
 }
 

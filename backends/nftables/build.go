@@ -5,7 +5,6 @@ package nftables
 import (
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	"sigs.k8s.io/knftables"
@@ -21,14 +20,12 @@ import (
 // dropped by the verdict meant for traffic from outside. Forwarded and input
 // traffic reach their no-endpoint checks after prerouting DNAT anyway.
 const (
-	prioDNAT       = -100
-	prioSNAT       = 100
-	prioPreDNAT    = prioDNAT - 10
-	prioPostDNAT   = prioDNAT + 10
-	verdictReject  = "goto " + chainReject
-	verdictDrop    = "drop"
-	ctNew          = "ct state new "
-	dispatchSuffix = " . meta l4proto . th dport vmap @"
+	prioDNAT      = -100
+	prioSNAT      = 100
+	prioPreDNAT   = prioDNAT - 10
+	prioPostDNAT  = prioDNAT + 10
+	verdictReject = "goto " + chainReject
+	verdictDrop   = "drop"
 )
 
 // builder turns a snapshot into a ruleset. It is used by one goroutine; its
@@ -36,9 +33,7 @@ const (
 type builder struct {
 	opts      Options
 	fam       family
-	mark      string // the masquerade mark, hex
-	unmark    string // its complement, to clear it
-	pods      bool   // ClusterCIDRs given for this family
+	pods      bool // ClusterCIDRs given for this family
 	nodeIPs   []netip.Addr
 	nodeKnown bool           // the snapshot names its node: Endpoint.Local is meaningful
 	svcCIDRs  []netip.Prefix // the snapshot's service ranges of the family
@@ -87,8 +82,6 @@ func newBuilder(snap *servicemap.Snapshot, opts Options) *builder {
 	b := &builder{
 		opts:      opts,
 		fam:       fam,
-		mark:      "0x" + strconv.FormatUint(uint64(opts.MasqueradeMark), 16),
-		unmark:    "0x" + strconv.FormatUint(uint64(^opts.MasqueradeMark), 16),
 		pods:      len(prefixesOf(fam, opts.ClusterCIDRs)) > 0,
 		nodeKnown: snap.Node().Name != "",
 		svcCIDRs:  prefixesOf(fam, snap.ServiceCIDRs()),
@@ -140,41 +133,45 @@ func (b *builder) skeleton() skeleton {
 		cClusterIPs:          {name: setClusterIPs, typ: addr},
 	}
 
-	ip := fam.ip
-	notLoopback := ip + " daddr != " + fam.loopback + " "
-	nodePortDaddr := notLoopback
+	// Node ports: never on loopback, and only on NodePortAddresses when set.
+	nodePortDaddr := rule{addrNotIn(fDaddr, fam.loopback)}
 	if cidrs := prefixesOf(fam, b.opts.ClusterCIDRs); len(cidrs) > 0 {
 		s.static = append(s.static, intervalSet(setClusterCIDRs, addr, cidrs))
 	}
 	if npa := prefixesOf(fam, b.opts.NodePortAddresses); len(npa) > 0 {
 		s.static = append(s.static, intervalSet(setNodePortAddrs, addr, npa))
-		nodePortDaddr += ip + " daddr @" + setNodePortAddrs + " "
+		nodePortDaddr = append(nodePortDaddr, inSet(setNodePortAddrs, fDaddr))
+	}
+	newJump := func(chain string) rule { return rule{ctState(ctStateNew), jump(chain)} }
+	dispatch := func(m string) rule { return rule{vmap(m, fDaddr, fL4proto, fDport)} }
+	nodePorts := func(m string) rule {
+		return append(nodePortDaddr.clone(), vmap(m, fL4proto, fDport))
 	}
 
 	s.base = []chain{
 		{name: "filter-prerouting", hook: &hook{knftables.FilterType, knftables.PreroutingHook, prioPreDNAT},
-			rules: []string{ctNew + "jump " + chainFirewallCheck}},
+			rules: []rule{newJump(chainFirewallCheck)}},
 		{name: "filter-input", hook: &hook{knftables.FilterType, knftables.InputHook, prioPreDNAT},
-			rules: []string{
+			rules: []rule{
 				// Accepting here cannot override another table's drop (every
 				// base chain gets its say); it keeps lbkit's own checks off
 				// health-check traffic and lists the ports for people.
-				"meta l4proto tcp th dport @" + setHealthCheck + " accept",
-				ctNew + "jump " + chainNodePortEPCheck,
-				ctNew + "jump " + chainServiceEPCheck,
+				{l4proto(6), inSet(setHealthCheck, fDport), accept()},
+				newJump(chainNodePortEPCheck),
+				newJump(chainServiceEPCheck),
 			}},
 		{name: "filter-forward", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT},
-			rules: []string{ctNew + "jump " + chainServiceEPCheck, ctNew + "jump " + chainClusterIPsCheck}},
+			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
 		{name: "filter-output", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPreDNAT},
-			rules: []string{ctNew + "jump " + chainFirewallCheck}},
+			rules: []rule{newJump(chainFirewallCheck)}},
 		{name: "filter-output-post-dnat", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT},
-			rules: []string{ctNew + "jump " + chainServiceEPCheck, ctNew + "jump " + chainClusterIPsCheck}},
+			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
 		{name: "nat-prerouting", hook: &hook{knftables.NATType, knftables.PreroutingHook, prioDNAT},
-			rules: []string{"jump " + chainServices}},
+			rules: []rule{{jump(chainServices)}}},
 		{name: "nat-output", hook: &hook{knftables.NATType, knftables.OutputHook, prioDNAT},
-			rules: []string{"jump " + chainServices}},
+			rules: []rule{{jump(chainServices)}}},
 		{name: "nat-postrouting", hook: &hook{knftables.NATType, knftables.PostroutingHook, prioSNAT},
-			rules: []string{"jump " + chainMasquerading}},
+			rules: []rule{{jump(chainMasquerading)}}},
 	}
 	if len(b.svcCIDRs) > 0 {
 		// A new connection still addressed inside the service ranges once
@@ -183,34 +180,35 @@ func (b *builder) skeleton() skeleton {
 		// reject) is for an address no Service holds: dropped, as
 		// kube-proxy does, rather than routed out of the node.
 		s.static = append(s.static, intervalSet(setServiceCIDRs, addr, b.svcCIDRs))
-		unallocated := []string{ctNew + ip + " daddr @" + setServiceCIDRs + " drop"}
+		unallocated := []rule{{ctState(ctStateNew), inSet(setServiceCIDRs, fDaddr), drop()}}
 		s.base = append(s.base,
 			chain{name: "filter-forward-unallocated", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT + 1}, rules: unallocated},
 			chain{name: "filter-output-unallocated", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT + 1}, rules: unallocated})
 	}
+	mark := b.opts.MasqueradeMark
 	s.fixed = []chain{
-		{name: chainServices, rules: []string{
-			ip + " daddr" + dispatchSuffix + mapServiceIPs,
-			"fib daddr type local " + nodePortDaddr + "meta l4proto . th dport vmap @" + mapServiceNodePorts,
+		{name: chainServices, rules: []rule{
+			dispatch(mapServiceIPs),
+			append(rule{fibLocal(fDaddr)}, nodePorts(mapServiceNodePorts)...),
 		}},
-		{name: chainMasquerading, rules: []string{
-			"meta mark & " + b.mark + " != 0 meta mark set meta mark & " + b.unmark + " masquerade fully-random",
+		{name: chainMasquerading, rules: []rule{
+			{markAny(mark), markAnd(^mark), masquerade()},
 			// A pod that reaches itself through a service address: without
 			// masquerade it would answer itself directly and drop the reply.
-			"ct status dnat " + ip + " saddr . " + ip + " daddr @" + setHairpin + " masquerade fully-random",
+			{ctStatus(ctStatusDNAT), inSet(setHairpin, fSaddr, fDaddr), masquerade()},
 		}},
-		{name: chainMarkMasq, rules: []string{"meta mark set meta mark | " + b.mark}},
-		{name: chainFirewallCheck, rules: []string{ip + " daddr" + dispatchSuffix + mapFirewallIPs}},
-		{name: chainServiceEPCheck, rules: []string{ip + " daddr" + dispatchSuffix + mapNoEPServices}},
-		{name: chainNodePortEPCheck, rules: []string{nodePortDaddr + "meta l4proto . th dport vmap @" + mapNoEPNodePorts}},
+		{name: chainMarkMasq, rules: []rule{{markOr(mark)}}},
+		{name: chainFirewallCheck, rules: []rule{dispatch(mapFirewallIPs)}},
+		{name: chainServiceEPCheck, rules: []rule{dispatch(mapNoEPServices)}},
+		{name: chainNodePortEPCheck, rules: []rule{nodePorts(mapNoEPNodePorts)}},
 		// Map values can only be verdicts, and reject is not one.
-		{name: chainReject, rules: []string{"reject"}},
+		{name: chainReject, rules: []rule{{reject()}}},
 		// A new connection still addressed to a cluster IP at the forward
 		// hook, or after output's DNAT, asked for a port the service does
 		// not have (a port it has was DNATed to an endpoint by then): it is
 		// refused at once, as kube-proxy does, rather than routed towards an
 		// address nothing owns.
-		{name: chainClusterIPsCheck, rules: []string{ip + " daddr @" + setClusterIPs + " reject"}},
+		{name: chainClusterIPsCheck, rules: []rule{{inSet(setClusterIPs, fDaddr), reject()}}},
 	}
 	return s
 }

@@ -106,6 +106,19 @@ func (pl *portPlan) target(r *backends.Route) string {
 	return pl.gotoCluster
 }
 
+// verdict is target as a statement.
+func (pl *portPlan) verdict(r *backends.Route) stmt {
+	switch {
+	case r.Verdict == backends.Reject:
+		return goTo(chainReject)
+	case r.Verdict == backends.Drop:
+		return drop()
+	case r.Local:
+		return goTo(pl.local)
+	}
+	return goTo(pl.cluster)
+}
+
 // elements adds the port's elements in the shared maps and sets, the
 // hairpin pairs of the used endpoints on this node included.
 func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoint) {
@@ -192,35 +205,33 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 	internal := in.Verdict == backends.Forward
 	pr.chains = b.takeChains(btoi(pl.cluster != "") + btoi(pl.local != "") + btoi(pl.external != "") + btoi(pl.firewall != ""))
 	if pl.cluster != "" {
-		pr.chains = append(pr.chains, b.endpointChain(pl.cluster, p, pl.proto, pl.Cluster, affinity, internal && !in.Local))
+		pr.chains = append(pr.chains, b.endpointChain(pl.cluster, p, pl.Cluster, affinity, internal && !in.Local))
 	}
 	if pl.local != "" {
-		pr.chains = append(pr.chains, b.endpointChain(pl.local, p, pl.proto, pl.Local, affinity, internal && in.Local))
+		pr.chains = append(pr.chains, b.endpointChain(pl.local, p, pl.Local, affinity, internal && in.Local))
 	}
 	if pl.external != "" {
 		ext := chain{name: pl.external}
 		if !pl.External.Local {
-			ext.rules = append(ext.rules, "jump "+chainMarkMasq)
+			ext.rules = append(ext.rules, rule{jump(chainMarkMasq)})
 		}
 		if pl.ShortCircuit {
 			if b.pods {
-				ext.rules = append(ext.rules, b.fam.ip+" saddr @"+setClusterCIDRs+" goto "+pl.cluster)
+				ext.rules = append(ext.rules, rule{inSet(setClusterCIDRs, fSaddr), goTo(pl.cluster)})
 			}
 			ext.rules = append(ext.rules,
-				"fib saddr type local jump "+chainMarkMasq,
-				"fib saddr type local goto "+pl.cluster)
+				rule{fibLocal(fSaddr), jump(chainMarkMasq)},
+				rule{fibLocal(fSaddr), goTo(pl.cluster)})
 		}
 		if pl.External.Verdict == backends.Forward {
-			ext.rules = append(ext.rules, pl.target(&pl.External))
+			ext.rules = append(ext.rules, rule{pl.verdict(&pl.External)})
 		}
 		pr.chains = append(pr.chains, ext)
 	}
 	if pl.firewall != "" {
 		sources := b.name(prefixSources, pl.base)
 		pr.sets = append(pr.sets, intervalSet(sources, b.fam.addrType, pl.AllowedSources(b.nodeIPs)))
-		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: []string{
-			b.fam.ip + " saddr != @" + sources + " drop",
-		}})
+		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: []rule{{notInSet(sources, fSaddr), drop()}}})
 	}
 }
 
@@ -245,10 +256,10 @@ func (b *builder) hairpinCandidate(ep *endpoints.Endpoint) bool {
 // endpointChain is a chain that picks one of eps (see endpointPick). The
 // chain carrying internal (cluster IP) traffic first marks traffic from
 // outside the pod CIDRs for masquerading.
-func (b *builder) endpointChain(name string, p *servicemap.ServicePort, proto string, eps []endpoints.Endpoint,
+func (b *builder) endpointChain(name string, p *servicemap.ServicePort, eps []endpoints.Endpoint,
 	affinity map[netip.AddrPort]string, internal bool) chain {
 	pick := b.takePick()
-	*pick = endpointPick{ip: b.fam.ip, proto: proto, eps: eps, affinity: affinity}
+	*pick = endpointPick{proto: backends.ProtocolNumber(p.Protocol), eps: eps, affinity: affinity}
 	if internal && b.pods {
 		pick.clusterIP = p.ClusterIP
 	}

@@ -4,6 +4,7 @@ package nftables
 
 import (
 	"context"
+	"net/netip"
 
 	"sigs.k8s.io/knftables"
 
@@ -68,11 +69,27 @@ func (n *NetlinkOps) Len() int                    { return len(n.o) }
 func (n *NetlinkOps) Rules() int {
 	c := 0
 	for _, x := range n.o {
-		if _, ok := x.obj.(*knftables.Rule); ok {
+		if x.obj == nil {
 			c++
 		}
 	}
 	return c
+}
+
+// AddAccept adds "accept" to chain; AddDrop "drop".
+func (n *NetlinkOps) AddAccept(chain string) {
+	n.o = append(n.o, op{chain: chain, rule: rule{accept()}})
+}
+func (n *NetlinkOps) AddDrop(chain string) { n.o = append(n.o, op{chain: chain, rule: rule{drop()}}) }
+
+// AddSetsAccept adds "ip daddr @addrs th dport @ports accept" to chain.
+func (n *NetlinkOps) AddSetsAccept(chain, addrs, ports string) {
+	n.o = append(n.o, op{chain: chain, rule: rule{inSet(addrs, fDaddr), inSet(ports, fDport), accept()}})
+}
+
+// AddRandomDNAT adds "numgen random mod M == 0 meta l4proto tcp dnat to EP".
+func (n *NetlinkOps) AddRandomDNAT(chain string, mod uint32, ep netip.AddrPort) {
+	n.o = append(n.o, op{chain: chain, rule: rule{numgen(mod), l4proto(6), dnat(ep)}})
 }
 
 // TranslateForTest builds the batch without sending it.
@@ -85,8 +102,15 @@ func (n *NetlinkOps) TranslateForTest(v6 bool, table string) error {
 	return err
 }
 
-// Fill adds the operations to a knftables transaction.
-func (n *NetlinkOps) Fill(tx *knftables.Transaction) { n.o.fill(tx) }
+// Fill adds the operations to a knftables transaction, rules spelt for an
+// ip table (ip6 when v6).
+func (n *NetlinkOps) Fill(tx *knftables.Transaction, v6 bool) {
+	fam := ipv4
+	if v6 {
+		fam = ipv6
+	}
+	n.o.fill(tx, &fam)
+}
 
 // RunNetlinkForTest sends n to table (ip, or ip6 when v6) as one batch, in
 // the network namespace of the calling thread, with a fresh writer.

@@ -49,20 +49,19 @@ type portRules struct {
 type chain struct {
 	name  string
 	hook  *hook // nil for a regular chain
-	rules []string
+	rules []rule
 	// pick, when set, adds the rules that choose an endpoint after rules.
 	// They are generated when needed (text, transaction, fingerprint) from
 	// the snapshot's endpoint list, so that a ruleset for 100,000 endpoints
-	// does not hold a copy of every rule's text.
+	// does not hold a copy of every rule.
 	pick *endpointPick
 }
 
-// eachRule calls f with the text of every rule of the chain, in order. The
-// bytes are valid only during the call. scratch is reused and returned.
-func (c *chain) eachRule(scratch []byte, f func(rule []byte)) []byte {
+// eachRule calls f with every rule of the chain, in order. A rule is valid
+// only during the call. scratch is reused and returned.
+func (c *chain) eachRule(scratch rule, f func(r rule)) rule {
 	for _, r := range c.rules {
-		scratch = append(scratch[:0], r...)
-		f(scratch)
+		f(r)
 	}
 	if c.pick != nil {
 		scratch = c.pick.eachRule(scratch, f)
@@ -70,14 +69,13 @@ func (c *chain) eachRule(scratch []byte, f func(rule []byte)) []byte {
 	return scratch
 }
 
-// ruleStrings returns the chain's rules as strings.
-func (c *chain) ruleStrings() []string {
-	if c.pick == nil {
-		return c.rules
+// ruleCount returns the number of rules in the chain.
+func (c *chain) ruleCount() int {
+	n := len(c.rules)
+	if c.pick != nil {
+		n += c.pick.count()
 	}
-	out := make([]string, 0, len(c.rules)+c.pick.count())
-	c.eachRule(nil, func(r []byte) { out = append(out, string(r)) })
-	return out
+	return n
 }
 
 type hook struct {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 )
@@ -108,6 +109,8 @@ type nlBatch struct {
 	// interval to since: nft starts the intervals it adds to an empty set
 	// with an end element at zero, and only then.
 	empty map[string]bool
+	// exprs is the scratch list a rule's expressions are built in.
+	exprs []expr.Any
 }
 
 type msgInfo struct {
@@ -147,12 +150,12 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 	for i := 0; i < len(o); i++ {
 		at := i
 		switch obj := o[i].obj.(type) {
+		case nil:
+			err = b.addRule(i, o[i].chain, o[i].rule)
 		case *knftables.Table:
 			err = b.addTable(i, o[i].verb, obj)
 		case *knftables.Chain:
 			err = b.addChain(i, o[i].verb, obj)
-		case *knftables.Rule:
-			err = b.addRule(i, o[i].verb, obj)
 		case *knftables.Set:
 			err = b.addSet(i, o[i].verb, obj.Name, false, setPropsOf(obj))
 		case *knftables.Map:
@@ -168,7 +171,7 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 			err = fmt.Errorf("unsupported object %T", obj)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", fam.nft, table, describeOp(o[at]), err)
+			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", fam.nft, table, describeOp(o[at], &fam), err)
 		}
 	}
 	b.delimiter(unix.NFNL_MSG_BATCH_END)

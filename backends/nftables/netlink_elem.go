@@ -333,6 +333,30 @@ func overlaps(a, b *keyRange) bool {
 	return a.end == nil || bytes.Compare(b.start, a.end) < 0
 }
 
+// protoNumbers are the protocols an element key may name.
+var protoNumbers = map[string]byte{"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "icmpv6": 58}
+
+var verdictKinds = map[string]expr.VerdictKind{"accept": expr.VerdictAccept, "drop": expr.VerdictDrop,
+	"return": expr.VerdictReturn, "continue": expr.VerdictContinue, "jump": expr.VerdictJump, "goto": expr.VerdictGoto}
+
+// parseVerdict parses the value of a verdict map element: accept, drop,
+// return, continue, or jump or goto a chain.
+func parseVerdict(text string) (*expr.Verdict, error) {
+	f := strings.Fields(text)
+	if len(f) > 0 {
+		k, ok := verdictKinds[f[0]]
+		toChain := k == expr.VerdictJump || k == expr.VerdictGoto
+		if ok && len(f) == 1+btoi(toChain) {
+			v := &expr.Verdict{Kind: k}
+			if toChain {
+				v.Chain = strings.Trim(f[1], `"`)
+			}
+			return v, nil
+		}
+	}
+	return nil, fmt.Errorf("verdict %q: not a verdict", text)
+}
+
 // elemValue is the encoded value of a map element.
 type elemValue struct {
 	verdict *expr.Verdict

@@ -31,7 +31,7 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 				}
 			}
 			if op >= 0 && op < len(o) {
-				what = describeOp(o[op])
+				what = describeOp(o[op], &b.fam)
 			}
 		}
 		if ke.msg != "" {
@@ -48,7 +48,7 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 }
 
 // describeOp names an operation for an error message.
-func describeOp(x op) string {
+func describeOp(x op, fam *family) string {
 	verb := "add"
 	switch x.verb {
 	case opFlush:
@@ -57,6 +57,8 @@ func describeOp(x op) string {
 		verb = "delete"
 	}
 	switch obj := x.obj.(type) {
+	case nil:
+		return fmt.Sprintf("add rule to chain %s (%s)", x.chain, x.rule.text(fam))
 	case *knftables.Table:
 		return verb + " table"
 	case *knftables.Chain:

@@ -144,22 +144,14 @@ func parsePriority(p knftables.BaseChainPriority) (int32, error) {
 	return int32(base + offset), nil
 }
 
-func (b *nlBatch) addRule(op int, v verb, r *knftables.Rule) error {
-	if v != opAdd {
-		return errUnsupportedVerb
-	}
-	if r.Comment != nil || r.Index != nil || r.Handle != nil {
-		return errors.New("rule comments, indexes and handles are not supported")
-	}
-	exprs, err := parseRule(b.nfproto, r.Rule)
-	if err != nil {
-		return err
-	}
+// addRule appends r to chain.
+func (b *nlBatch) addRule(op int, chain string, r rule) error {
+	b.exprs = r.appendExprs(b.exprs[:0], b.nfproto)
 	m := b.message(op, unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND)
 	b.attrString(unix.NFTA_RULE_TABLE, b.table)
-	b.attrString(unix.NFTA_RULE_CHAIN, r.Chain)
+	b.attrString(unix.NFTA_RULE_CHAIN, chain)
 	list := b.nest(unix.NFTA_RULE_EXPRESSIONS)
-	for _, e := range exprs {
+	for _, e := range b.exprs {
 		if err := b.appendExpr(b.nfproto, e); err != nil {
 			return err
 		}

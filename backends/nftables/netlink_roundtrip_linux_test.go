@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,7 +71,7 @@ func TestNetlinkRoundTrip(t *testing.T) {
 					t.Fatal(err)
 				}
 				tx := nft.NewTransaction()
-				churn.Fill(tx)
+				churn.Fill(tx, v6)
 				if err := nft.Run(ctx, tx); err != nil {
 					t.Fatal(err)
 				}
@@ -133,8 +134,7 @@ func TestNetlinkLargeBatch(t *testing.T) {
 		ops.Add(&knftables.Chain{Name: "big"})
 		ops.Add(&knftables.Map{Name: "big-map", Type: "ipv4_addr . inet_proto . inet_service : verdict"})
 		for i := range n {
-			ops.Add(&knftables.Rule{Chain: "big", Rule: fmt.Sprintf(
-				"numgen random mod 2 == 0 meta l4proto tcp dnat to 10.244.%d.%d:8080", i/250, i%250)})
+			ops.AddRandomDNAT("big", 2, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 250), byte(i % 250)}), 8080))
 		}
 		for i := range n {
 			ops.Add(&knftables.Element{Map: "big-map", Key: []string{fmt.Sprintf("10.96.%d.%d . tcp . 80", i/250, i%250)},
@@ -208,7 +208,7 @@ func TestNetlinkIntervals(t *testing.T) {
 			n.Add(&knftables.Set{Name: "s", Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
 			n.Add(&knftables.Set{Name: "p", Type: "inet_service", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
 			n.Add(&knftables.Chain{Name: "c"})
-			n.Add(&knftables.Rule{Chain: "c", Rule: "ip daddr @s th dport @p accept"})
+			n.AddSetsAccept("c", "s", "p")
 			for _, e := range []string{"10.0.0.0/8", "0.0.0.0/8", "255.255.255.0/24", "192.168.1.0/24", "192.168.0.0/24"} {
 				n.Add(&knftables.Element{Set: "s", Key: []string{e}})
 			}
@@ -258,7 +258,7 @@ func TestNetlinkIntervals(t *testing.T) {
 			n := &nftables.NetlinkOps{}
 			step(n)
 			tx := nft.NewTransaction()
-			n.Fill(tx)
+			n.Fill(tx, false)
 			if err := nft.Run(ctx, tx); err != nil {
 				t.Fatal(err)
 			}
@@ -291,7 +291,7 @@ func TestNetlinkErrors(t *testing.T) {
 		// The two deletions go in one message; the kernel's offset names the
 		// element at fault.
 		bad := &nftables.NetlinkOps{}
-		bad.Add(&knftables.Rule{Chain: "c", Rule: "drop"})
+		bad.AddDrop("c")
 		bad.Add(&knftables.Element{Map: "m", Key: []string{"tcp . 80"}, Value: []string{"goto c"}})
 		bad.Delete(&knftables.Element{Map: "m", Key: []string{"tcp . 443"}})
 		bad.Delete(&knftables.Element{Map: "m", Key: []string{"udp . 53"}})
@@ -305,7 +305,7 @@ func TestNetlinkErrors(t *testing.T) {
 		}
 
 		missing := &nftables.NetlinkOps{}
-		missing.Add(&knftables.Rule{Chain: "nope", Rule: "accept"})
+		missing.AddAccept("nope")
 		err = nftables.RunNetlinkForTest(ctx, false, "lbkit", missing)
 		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "no such file or directory") ||
 			!strings.Contains(err.Error(), "chain nope") {

@@ -62,6 +62,9 @@ type ops []op
 type op struct {
 	verb verb
 	obj  knftables.Object
+	// chain and rule are a rule to add, when obj is nil.
+	chain string
+	rule  rule
 }
 
 type verb uint8
@@ -72,12 +75,18 @@ const (
 	opDelete
 )
 
-func (o *ops) add(obj knftables.Object)    { *o = append(*o, op{opAdd, obj}) }
-func (o *ops) flush(obj knftables.Object)  { *o = append(*o, op{opFlush, obj}) }
-func (o *ops) delete(obj knftables.Object) { *o = append(*o, op{opDelete, obj}) }
+func (o *ops) add(obj knftables.Object)    { *o = append(*o, op{verb: opAdd, obj: obj}) }
+func (o *ops) flush(obj knftables.Object)  { *o = append(*o, op{verb: opFlush, obj: obj}) }
+func (o *ops) delete(obj knftables.Object) { *o = append(*o, op{verb: opDelete, obj: obj}) }
 
-func (o ops) fill(tx *knftables.Transaction) {
+// fill adds the operations to tx, rules as fam's text.
+func (o ops) fill(tx *knftables.Transaction, fam *family) {
 	for _, x := range o {
+		switch {
+		case x.obj == nil:
+			tx.Add(&knftables.Rule{Chain: x.chain, Rule: x.rule.text(fam)})
+			continue
+		}
 		switch x.verb {
 		case opAdd:
 			tx.Add(x.obj)
@@ -114,9 +123,16 @@ func (o *ops) portObjects(ports []*portRules) {
 	}
 }
 
+// rules adds the chain's rules. The endpoint picks' rules are built in
+// scratch, and copied.
 func (o *ops) rules(c *chain) {
-	for _, r := range c.ruleStrings() {
-		o.add(&knftables.Rule{Chain: c.name, Rule: r})
+	for _, r := range c.rules {
+		*o = append(*o, op{verb: opAdd, chain: c.name, rule: r})
+	}
+	if c.pick != nil {
+		c.pick.eachRule(nil, func(r rule) {
+			*o = append(*o, op{verb: opAdd, chain: c.name, rule: r.clone()})
+		})
 	}
 }
 

@@ -133,15 +133,15 @@ func (o Options) withDefaults() Options {
 // family holds the spellings that differ between the ip and ip6 tables.
 type family struct {
 	nft      knftables.Family
-	ip       string // "ip" or "ip6", as in "ip saddr"
-	addrType string // set type of one address
-	loopback string // what "never loopback" excludes
+	ip       string       // "ip" or "ip6", as in "ip saddr"
+	addrType string       // set type of one address
+	loopback netip.Prefix // what "never loopback" excludes
 	is6      bool
 }
 
 var (
-	ipv4 = family{nft: knftables.IPv4Family, ip: "ip", addrType: "ipv4_addr", loopback: "127.0.0.0/8"}
-	ipv6 = family{nft: knftables.IPv6Family, ip: "ip6", addrType: "ipv6_addr", loopback: "::1", is6: true}
+	ipv4 = family{nft: knftables.IPv4Family, ip: "ip", addrType: "ipv4_addr", loopback: netip.MustParsePrefix("127.0.0.0/8")}
+	ipv6 = family{nft: knftables.IPv6Family, ip: "ip6", addrType: "ipv6_addr", loopback: netip.MustParsePrefix("::1/128"), is6: true}
 )
 
 func familyOf(f v1.IPFamily) family {

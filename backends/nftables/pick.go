@@ -4,7 +4,6 @@ package nftables
 
 import (
 	"net/netip"
-	"strconv"
 
 	"github.com/lbkit/lbkit/endpoints"
 )
@@ -17,8 +16,7 @@ import (
 // and every choice records (and refreshes) the client in the chosen
 // endpoint's set.
 type endpointPick struct {
-	ip    string // "ip" or "ip6"
-	proto string
+	proto uint8
 	// clusterIP, when valid, puts first a rule that marks traffic to it
 	// from outside the pod CIDRs for masquerading (the chain carries
 	// internal traffic and ClusterCIDRs are known).
@@ -40,52 +38,36 @@ func (p *endpointPick) count() int {
 	return n
 }
 
-func (p *endpointPick) eachRule(buf []byte, f func([]byte)) []byte {
+// eachRule calls f with each rule, built in r (returned for reuse).
+func (p *endpointPick) eachRule(r rule, f func(rule)) rule {
 	n := len(p.eps)
 	if p.clusterIP.IsValid() {
-		buf = append(buf[:0], p.ip...)
-		buf = append(buf, " daddr "...)
-		buf = p.clusterIP.AppendTo(buf)
-		buf = append(buf, ' ')
-		buf = append(buf, p.ip...)
-		buf = append(buf, " saddr != @"+setClusterCIDRs+" jump "+chainMarkMasq...)
-		f(buf)
+		r = append(r[:0], addrIs(fDaddr, p.clusterIP), notInSet(setClusterCIDRs, fSaddr), jump(chainMarkMasq))
+		f(r)
 	}
 	if p.affinity != nil {
 		for i := range p.eps {
 			set := p.affinity[p.eps[i].Addr]
-			buf = append(buf[:0], p.ip...)
-			buf = append(buf, " saddr @"...)
-			buf = append(buf, set...)
-			buf = append(buf, ' ')
-			buf = p.appendDNAT(buf, p.eps[i].Addr, set)
-			f(buf)
+			r = append(r[:0], inSet(set, fSaddr))
+			r = p.appendDNAT(r, p.eps[i].Addr, set)
+			f(r)
 		}
 	}
 	for i := range p.eps {
-		buf = buf[:0]
+		r = r[:0]
 		if i < n-1 {
-			buf = append(buf, "numgen random mod "...)
-			buf = strconv.AppendInt(buf, int64(n-i), 10)
-			buf = append(buf, " == 0 "...)
+			r = append(r, numgen(uint32(n-i)))
 		}
-		buf = p.appendDNAT(buf, p.eps[i].Addr, p.affinity[p.eps[i].Addr])
-		f(buf)
+		r = p.appendDNAT(r, p.eps[i].Addr, p.affinity[p.eps[i].Addr])
+		f(r)
 	}
-	return buf
+	return r
 }
 
 // appendDNAT appends "[update @set { ip saddr } ]meta l4proto P dnat to EP".
-func (p *endpointPick) appendDNAT(buf []byte, ep netip.AddrPort, affinitySet string) []byte {
+func (p *endpointPick) appendDNAT(r rule, ep netip.AddrPort, affinitySet string) rule {
 	if affinitySet != "" {
-		buf = append(buf, "update @"...)
-		buf = append(buf, affinitySet...)
-		buf = append(buf, " { "...)
-		buf = append(buf, p.ip...)
-		buf = append(buf, " saddr } "...)
+		r = append(r, update(affinitySet, fSaddr))
 	}
-	buf = append(buf, "meta l4proto "...)
-	buf = append(buf, p.proto...)
-	buf = append(buf, " dnat to "...)
-	return ep.AppendTo(buf)
+	return append(r, l4proto(p.proto), dnat(ep))
 }

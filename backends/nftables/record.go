@@ -104,11 +104,14 @@ func find(list []objectRecord, name string) (objectRecord, bool) {
 	return objectRecord{}, false
 }
 
+// chainSum is a fingerprint of the chain's rules: their text, spelt for
+// IPv4 (a table has one family, and a family change is a full sync).
 func chainSum(c *chain) uint64 {
 	h := fnv.New64a()
-	c.eachRule(nil, func(r []byte) {
-		h.Write(r)
-		h.Write([]byte{'\n'})
+	var buf []byte
+	c.eachRule(nil, func(r rule) {
+		buf = append(r.appendText(buf[:0], &ipv4), '\n')
+		h.Write(buf)
 	})
 	return h.Sum64()
 }

@@ -74,7 +74,8 @@ func renderShard(snap *servicemap.Snapshot, opts Options, table string, ports []
 type textWriter struct {
 	buf     []byte
 	objects int
-	scratch []byte
+	fam     *family
+	scratch rule
 }
 
 func (w *textWriter) WriteString(s string) { w.buf = append(w.buf, s...) }
@@ -90,6 +91,7 @@ var shardBuffers sync.Pool
 // writeTable renders one table holding the skeleton and ports.
 func (rs *ruleset) writeTable(w *textWriter, table string, ports []*portRules) {
 	w.objects = 0
+	w.fam = &rs.fam
 	var elems [numContainers][]element
 	elems[cServiceIPs] = make([]element, 0, len(ports))
 	forEachElement(ports, func(e element) {
@@ -202,17 +204,10 @@ func (w *textWriter) chain(c *chain) {
 		w.WriteString("\t\ttype " + string(h.typ) + " hook " + string(h.hook) +
 			" priority " + strconv.Itoa(h.priority) + "; policy accept;\n")
 	}
-	for _, r := range c.rules {
+	w.scratch = c.eachRule(w.scratch, func(r rule) {
 		w.WriteString("\t\t")
-		w.WriteString(r)
+		w.buf = r.appendText(w.buf, w.fam)
 		w.byte('\n')
-	}
-	if c.pick != nil {
-		w.scratch = c.pick.eachRule(w.scratch, func(r []byte) {
-			w.WriteString("\t\t")
-			w.Write(r)
-			w.byte('\n')
-		})
-	}
+	})
 	w.WriteString("\t}\n")
 }
