@@ -66,7 +66,7 @@ func staleTCP(t *testing.T, reap bool) {
 		prev = next
 	}
 	if err := n.InNode(func() error {
-		nft, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+		nft, err := nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})
 		if err != nil {
 			return err
 		}

@@ -16,10 +16,11 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// Backend programs a Snapshot into nftables tables (see Options.Shards). It
+// Backend programs a Snapshot into nftables tables (see Spec.Shards). It
 // implements backends.Interface; like every backend it is used by one
 // goroutine at a time.
 type Backend struct {
+	spec Spec
 	opts Options
 	w    writer
 	// listers list one table each, through netlink.
@@ -75,20 +76,28 @@ var (
 	_ backends.DriftChecker  = (*Backend)(nil)
 )
 
-// New returns a Backend. Without Options.NFT it checks that nftables can be
-// used: it returns an error wrapping backends.ErrPermission without
+// New returns a Backend that programs spec as opts say. An invalid spec,
+// or options that contradict it, give an error wrapping
+// backends.ErrInvalidConfig. Without Options.NFT it checks that nftables
+// can be used: it returns an error wrapping backends.ErrPermission without
 // CAP_NET_ADMIN, and backends.ErrNotSupported without nftables in the
 // kernel (or the nft binary, for TransportNFT).
-func New(opts Options) (*Backend, error) {
-	if err := opts.validate(); err != nil {
+func New(spec Spec, opts Options) (*Backend, error) {
+	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
-	b := &Backend{opts: opts, listers: map[tableKey]knftables.Interface{}}
+	if err := opts.validate(spec); err != nil {
+		return nil, err
+	}
+	if opts.NFT != nil {
+		spec.Shards = 1
+	}
+	spec, opts = spec.withDefaults(), opts.withDefaults()
+	b := &Backend{spec: spec, opts: opts, listers: map[tableKey]knftables.Interface{}}
 	w := newNetlinkWriter()
 	w.messages = &b.io.messages
-	for i := range opts.Shards {
-		b.shards = append(b.shards, &shard{table: tableName(opts, i), rec: newApplied(0)})
+	for i := range spec.Shards {
+		b.shards = append(b.shards, &shard{table: tableName(spec, i), rec: newApplied(0)})
 	}
 	switch {
 	case opts.NFT != nil:
@@ -99,13 +108,11 @@ func New(opts Options) (*Backend, error) {
 		if _, err := exec.LookPath("nft"); err != nil {
 			return nil, fmt.Errorf("%w: nftables: %w", backends.ErrNotSupported, err)
 		}
-		if _, err := b.nftFor(ipv4, opts.Table); err != nil {
+		if _, err := b.nftFor(ipv4, spec.Table); err != nil {
 			return nil, err
 		}
-	case opts.Transport == TransportNetlink:
-		b.w = w
 	default:
-		return nil, fmt.Errorf("nftables: unknown transport %q", opts.Transport)
+		b.w = w
 	}
 	// Listing goes over netlink with either transport: this checks that
 	// nftables is there and that the process may use it.
@@ -131,11 +138,11 @@ func (b *Backend) nftFor(fam family, table string) (knftables.Interface, error) 
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil
 	}
-	k := tableKey{fam.nft, table}
+	k := tableKey{fam.nft(), table}
 	if nft := b.listers[k]; nft != nil {
 		return nft, nil
 	}
-	nft, err := knftables.New(fam.nft, table, knftables.UseNetlink)
+	nft, err := knftables.New(fam.nft(), table, knftables.UseNetlink)
 	if err != nil {
 		return nil, unusable(err)
 	}
@@ -196,7 +203,7 @@ func (b *Backend) SyncChanges(ctx context.Context, prev, next *servicemap.Snapsh
 	}
 	b.synced, b.version = true, next.Version()
 	if full {
-		b.markerRules = markerRules(next, b.opts)
+		b.markerRules = markerRules(next, b.spec)
 	}
 	b.opts.Logger.Debug("nftables sync", "kind", syncKind(full), "version", next.Version(),
 		"servicePorts", next.Len(), "operations", n, "elapsed", time.Since(start))
@@ -241,16 +248,16 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 // its own, whatever shard count created them.
 func (b *Backend) ourTables(fam family) ([]string, error) {
 	if b.opts.NFT != nil {
-		return []string{b.opts.Table}, nil
+		return []string{b.spec.Table}, nil
 	}
 	names, err := listTables(fam)
 	b.io.dumps++
 	if err != nil {
-		return nil, fmt.Errorf("list %s tables: %w", fam.nft, err)
+		return nil, fmt.Errorf("list %s tables: %w", fam.nft(), err)
 	}
 	var out []string
 	for _, n := range names {
-		if isOurTable(n, b.opts.Table) {
+		if isOurTable(n, b.spec.Table) {
 			out = append(out, n)
 		}
 	}
@@ -262,7 +269,7 @@ func (b *Backend) deleteTable(ctx context.Context, fam family, table string) err
 	var o ops
 	o.delete(&knftables.Table{})
 	if err := b.w.run(ctx, fam, table, o); err != nil && !notFound(err) {
-		return fmt.Errorf("delete table %s %s: %w", fam.nft, table, err)
+		return fmt.Errorf("delete table %s %s: %w", fam.nft(), table, err)
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func BenchmarkRender(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			skipLarge(b, s.large)
 			snap := cluster(s.services, s.endpoints).snapshot(b, v1.IPv4Protocol)
-			opts := nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs}
+			opts := nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}
 			peak := peakHeap(func() { nftables.Render(snap, opts) })
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -67,7 +67,7 @@ func BenchmarkUpdate(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			a, c := oneEndpointApart(b, n)
 			nft := discardNFT{knftables.NewFake(knftables.IPv4Family, "lbkit")}
-			be, err := nftables.New(nftables.Options{NFT: nft, ClusterCIDRs: podCIDRs.ClusterCIDRs})
+			be, err := nftables.New(nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}, nftables.Options{NFT: nft})
 			if err != nil {
 				b.Fatal(err)
 			}

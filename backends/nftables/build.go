@@ -1,13 +1,9 @@
-//go:build linux
-
 package nftables
 
 import (
 	"net/netip"
 	"slices"
 	"strings"
-
-	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -31,7 +27,7 @@ const (
 // builder turns a snapshot into a ruleset. It is used by one goroutine; its
 // scratch buffer makes rule text without a temporary per part.
 type builder struct {
-	opts      Options
+	spec      Spec
 	fam       family
 	pods      bool // ClusterCIDRs given for this family
 	nodeIPs   []netip.Addr
@@ -77,16 +73,16 @@ func (b *builder) takePick() *endpointPick {
 	return p
 }
 
-func newBuilder(snap *servicemap.Snapshot, opts Options) *builder {
+func newBuilder(snap *servicemap.Snapshot, spec Spec) *builder {
 	fam := familyOf(snap.IPFamily())
 	b := &builder{
-		opts:      opts,
+		spec:      spec,
 		fam:       fam,
-		pods:      len(prefixesOf(fam, opts.ClusterCIDRs)) > 0,
+		pods:      len(prefixesOf(fam, spec.ClusterCIDRs)) > 0,
 		nodeKnown: snap.Node().Name != "",
 		svcCIDRs:  prefixesOf(fam, snap.ServiceCIDRs()),
 	}
-	for _, a := range opts.NodeIPs {
+	for _, a := range spec.NodeIPs {
 		if a.IsValid() && a.Unmap().Is6() == fam.is6 {
 			b.nodeIPs = append(b.nodeIPs, a.Unmap())
 		}
@@ -97,14 +93,14 @@ func newBuilder(snap *servicemap.Snapshot, opts Options) *builder {
 // build returns the ruleset for a whole snapshot. The per-port values are
 // allocated in slabs: a 10,000-service ruleset would otherwise be tens of
 // thousands of small objects for the garbage collector to trace.
-func build(snap *servicemap.Snapshot, opts Options) *ruleset {
-	return buildPorts(snap, opts, sortedPorts(snap))
+func build(snap *servicemap.Snapshot, spec Spec) *ruleset {
+	return buildPorts(snap, spec, sortedPorts(snap))
 }
 
 // buildPorts returns the ruleset for some of a snapshot's ports, sorted by
 // name.
-func buildPorts(snap *servicemap.Snapshot, opts Options, ports []*servicemap.ServicePort) *ruleset {
-	b := newBuilder(snap, opts)
+func buildPorts(snap *servicemap.Snapshot, spec Spec, ports []*servicemap.ServicePort) *ruleset {
+	b := newBuilder(snap, spec)
 	rs := &ruleset{skeleton: b.skeleton()}
 	b.slabSize = min(max(len(ports), 1), maxSlabSize)
 	slab := make([]portRules, len(ports))
@@ -135,10 +131,10 @@ func (b *builder) skeleton() skeleton {
 
 	// Node ports: never on loopback, and only on NodePortAddresses when set.
 	nodePortDaddr := rule{addrNotIn(fDaddr, fam.loopback)}
-	if cidrs := prefixesOf(fam, b.opts.ClusterCIDRs); len(cidrs) > 0 {
+	if cidrs := prefixesOf(fam, b.spec.ClusterCIDRs); len(cidrs) > 0 {
 		s.static = append(s.static, intervalSet(setClusterCIDRs, addr, cidrs))
 	}
-	if npa := prefixesOf(fam, b.opts.NodePortAddresses); len(npa) > 0 {
+	if npa := prefixesOf(fam, b.spec.NodePortAddresses); len(npa) > 0 {
 		s.static = append(s.static, intervalSet(setNodePortAddrs, addr, npa))
 		nodePortDaddr = append(nodePortDaddr, inSet(setNodePortAddrs, fDaddr))
 	}
@@ -149,9 +145,9 @@ func (b *builder) skeleton() skeleton {
 	}
 
 	s.base = []chain{
-		{name: "filter-prerouting", hook: &hook{knftables.FilterType, knftables.PreroutingHook, prioPreDNAT},
+		{name: "filter-prerouting", hook: &hook{"filter", "prerouting", prioPreDNAT},
 			rules: []rule{newJump(chainFirewallCheck)}},
-		{name: "filter-input", hook: &hook{knftables.FilterType, knftables.InputHook, prioPreDNAT},
+		{name: "filter-input", hook: &hook{"filter", "input", prioPreDNAT},
 			rules: []rule{
 				// Accepting here cannot override another table's drop (every
 				// base chain gets its say); it keeps lbkit's own checks off
@@ -160,17 +156,17 @@ func (b *builder) skeleton() skeleton {
 				newJump(chainNodePortEPCheck),
 				newJump(chainServiceEPCheck),
 			}},
-		{name: "filter-forward", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT},
+		{name: "filter-forward", hook: &hook{"filter", "forward", prioPreDNAT},
 			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
-		{name: "filter-output", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPreDNAT},
+		{name: "filter-output", hook: &hook{"filter", "output", prioPreDNAT},
 			rules: []rule{newJump(chainFirewallCheck)}},
-		{name: "filter-output-post-dnat", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT},
+		{name: "filter-output-post-dnat", hook: &hook{"filter", "output", prioPostDNAT},
 			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
-		{name: "nat-prerouting", hook: &hook{knftables.NATType, knftables.PreroutingHook, prioDNAT},
+		{name: "nat-prerouting", hook: &hook{"nat", "prerouting", prioDNAT},
 			rules: []rule{{jump(chainServices)}}},
-		{name: "nat-output", hook: &hook{knftables.NATType, knftables.OutputHook, prioDNAT},
+		{name: "nat-output", hook: &hook{"nat", "output", prioDNAT},
 			rules: []rule{{jump(chainServices)}}},
-		{name: "nat-postrouting", hook: &hook{knftables.NATType, knftables.PostroutingHook, prioSNAT},
+		{name: "nat-postrouting", hook: &hook{"nat", "postrouting", prioSNAT},
 			rules: []rule{{jump(chainMasquerading)}}},
 	}
 	if len(b.svcCIDRs) > 0 {
@@ -182,10 +178,10 @@ func (b *builder) skeleton() skeleton {
 		s.static = append(s.static, intervalSet(setServiceCIDRs, addr, b.svcCIDRs))
 		unallocated := []rule{{ctState(ctStateNew), inSet(setServiceCIDRs, fDaddr), drop()}}
 		s.base = append(s.base,
-			chain{name: "filter-forward-unallocated", hook: &hook{knftables.FilterType, knftables.ForwardHook, prioPreDNAT + 1}, rules: unallocated},
-			chain{name: "filter-output-unallocated", hook: &hook{knftables.FilterType, knftables.OutputHook, prioPostDNAT + 1}, rules: unallocated})
+			chain{name: "filter-forward-unallocated", hook: &hook{"filter", "forward", prioPreDNAT + 1}, rules: unallocated},
+			chain{name: "filter-output-unallocated", hook: &hook{"filter", "output", prioPostDNAT + 1}, rules: unallocated})
 	}
-	mark := b.opts.MasqueradeMark
+	mark := b.spec.MasqueradeMark
 	s.fixed = []chain{
 		{name: chainServices, rules: []rule{
 			dispatch(mapServiceIPs),
@@ -214,7 +210,7 @@ func (b *builder) skeleton() skeleton {
 }
 
 func intervalSet(name, typ string, prefixes []netip.Prefix) set {
-	s := set{name: name, typ: typ, flags: []knftables.SetFlag{knftables.IntervalFlag}}
+	s := set{name: name, typ: typ, flags: flagInterval}
 	for _, p := range prefixes {
 		s.elems = append(s.elems, p.String())
 	}

@@ -1,13 +1,9 @@
-//go:build linux
-
 package nftables
 
 import (
 	"net/netip"
 	"strconv"
 	"time"
-
-	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
@@ -63,7 +59,7 @@ func (b *builder) fill(pr *portRules, p *servicemap.ServicePort) {
 			affinity[used[i].Addr] = name
 			pr.sets = append(pr.sets, set{
 				name: name, typ: b.fam.addrType,
-				flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+				flags:   flagDynamic | flagTimeout,
 				timeout: time.Duration(secs) * time.Second,
 			})
 		}

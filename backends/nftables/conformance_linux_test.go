@@ -31,13 +31,12 @@ func TestConformance(t *testing.T) {
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
-				b, err := nftables.New(nftables.Options{
+				b, err := nftables.New(nftables.Spec{
 					ClusterCIDRs:      n.ClusterCIDRs(),
 					NodePortAddresses: n.NodePortAddresses(),
 					NodeIPs:           n.NodeIPs(),
-					Transport:         v.transport,
 					Shards:            v.shards,
-				})
+				}, nftables.Options{Transport: v.transport})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -72,7 +71,7 @@ func TestKernelTraffic(t *testing.T) {
 	var b *nftables.Backend
 	err := n.InNode(func() error {
 		var err error
-		if b, err = nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}); err != nil {
+		if b, err = nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{}); err != nil {
 			return err
 		}
 		return b.Sync(ctx, nil, tr.Snapshot())

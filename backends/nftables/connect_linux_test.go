@@ -35,7 +35,7 @@ func BenchmarkConnect(b *testing.B) {
 			o.slices[services-1] = servicemaptest.Slice(last.Namespace, last.Labels["kubernetes.io/service-name"], last.Name,
 				last.Ports, eps)
 			snap := o.snapshot(b, v1.IPv4Protocol)
-			be, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+			be, err := nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -2,11 +2,17 @@
 // kernel's nftables: tables of lbkit's own (family ip or ip6 after the
 // snapshot), written over netlink, or through the nft binary with
 // sigs.k8s.io/knftables (Options.Transport). Services are spread over
-// Options.Shards tables ("lbkit-00" to "lbkit-15" by default; one table
+// Spec.Shards tables ("lbkit-00" to "lbkit-15" by default; one table
 // named "lbkit" with Shards 1), each a complete ruleset for its share.
 //
+// What is programmed and how are apart: a [Spec] describes the tables (names,
+// shards, pod CIDRs, node-port addresses, mark), [Options] say how to reach
+// the kernel (transport, batch size, logger, and the test seam NFT). [New]
+// takes both and refuses contradictions with backends.ErrInvalidConfig.
+//
 // [Render] returns the desired tables as deterministic `nft -f` text, a pure
-// function of a servicemap.Snapshot and [Options]; [Backend] applies the same
+// function of a servicemap.Snapshot and a [Spec] that builds on every
+// platform (only kernel I/O is Linux-only); [Backend] applies the same
 // model (never a second generator): Sync sends only what changed since the
 // snapshot it applied last, or reconciles every table against what the
 // kernel holds when it has no such record (first sync, after a failure, or
@@ -33,12 +39,12 @@
 // cluster-IP traffic of an internalTrafficPolicy=Local port without a local
 // endpoint is dropped, and so is external traffic of an
 // externalTrafficPolicy=Local port without one, except that pods
-// (Options.ClusterCIDRs) and the node itself short-circuit to the cluster
+// (Spec.ClusterCIDRs) and the node itself short-circuit to the cluster
 // endpoints. Cluster-IP traffic from outside the pod CIDRs and
 // Cluster-policy external traffic are masqueraded; so is a pod that reaches
 // itself through a service (hairpin). Load-balancer source ranges are
 // checked before DNAT. Node ports answer on local addresses (or those in
-// Options.NodePortAddresses), never on loopback.
+// Spec.NodePortAddresses), never on loopback.
 //
 // One deliberate difference: kube-proxy checks locally generated traffic for
 // "no endpoints" before DNAT, which drops the node's own short-circuited
@@ -72,7 +78,7 @@
 //   - Hairpin masquerading needs no per-endpoint rule: postrouting matches
 //     the named set hairpin of (address . address) pairs, filled with the
 //     endpoints on this node only.
-//   - Several tables (Options.Shards), each a whole ruleset for the
+//   - Several tables (Spec.Shards), each a whole ruleset for the
 //     services hashed to it. A commit that adds a dnat or jump rule, or a
 //     verdict-map element, makes the kernel re-validate every chain
 //     reachable from the base chains of that table, so a smaller table
@@ -80,9 +86,10 @@
 //   - Transactions go over netlink (netlinkWriter): the batch is written
 //     directly, one sendmsg, no acknowledgement per message, errors traced
 //     to their operation; nft would first dump the chains and sets of every
-//     table. Rules are translated from the same text Render prints, by a
-//     parser that knows the shapes the builder writes; tests load every
-//     golden case both ways and compare the kernel's bytecode.
+//     table. Rules are typed values (rule.go), written as nft text for
+//     Render and the nft transport and as netlink expressions here, with
+//     no text in between; tests load every golden case both ways and
+//     compare the kernel's bytecode.
 //     TransportNFT keeps the nft path.
 //   - Listing is over netlink too: one dump of the family's chains for all
 //     tables, one of each table's sets, and the shared containers' elements

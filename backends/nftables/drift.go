@@ -97,8 +97,8 @@ func (b *Backend) driftedNFT(ctx context.Context) (bool, error) {
 
 // markerRules is how many rules the dispatch chain holds in the tables
 // Sync writes for snap.
-func markerRules(snap *servicemap.Snapshot, opts Options) int {
-	skel := newBuilder(snap, opts).skeleton()
+func markerRules(snap *servicemap.Snapshot, spec Spec) int {
+	skel := newBuilder(snap, spec).skeleton()
 	for _, c := range skel.fixed {
 		if c.name == chainServices {
 			return len(c.rules)

@@ -36,7 +36,7 @@ func BenchmarkKernelDriftCheck(b *testing.B) {
 
 func benchDriftCheck(b *testing.B, snap *servicemap.Snapshot, foreign bool) {
 	ctx := context.Background()
-	be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
+	be, err := nftables.New(nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}, nftables.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

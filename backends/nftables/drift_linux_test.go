@@ -55,7 +55,7 @@ func TestKernelDriftRepair(t *testing.T) {
 	var b countedDrift
 	if err := n.InNode(func() error {
 		var err error
-		b.Backend, err = nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+		b.Backend, err = nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})
 		return err
 	}); err != nil {
 		t.Fatal(err)

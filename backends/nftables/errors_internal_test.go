@@ -42,7 +42,7 @@ func TestSyncErrorClasses(t *testing.T) {
 		{unix.EINVAL, nil, backends.ClassApply},
 		{unix.ENOENT, nil, backends.ClassApply},
 	} {
-		b, err := New(Options{NFT: knftables.NewFake(knftables.IPv4Family, DefaultTable)})
+		b, err := New(Spec{}, Options{NFT: knftables.NewFake(knftables.IPv4Family, DefaultTable)})
 		if err != nil {
 			t.Fatal(err)
 		}

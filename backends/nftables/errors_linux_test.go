@@ -25,7 +25,7 @@ import (
 // Without the nft binary, the nft transport is not supported.
 func TestNewWithoutNFT(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := nftables.New(nftables.Options{Transport: nftables.TransportNFT})
+	_, err := nftables.New(nftables.Spec{}, nftables.Options{Transport: nftables.TransportNFT})
 	if !errors.Is(err, backends.ErrNotSupported) || errors.Is(err, backends.ErrPermission) {
 		t.Errorf("New without nft = %v, want ErrNotSupported", err)
 	}
@@ -37,7 +37,7 @@ func TestNewWithoutNFT(t *testing.T) {
 // not ErrNotSupported. The child only asks to list tables.
 func TestNewWithoutPrivilege(t *testing.T) {
 	if os.Getenv("LBKIT_TEST_NO_PRIVILEGE") == "1" {
-		_, err := nftables.New(nftables.Options{})
+		_, err := nftables.New(nftables.Spec{}, nftables.Options{})
 		if !errors.Is(err, backends.ErrPermission) || errors.Is(err, backends.ErrNotSupported) {
 			t.Fatalf("New without CAP_NET_ADMIN = %v, want ErrPermission only", err)
 		}
@@ -72,7 +72,7 @@ func (h hangingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
 func TestSyncTimeout(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{})
 	tr.OnServiceAdd(servicemaptest.Service("ns", "web", "10.96.0.10", []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}))
-	b, err := nftables.New(nftables.Options{NFT: hangingNFT{knftables.NewFake(knftables.IPv4Family, nftables.DefaultTable)}})
+	b, err := nftables.New(nftables.Spec{}, nftables.Options{NFT: hangingNFT{knftables.NewFake(knftables.IPv4Family, nftables.DefaultTable)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,3 @@
-//go:build linux
-
 package nftables_test
 
 import (
@@ -41,7 +39,7 @@ func ExampleRender() {
 		},
 	})
 
-	text := nftables.Render(tr.Snapshot(), nftables.Options{})
+	text := nftables.Render(tr.Snapshot(), nftables.Spec{})
 	for _, line := range strings.Split(text, "\n") {
 		if strings.HasPrefix(line, "table ") || strings.Contains(line, "10.96.0.10 . tcp") || strings.Contains(line, "dnat to") {
 			fmt.Println(strings.TrimSpace(line))

@@ -17,9 +17,9 @@ import (
 // ports in a second. The second run uses a fresh writer, so the shared
 // containers' elements are encoded from their text alone, as after a
 // restart.
-func ApplyNetlinkForTest(snap *servicemap.Snapshot, opts Options) error {
+func ApplyNetlinkForTest(snap *servicemap.Snapshot, spec Spec) error {
 	ctx := context.Background()
-	for _, r := range NetlinkRunsForTest(snap, opts) {
+	for _, r := range NetlinkRunsForTest(snap, spec) {
 		for _, n := range []*NetlinkOps{r.Setup, r.Ports} {
 			if err := RunNetlinkForTest(ctx, r.V6, r.Table, n); err != nil {
 				return err
@@ -39,18 +39,18 @@ type NetlinkRun struct {
 // NetlinkRunsForTest returns the runs of ApplyNetlinkForTest: for every
 // table that holds a service port, the skeleton, then all its ports' sets,
 // chains, rules and elements (as a full sync's batch, not cut in batches).
-func NetlinkRunsForTest(snap *servicemap.Snapshot, opts Options) []NetlinkRun {
-	opts = opts.withDefaults()
-	rs := build(snap, opts)
+func NetlinkRunsForTest(snap *servicemap.Snapshot, spec Spec) []NetlinkRun {
+	spec = spec.withDefaults()
+	rs := build(snap, spec)
 	var runs []NetlinkRun
-	for shard, ports := range partition(rs.ports, opts.Shards) {
+	for shard, ports := range partition(rs.ports, spec.Shards) {
 		if len(ports) == 0 {
 			continue
 		}
 		var o ops
 		o.portObjects(ports)
 		forEachElement(ports, func(e element) { o.add(e.object()) })
-		runs = append(runs, NetlinkRun{Table: tableName(opts, shard), V6: rs.fam.is6,
+		runs = append(runs, NetlinkRun{Table: tableName(spec, shard), V6: rs.fam.is6,
 			Setup: &NetlinkOps{setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o}})
 	}
 	return runs
@@ -126,12 +126,12 @@ func RunNetlinkForTest(ctx context.Context, v6 bool, table string, n *NetlinkOps
 // it applies to, the table of snap's first service port: delete the port's
 // first shared element, then flush and refill its first chain (the
 // services chain when it has none).
-func ChurnOpsForTest(snap *servicemap.Snapshot, opts Options) (string, *NetlinkOps) {
-	opts = opts.withDefaults()
-	rs := build(snap, opts)
+func ChurnOpsForTest(snap *servicemap.Snapshot, spec Spec) (string, *NetlinkOps) {
+	spec = spec.withDefaults()
+	rs := build(snap, spec)
 	n := &NetlinkOps{}
 	if len(rs.ports) == 0 {
-		return tableName(opts, 0), n
+		return tableName(spec, 0), n
 	}
 	p := rs.ports[0]
 	if len(p.elems) > 0 {
@@ -143,5 +143,5 @@ func ChurnOpsForTest(snap *servicemap.Snapshot, opts Options) (string, *NetlinkO
 	}
 	n.o.flush(&knftables.Chain{Name: c.name})
 	n.o.rules(c)
-	return tableName(opts, shardOf(p.name, opts.Shards)), n
+	return tableName(spec, shardOf(p.name, spec.Shards)), n
 }

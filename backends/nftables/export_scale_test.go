@@ -12,10 +12,10 @@ func (b *Backend) KernelIOForTest() (dumps, messages int) {
 
 // ColdSyncOrderForTest returns the service ports of snap in the order a
 // full sync into an empty kernel programs them.
-func ColdSyncOrderForTest(snap *servicemap.Snapshot, opts Options) []servicemap.ServicePortName {
-	opts = opts.withDefaults()
+func ColdSyncOrderForTest(snap *servicemap.Snapshot, spec Spec) []servicemap.ServicePortName {
+	spec = spec.withDefaults()
 	var out []servicemap.ServicePortName
-	for _, part := range partitionPorts(sortedPorts(snap), opts.Shards) {
+	for _, part := range partitionPorts(sortedPorts(snap), spec.Shards) {
 		for _, p := range part {
 			out = append(out, p.Name)
 		}

@@ -54,7 +54,7 @@ func benchFirstAnswer(b *testing.B, s shape, restart bool) {
 		o.slices[i] = es
 	}
 	snap := o.snapshot(b, v1.IPv4Protocol)
-	opts := nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}
+	opts := nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}
 	order := nftables.ColdSyncOrderForTest(snap, opts)
 	var targets []netip.AddrPort
 	const probes = 16
@@ -65,7 +65,7 @@ func benchFirstAnswer(b *testing.B, s shape, restart bool) {
 	}
 	var be *nftables.Backend
 	if err := n.InNode(func() (err error) {
-		be, err = nftables.New(opts)
+		be, err = nftables.New(opts, nftables.Options{})
 		return err
 	}); err != nil {
 		b.Fatal(err)
@@ -82,7 +82,7 @@ func benchFirstAnswer(b *testing.B, s shape, restart bool) {
 					return err
 				}
 				var err error
-				be, err = nftables.New(opts)
+				be, err = nftables.New(opts, nftables.Options{})
 				return err
 			}
 			return be.Cleanup(ctx)

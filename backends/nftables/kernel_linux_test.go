@@ -20,7 +20,7 @@ import (
 )
 
 // kernelOpts exercise every option.
-var kernelOpts = nftables.Options{
+var kernelOpts = nftables.Spec{
 	ClusterCIDRs:      mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"),
 	NodePortAddresses: mustPrefixes("192.168.0.0/16", "2001:db8::/64"),
 	NodeIPs:           []netip.Addr{netip.MustParseAddr("192.168.0.10")},
@@ -149,7 +149,7 @@ func viewRender(t *testing.T, text string) kernelView {
 	return v
 }
 
-func checkKernelMatchesRender(t *testing.T, family knftables.Family, snap *servicemap.Snapshot, opts nftables.Options) {
+func checkKernelMatchesRender(t *testing.T, family knftables.Family, snap *servicemap.Snapshot, opts nftables.Spec) {
 	t.Helper()
 	if diff := cmp.Diff(viewRender(t, nftables.Render(snap, opts)), viewKernel(t, family)); diff != "" {
 		t.Fatalf("kernel table differs from Render (-render +kernel):\n%s", diff)
@@ -173,7 +173,7 @@ func TestKernelLoad(t *testing.T) {
 			runStdin(t, nftables.Render(everyFeature(fam).snapshot(t, fam), opts), "nft", "-c", "-f", "-")
 		}
 
-		b, err := nftables.New(kernelOpts)
+		b, err := nftables.New(kernelOpts, nftables.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestKernelLoad(t *testing.T) {
 		checkKernelMatchesRender(t, knftables.IPv4Family, small, kernelOpts)
 
 		// IPv6 lives in its own table.
-		b6, err := nftables.New(kernelOpts)
+		b6, err := nftables.New(kernelOpts, nftables.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,7 +258,7 @@ func benchKernelColdSyncSized(b *testing.B, s shape, batch int) {
 	snap := cluster(s.services, s.endpoints).snapshot(b, v1.IPv4Protocol)
 	inThrowawayNetns(b, "bench", func() {
 		ctx := context.Background()
-		be, err := nftables.New(nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, BatchSize: batch})
+		be, err := nftables.New(nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}, nftables.Options{BatchSize: batch})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func BenchmarkKernelUpdate(b *testing.B) {
 	for _, s := range []shape{{1000, 10, false}, {10000, 10, false}, {50000, 10, true}} {
 		b.Run(fmt.Sprintf("services=%d", s.services), func(b *testing.B) {
 			skipLarge(b, s.large)
-			benchKernelUpdate(b, s.services, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs})
+			benchKernelUpdate(b, s.services, nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}, "")
 		})
 	}
 }
@@ -296,18 +296,18 @@ func BenchmarkKernelUpdateShapes(b *testing.B) {
 	for _, tr := range []nftables.Transport{nftables.TransportNetlink, nftables.TransportNFT} {
 		for _, shards := range []int{1, 16} {
 			b.Run(fmt.Sprintf("transport=%s/shards=%d", tr, shards), func(b *testing.B) {
-				benchKernelUpdate(b, 10000, nftables.Options{ClusterCIDRs: podCIDRs.ClusterCIDRs, Transport: tr, Shards: shards})
+				benchKernelUpdate(b, 10000, nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs, Shards: shards}, tr)
 			})
 		}
 	}
 }
 
-func benchKernelUpdate(b *testing.B, n int, opts nftables.Options) {
+func benchKernelUpdate(b *testing.B, n int, spec nftables.Spec, tr nftables.Transport) {
 	requireKernel(b)
 	a, c := oneEndpointApart(b, n)
 	inThrowawayNetns(b, "bench", func() {
 		ctx := context.Background()
-		be, err := nftables.New(opts)
+		be, err := nftables.New(spec, nftables.Options{Transport: tr})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -328,7 +328,7 @@ func benchKernelUpdate(b *testing.B, n int, opts nftables.Options) {
 		}
 		b.StopTimer()
 		dumps, msgs := be.KernelIOForTest()
-		if opts.Transport != nftables.TransportNFT { // nft's messages are not seen
+		if tr != nftables.TransportNFT { // nft's messages are not seen
 			b.ReportMetric(float64(msgs-msgs0)/float64(b.N), "messages/update")
 		}
 		b.ReportMetric(float64(dumps-dumps0)/float64(b.N), "dumps/update")
@@ -336,20 +336,20 @@ func benchKernelUpdate(b *testing.B, n int, opts nftables.Options) {
 			b.Fatalf("incremental updates made %d listing requests", dumps-dumps0)
 		}
 		// prev is what the kernel should hold now.
-		checkChangedChain(b, prev, opts, n/2)
+		checkChangedChain(b, prev, spec, n/2)
 	})
 }
 
 // checkChangedChain checks that the kernel's cluster chain of service i
 // (of servicemaptest.Cluster) DNATs to the endpoints Render says: the benchmark's
 // updates really landed.
-func checkChangedChain(b *testing.B, snap *servicemap.Snapshot, opts nftables.Options, i int) {
+func checkChangedChain(b *testing.B, snap *servicemap.Snapshot, spec nftables.Spec, i int) {
 	b.Helper()
 	prefix := fmt.Sprintf("chain svc-ns%d/svc%d/", i%50, i)
 	var table, chain string
 	var want []string
 	inChain := false
-	for _, line := range strings.Split(nftables.Render(snap, opts), "\n") {
+	for _, line := range strings.Split(nftables.Render(snap, spec), "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "table "):
@@ -387,7 +387,7 @@ func TestKernelShards(t *testing.T) {
 		o := cluster(40, 2)
 		tr := o.tracker(v1.IPv4Protocol)
 		full := tr.Snapshot()
-		b, err := nftables.New(kernelOpts)
+		b, err := nftables.New(kernelOpts, nftables.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,8 +419,8 @@ func TestKernelShards(t *testing.T) {
 
 		// Another process with one table, through nft, takes over.
 		one := kernelOpts
-		one.Shards, one.Transport = 1, nftables.TransportNFT
-		b1, err := nftables.New(one)
+		one.Shards = 1
+		b1, err := nftables.New(one, nftables.Options{Transport: nftables.TransportNFT})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,7 +431,7 @@ func TestKernelShards(t *testing.T) {
 		checkKernelMatchesRender(t, knftables.IPv4Family, next, one)
 
 		// And back to sixteen over netlink.
-		b16, err := nftables.New(kernelOpts)
+		b16, err := nftables.New(kernelOpts, nftables.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,10 +16,10 @@ import (
 // elements with, from the container's declaration in the skeleton.
 func containerFields(t testing.TB, fam family, ct container) []setField {
 	t.Helper()
-	b := newBuilder(nil, Options{}.withDefaults())
+	b := newBuilder(nil, Spec{}.withDefaults())
 	b.fam = fam
 	s := b.skeleton().containers[ct]
-	d, err := parseSetDecl(s.isMap, s.typ, s.flags, nil)
+	d, err := parseSetDecl(s.isMap, s.typ, s.flags.objects(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func BenchmarkProgrammingLatency(b *testing.B) {
 			n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 1})
 			o := cluster(services, endpoints)
 			tr := o.tracker(v1.IPv4Protocol)
-			be, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+			be, err := nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

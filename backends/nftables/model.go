@@ -1,11 +1,7 @@
-//go:build linux
-
 package nftables
 
 import (
 	"time"
-
-	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -28,7 +24,7 @@ type skeleton struct {
 	// containers are the declarations of the shared maps and sets, indexed
 	// by container.
 	containers [numContainers]set
-	// static are sets whose elements come from Options (pod CIDRs, node-port
+	// static are sets whose elements come from the Spec (pod CIDRs, node-port
 	// address ranges); absent when the option is empty.
 	static []set
 	// base are the chains attached to hooks; fixed are the regular chains
@@ -78,22 +74,46 @@ func (c *chain) ruleCount() int {
 	return n
 }
 
+// hook attaches a base chain: typ is "filter" or "nat", hook a netfilter
+// hook ("prerouting", "input", ...).
 type hook struct {
-	typ      knftables.BaseChainType
-	hook     knftables.BaseChainHook
-	priority int
+	typ, hook string
+	priority  int
 }
 
 type set struct {
 	name    string
 	isMap   bool
 	typ     string // "type" text, e.g. "ipv4_addr . inet_proto . inet_service : verdict"
-	flags   []knftables.SetFlag
+	flags   setFlags
 	timeout time.Duration
 	// elems are the elements the set is filled with on every sync (static
 	// sets, firewall sources). Affinity sets have none: the packet path
 	// fills them.
 	elems []string
+}
+
+// setFlags are a set's flags, as bits.
+type setFlags uint8
+
+const (
+	flagDynamic setFlags = 1 << iota
+	flagInterval
+	flagTimeout
+	numFlagBits = iota
+)
+
+var flagNames = [numFlagBits]string{"dynamic", "interval", "timeout"}
+
+// names returns the flags' names, in nft's order.
+func (f setFlags) names() []string {
+	var out []string
+	for i, name := range flagNames {
+		if f&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // container is one of the shared maps and sets.

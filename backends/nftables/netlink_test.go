@@ -356,7 +356,7 @@ func TestNetlinkEncodeElements(t *testing.T) {
 // writer saw its set declared or infers the types from the key text.
 func TestNetlinkDeclaredOrInferred(t *testing.T) {
 	snap := nlClusterSnapshot(t, 5, 2)
-	rs := build(snap, Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Shards: 1}.withDefaults())
+	rs := build(snap, Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Shards: 1}.withDefaults())
 	var elems ops
 	forEachElement(rs.ports, func(e element) { elems.add(e.object()) })
 	for _, s := range rs.static {
@@ -443,7 +443,7 @@ func TestNetlinkTranslateErrors(t *testing.T) {
 // service ports with 10 endpoints each) into netlink messages.
 func BenchmarkNetlinkTranslate(b *testing.B) {
 	snap := nlClusterSnapshot(b, 1000, 10)
-	rs := build(snap, Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Shards: 1}.withDefaults())
+	rs := build(snap, Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Shards: 1}.withDefaults())
 	var o ops
 	for _, p := range rs.ports {
 		for i := range p.chains {

@@ -74,7 +74,7 @@ func incrementalChurn(t *testing.T, be *nftables.Backend) *servicemap.Snapshot {
 func TestIncrementalSyncNeverLists(t *testing.T) {
 	requireKernel(t)
 	inThrowawayNetns(t, "nolist", func() {
-		be, err := nftables.New(kernelOpts)
+		be, err := nftables.New(kernelOpts, nftables.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestIncrementalSyncNeverLists(t *testing.T) {
 // TestIncrementalSyncNeverListsNFT checks it through Options.NFT (a fake
 // table, so it runs without root).
 func TestIncrementalSyncNeverListsNFT(t *testing.T) {
-	be, err := nftables.New(nftables.Options{NFT: knftables.NewFake(knftables.IPv4Family, "lbkit"), ClusterCIDRs: podCIDRs.ClusterCIDRs})
+	be, err := nftables.New(nftables.Spec{ClusterCIDRs: podCIDRs.ClusterCIDRs}, nftables.Options{NFT: knftables.NewFake(knftables.IPv4Family, "lbkit")})
 	if err != nil {
 		t.Fatal(err)
 	}

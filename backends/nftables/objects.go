@@ -14,8 +14,8 @@ import (
 func (c *chain) object() *knftables.Chain {
 	kc := &knftables.Chain{Name: c.name}
 	if h := c.hook; h != nil {
-		kc.Type = knftables.PtrTo(h.typ)
-		kc.Hook = knftables.PtrTo(h.hook)
+		kc.Type = knftables.PtrTo(knftables.BaseChainType(h.typ))
+		kc.Hook = knftables.PtrTo(knftables.BaseChainHook(h.hook))
 		kc.Priority = knftables.PtrTo(knftables.BaseChainPriority(strconv.Itoa(h.priority)))
 	}
 	return kc
@@ -23,13 +23,22 @@ func (c *chain) object() *knftables.Chain {
 
 func (s *set) object() knftables.Object {
 	if s.isMap {
-		return &knftables.Map{Name: s.name, Type: s.typ, Flags: s.flags}
+		return &knftables.Map{Name: s.name, Type: s.typ, Flags: s.flags.objects()}
 	}
-	ks := &knftables.Set{Name: s.name, Type: s.typ, Flags: s.flags}
+	ks := &knftables.Set{Name: s.name, Type: s.typ, Flags: s.flags.objects()}
 	if s.timeout > 0 {
 		ks.Timeout = knftables.PtrTo(s.timeout)
 	}
 	return ks
+}
+
+// objects returns the flags as knftables values.
+func (f setFlags) objects() []knftables.SetFlag {
+	var out []knftables.SetFlag
+	for _, name := range f.names() {
+		out = append(out, knftables.SetFlag(name))
+	}
+	return out
 }
 
 // setRef names a set or map for flush and delete.

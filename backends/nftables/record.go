@@ -119,9 +119,7 @@ func chainSum(c *chain) uint64 {
 func setSum(s *set) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(s.typ))
-	for _, f := range s.flags {
-		h.Write([]byte(f))
-	}
+	h.Write([]byte{byte(s.flags)})
 	h.Write([]byte(s.timeout.String()))
 	for _, e := range s.elems {
 		h.Write([]byte{'\n'})

@@ -1,5 +1,3 @@
-//go:build linux
-
 package nftables
 
 import (
@@ -17,25 +15,25 @@ import (
 // service port, in shard order. It is deterministic (objects in a fixed
 // order, service ports sorted by name, stable names), so it can be compared
 // with golden files and shown to people (`lbctl render`), and a pure
-// function of its arguments; Options.NFT, Transport and Logger are not used.
+// function of its arguments.
 //
 // Shards are independent, so they are built and written on up to
 // GOMAXPROCS goroutines; the result does not depend on how many.
-func Render(snap *servicemap.Snapshot, opts Options) string {
-	opts = opts.withDefaults()
-	byShard := make([][]*servicemap.ServicePort, opts.Shards)
+func Render(snap *servicemap.Snapshot, spec Spec) string {
+	spec = spec.withDefaults()
+	byShard := make([][]*servicemap.ServicePort, spec.Shards)
 	for _, p := range sortedPorts(snap) {
-		i := shardOf(p.Name, opts.Shards)
+		i := shardOf(p.Name, spec.Shards)
 		byShard[i] = append(byShard[i], p)
 	}
-	texts := make([]*[]byte, opts.Shards)
+	texts := make([]*[]byte, spec.Shards)
 	var next atomic.Int32
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), opts.Shards) {
+	for range min(runtime.GOMAXPROCS(0), spec.Shards) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < opts.Shards; i = int(next.Add(1) - 1) {
+			for i := int(next.Add(1) - 1); i < spec.Shards; i = int(next.Add(1) - 1) {
 				if len(byShard[i]) > 0 {
-					texts[i] = renderShard(snap, opts, tableName(opts, i), byShard[i])
+					texts[i] = renderShard(snap, spec, tableName(spec, i), byShard[i])
 				}
 			}
 		})
@@ -59,8 +57,8 @@ func Render(snap *servicemap.Snapshot, opts Options) string {
 }
 
 // renderShard builds and writes one table.
-func renderShard(snap *servicemap.Snapshot, opts Options, table string, ports []*servicemap.ServicePort) *[]byte {
-	rs := buildPorts(snap, opts, ports)
+func renderShard(snap *servicemap.Snapshot, spec Spec, table string, ports []*servicemap.ServicePort) *[]byte {
+	rs := buildPorts(snap, spec, ports)
 	var w textWriter
 	if b, ok := shardBuffers.Get().(*[]byte); ok {
 		w.buf = (*b)[:0]
@@ -163,15 +161,8 @@ func (w *textWriter) set(s *set, elems []element) {
 		w.WriteString("\tset ")
 	}
 	w.WriteString(s.name + " {\n\t\ttype " + s.typ + "\n")
-	if len(s.flags) > 0 {
-		w.WriteString("\t\tflags ")
-		for i, f := range s.flags {
-			if i > 0 {
-				w.byte(',')
-			}
-			w.WriteString(string(f))
-		}
-		w.byte('\n')
+	if s.flags != 0 {
+		w.WriteString("\t\tflags " + strings.Join(s.flags.names(), ",") + "\n")
 	}
 	if s.timeout > 0 {
 		w.WriteString("\t\ttimeout " + strconv.FormatInt(int64(s.timeout.Seconds()), 10) + "s\n")
@@ -201,7 +192,7 @@ func (w *textWriter) chain(c *chain) {
 	w.WriteString(c.name)
 	w.WriteString(" {\n")
 	if h := c.hook; h != nil {
-		w.WriteString("\t\ttype " + string(h.typ) + " hook " + string(h.hook) +
+		w.WriteString("\t\ttype " + h.typ + " hook " + h.hook +
 			" priority " + strconv.Itoa(h.priority) + "; policy accept;\n")
 	}
 	w.scratch = c.eachRule(w.scratch, func(r rule) {

@@ -1,5 +1,3 @@
-//go:build linux
-
 package nftables_test
 
 import (
@@ -20,9 +18,11 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 var (
-	tcp80    = ports(servicemaptest.Port("http", 80, v1.ProtocolTCP))
-	tcp8080  = slicePorts(servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP))
-	podCIDRs = nftables.Options{ClusterCIDRs: mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"), Shards: 1}
+	tcp80   = ports(servicemaptest.Port("http", 80, v1.ProtocolTCP))
+	tcp8080 = slicePorts(servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP))
+	// oneTable renders what a Backend on a knftables fake (one table) holds.
+	oneTable = nftables.Spec{Shards: 1}
+	podCIDRs = nftables.Spec{ClusterCIDRs: mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"), Shards: 1}
 )
 
 // goldenCases are the snapshots whose rendering is checked against
@@ -30,7 +30,7 @@ var (
 var goldenCases = []struct {
 	name   string
 	family v1.IPFamily
-	opts   nftables.Options
+	opts   nftables.Spec
 	objs   objects
 }{
 	{
@@ -92,7 +92,7 @@ var goldenCases = []struct {
 	},
 	{
 		name: "loadbalancer-ranges-healthcheck-affinity",
-		opts: nftables.Options{
+		opts: nftables.Spec{
 			Shards:       1,
 			ClusterCIDRs: mustPrefixes("10.244.0.0/16"),
 			NodeIPs:      []netip.Addr{netip.MustParseAddr("192.168.0.10")},
@@ -150,7 +150,7 @@ var goldenCases = []struct {
 	{
 		name:   "ipv6",
 		family: v1.IPv6Protocol,
-		opts: nftables.Options{
+		opts: nftables.Spec{
 			Shards:            1,
 			ClusterCIDRs:      mustPrefixes("10.244.0.0/16", "fd00:10:244::/56"),
 			NodePortAddresses: mustPrefixes("2001:db8::/64", "::1/128"),

@@ -1,5 +1,3 @@
-//go:build linux
-
 package nftables
 
 import (
@@ -11,7 +9,7 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// Service ports are spread over Options.Shards tables by a hash of their
+// Service ports are spread over Spec.Shards tables by a hash of their
 // service's namespace and name, so that the ports of one service share a
 // table (and its hairpin and health-check elements). Every table is a whole
 // ruleset for its share: base chains on the same hooks, its own dispatch
@@ -25,11 +23,11 @@ import (
 // change then follows the size of one shard, not of the cluster.
 
 // tableName returns the name of shard i's table.
-func tableName(opts Options, i int) string {
-	if opts.Shards <= 1 {
-		return opts.Table
+func tableName(spec Spec, i int) string {
+	if spec.Shards <= 1 {
+		return spec.Table
 	}
-	return fmt.Sprintf("%s-%02d", opts.Table, i)
+	return fmt.Sprintf("%s-%02d", spec.Table, i)
 }
 
 // shardOf returns the shard of a service port.

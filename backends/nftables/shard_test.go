@@ -1,5 +1,3 @@
-//go:build linux
-
 package nftables
 
 import (
@@ -51,7 +49,7 @@ func TestIsOurTable(t *testing.T) {
 			t.Errorf("isOurTable(%q) = %v, want %v", name, got, want)
 		}
 	}
-	if tableName(Options{Table: "t", Shards: 1}, 0) != "t" || tableName(Options{Table: "t", Shards: 16}, 3) != "t-03" {
-		t.Errorf("table names: %q %q", tableName(Options{Table: "t", Shards: 1}, 0), tableName(Options{Table: "t", Shards: 16}, 3))
+	if tableName(Spec{Table: "t", Shards: 1}, 0) != "t" || tableName(Spec{Table: "t", Shards: 16}, 3) != "t-03" {
+		t.Errorf("table names: %q %q", tableName(Spec{Table: "t", Shards: 1}, 0), tableName(Spec{Table: "t", Shards: 16}, 3))
 	}
 }

@@ -53,7 +53,7 @@ func (b *Backend) fullSync(ctx context.Context, next *servicemap.Snapshot) (int,
 		if err != nil {
 			return total, fmt.Errorf("table %s: %w", sh.table, err)
 		}
-		rs := buildPorts(next, b.opts, parts[i])
+		rs := buildPorts(next, b.spec, parts[i])
 		parts[i] = nil // what the builder made from it is all that is needed now
 		n, err := b.fullSyncShard(ctx, sh, kernel, &rs.skeleton, rs.ports, len(wanted) == 1)
 		total += n

@@ -28,7 +28,7 @@ func (b *Backend) incrementalSync(ctx context.Context, prev, next *servicemap.Sn
 		d := servicemap.Diff(prev, next)
 		diff = &d
 	}
-	bld := newBuilder(next, b.opts)
+	bld := newBuilder(next, b.spec)
 	byShard := make([][]portChange, len(b.shards))
 	change := func(name servicemap.ServicePortName, p *servicemap.ServicePort) {
 		i := shardOf(name, len(b.shards))

@@ -5,6 +5,7 @@ package nftables_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -19,15 +20,19 @@ import (
 )
 
 // newFakeBackend returns a backend over a fake ip (or ip6) table "lbkit".
-func newFakeBackend(t testing.TB, family v1.IPFamily, opts nftables.Options) (*nftables.Backend, *knftables.Fake) {
+func newFakeBackend(t testing.TB, family v1.IPFamily, spec nftables.Spec, opts ...nftables.Options) (*nftables.Backend, *knftables.Fake) {
 	t.Helper()
 	nftFamily := knftables.IPv4Family
 	if family == v1.IPv6Protocol {
 		nftFamily = knftables.IPv6Family
 	}
 	fake := knftables.NewFake(nftFamily, "lbkit")
-	opts.NFT = fake
-	b, err := nftables.New(opts)
+	var o nftables.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.NFT = fake
+	b, err := nftables.New(spec, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +56,8 @@ func TestFullSyncMatchesRender(t *testing.T) {
 				family = v1.IPv4Protocol
 			}
 			snap := tc.objs.snapshot(t, family)
-			opts := tc.opts
-			opts.BatchSize = 1 // several batches even for small cases
-			b, fake := newFakeBackend(t, family, opts)
+			// Several batches even for small cases.
+			b, fake := newFakeBackend(t, family, tc.opts, nftables.Options{BatchSize: 1})
 			mustSync(t, b, nil, snap)
 			checkMatchesRender(t, fake, nftables.Render(snap, tc.opts))
 		})
@@ -242,7 +246,7 @@ func TestSharedElements(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		tr.OnEndpointSliceAdd(servicemaptest.Slice("default", name, name+"-1", tcp8080, eps(servicemaptest.Ready("10.244.1.1", thisNode))))
 	}
-	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
+	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Spec{})
 	prev := tr.Snapshot()
 	mustSync(t, b, nil, prev)
 	checkMatchesRender(t, fake, nftables.Render(prev, oneTable))
@@ -280,7 +284,7 @@ func TestDeferredDeletes(t *testing.T) {
 	o := cluster(5, 2)
 	tr := o.tracker(v1.IPv4Protocol)
 	fake := &failingDeletes{Fake: knftables.NewFake(knftables.IPv4Family, "lbkit")}
-	b, err := nftables.New(nftables.Options{NFT: fake})
+	b, err := nftables.New(nftables.Spec{}, nftables.Options{NFT: fake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +318,7 @@ func TestDeferredDeletes(t *testing.T) {
 }
 
 func TestCleanup(t *testing.T) {
-	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
+	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Spec{})
 	mustSync(t, b, nil, cluster(3, 1).snapshot(t, v1.IPv4Protocol))
 	if err := b.Cleanup(context.Background()); err != nil {
 		t.Fatal(err)
@@ -330,11 +334,8 @@ func TestCleanup(t *testing.T) {
 // TestSyncEmpty: a nil snapshot is valid and empty: no table (a table
 // exists only while it holds a service port), and a later snapshot makes
 // one.
-// oneTable renders what a Backend on a knftables fake (one table) holds.
-var oneTable = nftables.Options{Shards: 1}
-
 func TestSyncEmpty(t *testing.T) {
-	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Options{})
+	b, fake := newFakeBackend(t, v1.IPv4Protocol, nftables.Spec{})
 	mustSync(t, b, nil, nil)
 	checkMatchesRender(t, fake, nftables.Render(nil, oneTable))
 	snap := cluster(2, 1).snapshot(t, v1.IPv4Protocol)
@@ -342,23 +343,40 @@ func TestSyncEmpty(t *testing.T) {
 	checkMatchesRender(t, fake, nftables.Render(snap, oneTable))
 }
 
-// New refuses options that cannot mean what they say: one fake interface
-// holds one table, and it is itself the transport.
-func TestNewRefusesContradictions(t *testing.T) {
+// New refuses a Spec, or Options, that cannot mean what they say: one
+// fake interface holds one table, and it is itself the transport.
+func TestNewRefusesInvalidConfig(t *testing.T) {
 	fake := knftables.NewFake(knftables.IPv4Family, nftables.DefaultTable)
-	for name, opts := range map[string]nftables.Options{
-		"NFT with 16 shards":   {NFT: fake, Shards: 16},
-		"NFT with a transport": {NFT: fake, Transport: nftables.TransportNetlink},
+	type config struct {
+		spec nftables.Spec
+		opts nftables.Options
+	}
+	for name, c := range map[string]config{
+		"NFT with 16 shards":      {nftables.Spec{Shards: 16}, nftables.Options{NFT: fake}},
+		"NFT with a transport":    {nftables.Spec{}, nftables.Options{NFT: fake, Transport: nftables.TransportNetlink}},
+		"unknown transport":       {nftables.Spec{}, nftables.Options{NFT: fake, Transport: "carrier-pigeon"}},
+		"negative shards":         {nftables.Spec{Shards: -1}, nftables.Options{NFT: fake}},
+		"too many shards":         {nftables.Spec{Shards: 101}, nftables.Options{NFT: fake}},
+		"two mark bits":           {nftables.Spec{MasqueradeMark: 0x4001}, nftables.Options{NFT: fake}},
+		"invalid cluster CIDR":    {nftables.Spec{ClusterCIDRs: []netip.Prefix{{}}}, nftables.Options{NFT: fake}},
+		"invalid node-port range": {nftables.Spec{NodePortAddresses: []netip.Prefix{{}}}, nftables.Options{NFT: fake}},
+		"invalid node IP":         {nftables.Spec{NodeIPs: []netip.Addr{{}}}, nftables.Options{NFT: fake}},
+		"table name too long":     {nftables.Spec{Table: strings.Repeat("t", 253)}, nftables.Options{NFT: fake}},
 	} {
-		if _, err := nftables.New(opts); err == nil {
-			t.Errorf("%s: New accepted it", name)
+		_, err := nftables.New(c.spec, c.opts)
+		if !errors.Is(err, backends.ErrInvalidConfig) {
+			t.Errorf("%s: New returned %v, want ErrInvalidConfig", name, err)
 		}
 	}
-	for name, opts := range map[string]nftables.Options{
-		"NFT alone":        {NFT: fake},
-		"NFT with 1 shard": {NFT: fake, Shards: 1},
+	for name, c := range map[string]config{
+		"NFT alone":        {nftables.Spec{}, nftables.Options{NFT: fake}},
+		"NFT with 1 shard": {nftables.Spec{Shards: 1}, nftables.Options{NFT: fake}},
+		"every option":     {kernelOpts, nftables.Options{NFT: fake, BatchSize: 5}},
 	} {
-		if _, err := nftables.New(opts); err != nil {
+		if err := c.spec.Validate(); err != nil {
+			t.Errorf("%s: Validate: %v", name, err)
+		}
+		if _, err := nftables.New(c.spec, c.opts); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -53,7 +53,7 @@ func TestKernelUnallocatedServiceCIDR(t *testing.T) {
 	}
 	unallocated := a.Next().Next()
 	snap := tr.Snapshot()
-	b, err := nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}, Shards: 16})
+	b, err := nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}, Shards: 16}, nftables.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ var benchBackends = []struct {
 		return userspace.New(userspace.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
 	}},
 	{"nftables", func(n *backendtest.Network) (backends.Interface, error) {
-		return nftables.New(nftables.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+		return nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})
 	}},
 }
 

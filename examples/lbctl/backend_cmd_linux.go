@@ -50,12 +50,12 @@ type renderer func(*servicemap.Snapshot) string
 func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, error) {
 	switch f.backend {
 	case "nftables":
-		opts := nftables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, Shards: f.shards}
-		r := func(s *servicemap.Snapshot) string { return nftables.Render(s, opts) }
+		spec := nftables.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, Shards: f.shards}
+		r := func(s *servicemap.Snapshot) string { return nftables.Render(s, spec) }
 		if renderOnly {
 			return r, nil, nil
 		}
-		b, err := nftables.New(opts)
+		b, err := nftables.New(spec, nftables.Options{})
 		return r, b, err
 	case "iptables":
 		opts := iptables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}

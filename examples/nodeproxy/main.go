@@ -143,7 +143,7 @@ func newBackend(c config) (backends.Interface, error) {
 	var err error
 	switch c.backend {
 	case "nftables":
-		b, err = nftables.New(nftables.Options{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts})
+		b, err = nftables.New(nftables.Spec{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts}, nftables.Options{})
 	case "iptables":
 		b, err = iptables.New(iptables.Options{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts})
 	default:

@@ -1,0 +1,148 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
+)
+
+// Defaults for the zero values of Spec and Options.
+const (
+	DefaultTable          = "lbkit"
+	DefaultMasqueradeMark = 0x4000
+	// DefaultBatchSize is the number of service ports a full sync applies per
+	// transaction, within one table: large enough that a shard usually goes
+	// in one transaction (README, "Performance", has the measurements).
+	DefaultBatchSize = 1000
+	// DefaultShards is the number of tables service ports are spread over.
+	// The kernel re-validates every chain of a table that a transaction
+	// touches with a jump or a dnat rule, so a smaller table commits
+	// faster; every table's base chains also see every packet, so tables
+	// are not free either (README, "Scale"). Only tables that hold a
+	// service port exist.
+	DefaultShards = 16
+)
+
+// Spec describes what lbkit programs: the tables, and the options that
+// change their rules. Render takes a Spec alone; New takes it with the
+// Options that say how to reach the kernel. The zero value is usable: table
+// "lbkit" in DefaultShards shards, mark 0x4000, no pod CIDR (no cluster-IP
+// masquerade and no short-circuit of pod traffic), node ports on every
+// local non-loopback address.
+type Spec struct {
+	// Table names the nftables tables lbkit owns ("lbkit" when empty):
+	// with one shard the table is called Table, with more Table-00,
+	// Table-01, and so on. Their family follows the snapshot: ip for IPv4,
+	// ip6 for IPv6.
+	Table string
+	// Shards is the number of tables the services are spread over, by a
+	// hash of namespace and name (DefaultShards when zero). Every table is
+	// a complete ruleset for its services; a table exists only while it
+	// holds at least one service port. More shards make an incremental
+	// sync cheaper in the kernel; one shard is easiest to read.
+	Shards int
+	// ClusterCIDRs are the pod CIDRs (one per family is usual; prefixes of
+	// the other family are ignored). Traffic to a cluster IP from outside
+	// them is masqueraded, and pod traffic to an external or load-balancer
+	// IP of an externalTrafficPolicy=Local service short-circuits to the
+	// cluster endpoints. Empty: no source counts as a pod, as kube-proxy
+	// without a local-traffic detector.
+	ClusterCIDRs []netip.Prefix
+	// NodePortAddresses restrict node ports to local addresses inside these
+	// prefixes. Empty: every local address. Loopback never accepts node
+	// ports (CVE-2020-8558), whatever this says.
+	NodePortAddresses []netip.Prefix
+	// NodeIPs are the node's own addresses. When a loadBalancerSourceRange
+	// contains one of them, the load-balancer IPs are allowed as sources
+	// too: a VIP bound on the node loops traffic from the node back with the
+	// VIP as its source. Optional.
+	NodeIPs []netip.Addr
+	// MasqueradeMark is the packet-mark bit that asks for masquerading
+	// (0x4000 when zero).
+	MasqueradeMark uint32
+}
+
+// maxShards bounds Spec.Shards: table names carry two digits.
+const maxShards = 100
+
+// maxTableName is the longest Spec.Table: the kernel takes names of up to
+// 255 bytes, and shards add "-00".
+const maxTableName = 252
+
+// Validate reports the first value of s that cannot mean what it says; the
+// error wraps backends.ErrInvalidConfig. New calls it; Render, a pure
+// function, uses s as it is.
+func (s Spec) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: nftables: "+format, append([]any{backends.ErrInvalidConfig}, args...)...)
+	}
+	switch {
+	case s.Shards < 0 || s.Shards > maxShards:
+		return bad("Spec.Shards is %d, want 0 (the default) to %d", s.Shards, maxShards)
+	case s.MasqueradeMark&(s.MasqueradeMark-1) != 0:
+		return bad("Spec.MasqueradeMark %#x has more than one bit set", s.MasqueradeMark)
+	case len(s.Table) > maxTableName:
+		return bad("Spec.Table %q is longer than %d bytes", s.Table, maxTableName)
+	}
+	for _, list := range [][]netip.Prefix{s.ClusterCIDRs, s.NodePortAddresses} {
+		for _, p := range list {
+			if !p.IsValid() {
+				return bad("invalid prefix %v", p)
+			}
+		}
+	}
+	for _, a := range s.NodeIPs {
+		if !a.IsValid() {
+			return bad("invalid node IP %v", a)
+		}
+	}
+	return nil
+}
+
+func (s Spec) withDefaults() Spec {
+	if s.Table == "" {
+		s.Table = DefaultTable
+	}
+	if s.MasqueradeMark == 0 {
+		s.MasqueradeMark = DefaultMasqueradeMark
+	}
+	if s.Shards <= 0 {
+		s.Shards = DefaultShards
+	}
+	return s
+}
+
+// family holds the spellings that differ between the ip and ip6 tables.
+type family struct {
+	ip       string       // "ip" or "ip6", as in "ip saddr"
+	addrType string       // set type of one address
+	loopback netip.Prefix // what "never loopback" excludes
+	is6      bool
+}
+
+var (
+	ipv4 = family{ip: "ip", addrType: "ipv4_addr", loopback: netip.MustParsePrefix("127.0.0.0/8")}
+	ipv6 = family{ip: "ip6", addrType: "ipv6_addr", loopback: netip.MustParsePrefix("::1/128"), is6: true}
+)
+
+func familyOf(f v1.IPFamily) family {
+	if f == v1.IPv6Protocol {
+		return ipv6
+	}
+	return ipv4
+}
+
+// prefixesOf returns the valid prefixes of the family, masked, sorted, and
+// without any that another one contains (see backends.Disjoint).
+func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range in {
+		if p.IsValid() && p.Addr().Is6() == fam.is6 && !p.Addr().Is4In6() {
+			out = append(out, p)
+		}
+	}
+	return backends.Disjoint(out)
+}
