@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/internal/netprefix"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -188,36 +189,5 @@ func (pl *PortPlan) AllowedSources(nodeIPs []netip.Addr) []netip.Prefix {
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
-	return Disjoint(out)
-}
-
-// Disjoint returns the prefixes masked, sorted by address then length,
-// without duplicates and without any prefix another one contains. Two
-// prefixes either nest or do not overlap, so the result is disjoint, as an
-// interval set or a list of non-overlapping rules needs. in is not
-// modified.
-func Disjoint(in []netip.Prefix) []netip.Prefix {
-	ps := make([]netip.Prefix, 0, len(in))
-	for _, p := range in {
-		if p.IsValid() {
-			ps = append(ps, p.Masked())
-		}
-	}
-	slices.SortFunc(ps, ComparePrefix)
-	out := ps[:0]
-	for _, p := range ps {
-		if n := len(out); n > 0 && out[n-1].Overlaps(p) {
-			continue // sorted: the earlier one contains p
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
-// ComparePrefix orders prefixes by address, then by length.
-func ComparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
+	return netprefix.Disjoint(out)
 }

@@ -10,6 +10,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/internal/netprefix"
 )
 
 // serviceCIDRs tracks the service ranges of a Tracker's family: the static
@@ -61,7 +62,7 @@ func (s *serviceCIDRs) take(prev []netip.Prefix) []netip.Prefix {
 	for _, ps := range s.objects {
 		all = append(all, ps...)
 	}
-	slices.SortFunc(all, comparePrefix)
+	slices.SortFunc(all, netprefix.Compare)
 	out := all[:0]
 	for _, p := range all {
 		if n := len(out); n > 0 && out[n-1].Overlaps(p) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lbkit/lbkit/affinity"
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/internal/netprefix"
 )
 
 // Well-known labels that decide whether a proxy handles an object.
@@ -237,7 +238,7 @@ func sourceRanges(svc *v1.Service, family v1.IPFamily, hasLB bool, warn func(rea
 	if len(out) == 0 && other > 0 && hasLB {
 		warn(ReasonSourceRanges, "every loadBalancerSourceRange is of another family than %s: this family's load balancer admits any source", family)
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, netprefix.Compare)
 	return slices.Compact(out)
 }
 
@@ -278,11 +279,4 @@ func sameFamily(a netip.Addr, family v1.IPFamily) bool {
 func sortedAddrs(a []netip.Addr) []netip.Addr {
 	slices.SortFunc(a, netip.Addr.Compare)
 	return slices.Compact(a)
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
+	"github.com/lbkit/lbkit/internal/netprefix"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -132,7 +133,7 @@ func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, l
 	for i := range p.sets {
 		p.sets[i] = map[string]int{}
 	}
-	for _, c := range backends.Disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
+	for _, c := range netprefix.Disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
 		p.sets[setClusterCIDRs][c.String()] = 1
 	}
 	pl := newPlanner(fam, opts, nodeIPs, local, p.owners)

@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/internal/netprefix"
 )
 
 // Defaults for the zero values of Spec and Options.
@@ -136,13 +137,5 @@ func familyOf(f v1.IPFamily) family {
 }
 
 // prefixesOf returns the valid prefixes of the family, masked, sorted, and
-// without any that another one contains (see backends.Disjoint).
-func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range in {
-		if p.IsValid() && p.Addr().Is6() == fam.is6 && !p.Addr().Is4In6() {
-			out = append(out, p)
-		}
-	}
-	return backends.Disjoint(out)
-}
+// without any that another one contains.
+func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix { return netprefix.Of(fam.is6, in) }

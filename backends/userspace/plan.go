@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/internal/netprefix"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -61,7 +62,7 @@ type desired struct {
 func plan(snap *servicemap.Snapshot, o *Options, nodeIPs []netip.Addr) *desired {
 	d := &desired{ipv6: snap.IPFamily() == v1.IPv6Protocol, listen: map[frontendKey]listenSpec{}}
 	nodePortIPs := usableNodeIPs(d.ipv6, nodeIPs, o.NodePortAddresses)
-	for _, p := range backends.Disjoint(o.ClusterCIDRs) {
+	for _, p := range netprefix.Disjoint(o.ClusterCIDRs) {
 		if p.Addr().Is6() == d.ipv6 {
 			d.pods = append(d.pods, p)
 		}
@@ -128,7 +129,7 @@ func plan(snap *servicemap.Snapshot, o *Options, nodeIPs []netip.Addr) *desired 
 		slices.SortFunc(s, compareKeys)
 	}
 	slices.SortFunc(d.allow, func(a, b allowed) int {
-		return cmp.Or(compareKeys(a.key, b.key), backends.ComparePrefix(a.source, b.source))
+		return cmp.Or(compareKeys(a.key, b.key), netprefix.Compare(a.source, b.source))
 	})
 	return d
 }
