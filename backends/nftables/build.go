@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -152,7 +154,7 @@ func (b *builder) skeleton() skeleton {
 				// Accepting here cannot override another table's drop (every
 				// base chain gets its say); it keeps lbkit's own checks off
 				// health-check traffic and lists the ports for people.
-				{l4proto(6), inSet(setHealthCheck, fDport), accept()},
+				{l4proto(v1.ProtocolTCP), inSet(setHealthCheck, fDport), accept()},
 				newJump(chainNodePortEPCheck),
 				newJump(chainServiceEPCheck),
 			}},

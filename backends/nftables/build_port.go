@@ -255,7 +255,7 @@ func (b *builder) hairpinCandidate(ep *endpoints.Endpoint) bool {
 func (b *builder) endpointChain(name string, p *servicemap.ServicePort, eps []endpoints.Endpoint,
 	affinity map[netip.AddrPort]string, internal bool) chain {
 	pick := b.takePick()
-	*pick = endpointPick{proto: backends.ProtocolNumber(p.Protocol), eps: eps, affinity: affinity}
+	*pick = endpointPick{proto: p.Protocol, eps: eps, affinity: affinity}
 	if internal && b.pods {
 		pick.clusterIP = p.ClusterIP
 	}

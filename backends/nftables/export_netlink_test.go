@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/netip"
 
+	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/servicemap"
@@ -89,7 +90,7 @@ func (n *NetlinkOps) AddSetsAccept(chain, addrs, ports string) {
 
 // AddRandomDNAT adds "numgen random mod M == 0 meta l4proto tcp dnat to EP".
 func (n *NetlinkOps) AddRandomDNAT(chain string, mod uint32, ep netip.AddrPort) {
-	n.o = append(n.o, op{chain: chain, rule: rule{numgen(mod), l4proto(6), dnat(ep)}})
+	n.o = append(n.o, op{chain: chain, rule: rule{numgen(mod), l4proto(v1.ProtocolTCP), dnat(ep)}})
 }
 
 // TranslateForTest builds the batch without sending it.

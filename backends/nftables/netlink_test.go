@@ -92,7 +92,7 @@ var nlRuleCases = []struct {
 }{
 	{rule: rule{ctState(ctStateNew), jump("firewall-check")}, text: "ct state new jump firewall-check",
 		want: nlCat(nlCtStateNew, nlVerdict(expr.VerdictJump, "firewall-check"))},
-	{rule: rule{l4proto(6), inSet("health-check-nodeports", fDport), accept()},
+	{rule: rule{l4proto(v1.ProtocolTCP), inSet("health-check-nodeports", fDport), accept()},
 		text: "meta l4proto tcp th dport @health-check-nodeports accept", want: nlCat(
 			nlL4proto(1), nlEq(1, 6), nlLoad(1, nlTh, 2, 2),
 			&expr.Lookup{SourceRegister: 1, SetName: "health-check-nodeports"}, nlVerdict(expr.VerdictAccept, ""))},
@@ -136,13 +136,13 @@ var nlRuleCases = []struct {
 		text: "ip daddr 10.96.0.10 ip saddr != @cluster-cidrs jump mark-for-masquerade", want: nlCat(
 			nlLoad(1, nlNh, 16, 4), nlEq(1, 10, 96, 0, 10), nlLoad(1, nlNh, 12, 4),
 			&expr.Lookup{SourceRegister: 1, SetName: "cluster-cidrs", Invert: true}, nlVerdict(expr.VerdictJump, "mark-for-masquerade"))},
-	{rule: rule{numgen(3), l4proto(6), dnat(netip.MustParseAddrPort("10.244.1.5:8080"))},
+	{rule: rule{numgen(3), l4proto(v1.ProtocolTCP), dnat(netip.MustParseAddrPort("10.244.1.5:8080"))},
 		text: "numgen random mod 3 == 0 meta l4proto tcp dnat to 10.244.1.5:8080", want: nlCat(
 			&expr.Numgen{Register: 1, Modulus: 3, Type: unix.NFT_NG_RANDOM}, nlEq(1, nlZero4...),
 			nlL4proto(1), nlEq(1, 6),
 			&expr.Immediate{Register: 1, Data: []byte{10, 244, 1, 5}}, &expr.Immediate{Register: 2, Data: []byte{0x1f, 0x90}},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})},
-	{rule: rule{inSet("aff-p4yjc6fi-10.244.1.15-8443", fSaddr), update("aff-p4yjc6fi-10.244.1.15-8443", fSaddr), l4proto(17),
+	{rule: rule{inSet("aff-p4yjc6fi-10.244.1.15-8443", fSaddr), update("aff-p4yjc6fi-10.244.1.15-8443", fSaddr), l4proto(v1.ProtocolUDP),
 		dnat(netip.MustParseAddrPort("10.244.1.15:8443"))},
 		text: "ip saddr @aff-p4yjc6fi-10.244.1.15-8443 update @aff-p4yjc6fi-10.244.1.15-8443 { ip saddr } meta l4proto udp dnat to 10.244.1.15:8443",
 		want: nlCat(nlLoad(1, nlNh, 12, 4), &expr.Lookup{SourceRegister: 1, SetName: "aff-p4yjc6fi-10.244.1.15-8443"},
@@ -150,7 +150,7 @@ var nlRuleCases = []struct {
 			nlL4proto(1), nlEq(1, 17),
 			&expr.Immediate{Register: 1, Data: []byte{10, 244, 1, 15}}, &expr.Immediate{Register: 2, Data: []byte{0x20, 0xfb}},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})},
-	{v6: true, rule: rule{l4proto(132), dnat(netip.MustParseAddrPort("[fd00:10:244:2::5]:8080"))},
+	{v6: true, rule: rule{l4proto(v1.ProtocolSCTP), dnat(netip.MustParseAddrPort("[fd00:10:244:2::5]:8080"))},
 		text: "meta l4proto sctp dnat to [fd00:10:244:2::5]:8080", want: nlCat(
 			nlL4proto(1), nlEq(1, 132),
 			&expr.Immediate{Register: 1, Data: nlFd00_10_244_2_5}, &expr.Immediate{Register: 2, Data: []byte{0x1f, 0x90}},

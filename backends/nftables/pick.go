@@ -3,6 +3,8 @@ package nftables
 import (
 	"net/netip"
 
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/lbkit/lbkit/endpoints"
 )
 
@@ -14,7 +16,7 @@ import (
 // and every choice records (and refreshes) the client in the chosen
 // endpoint's set.
 type endpointPick struct {
-	proto uint8
+	proto v1.Protocol
 	// clusterIP, when valid, puts first a rule that marks traffic to it
 	// from outside the pod CIDRs for masquerading (the chain carries
 	// internal traffic and ClusterCIDRs are known).

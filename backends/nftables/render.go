@@ -77,7 +77,6 @@ type textWriter struct {
 }
 
 func (w *textWriter) WriteString(s string) { w.buf = append(w.buf, s...) }
-func (w *textWriter) Write(b []byte)       { w.buf = append(w.buf, b...) }
 func (w *textWriter) byte(c byte)          { w.buf = append(w.buf, c) }
 
 // shardBuffers keeps the per-shard text buffers between Renders: at 10,000

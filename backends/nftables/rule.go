@@ -3,6 +3,10 @@ package nftables
 import (
 	"net/netip"
 	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // A rule is a list of statements, built as typed values once and written
@@ -20,10 +24,10 @@ type stmt struct {
 	// address match and fib use keys[0].
 	keys  [3]field
 	nkeys uint8
-	name  string       // set, map or chain
+	name  string       // set, map, chain or protocol
 	addr  netip.Prefix // address match (a full-length prefix is an address)
 	ep    netip.AddrPort
-	n     uint32 // protocol, conntrack bits, mark, modulus
+	n     uint32 // protocol number, conntrack bits, mark, modulus
 }
 
 type stmtKind uint8
@@ -84,10 +88,12 @@ func addrIs(f field, a netip.Addr) stmt {
 func addrNotIn(f field, p netip.Prefix) stmt {
 	return stmt{kind: sAddr, neg: true, keys: [3]field{f}, nkeys: 1, addr: p}
 }
-func ctState(bits uint32) stmt    { return stmt{kind: sCtState, n: bits} }
-func ctStatus(bits uint32) stmt   { return stmt{kind: sCtStatus, n: bits} }
-func fibLocal(f field) stmt       { return stmt{kind: sFibLocal, keys: [3]field{f}, nkeys: 1} }
-func l4proto(p uint8) stmt        { return stmt{kind: sProto, n: uint32(p)} }
+func ctState(bits uint32) stmt  { return stmt{kind: sCtState, n: bits} }
+func ctStatus(bits uint32) stmt { return stmt{kind: sCtStatus, n: bits} }
+func fibLocal(f field) stmt     { return stmt{kind: sFibLocal, keys: [3]field{f}, nkeys: 1} }
+func l4proto(p v1.Protocol) stmt {
+	return stmt{kind: sProto, name: backends.ProtocolName(p), n: uint32(backends.ProtocolNumber(p))}
+}
 func markAny(m uint32) stmt       { return stmt{kind: sMarkAny, n: m} }
 func numgen(mod uint32) stmt      { return stmt{kind: sNumgen, n: mod} }
 func markOr(m uint32) stmt        { return stmt{kind: sMarkOr, n: m} }
@@ -99,11 +105,6 @@ func accept() stmt                { return stmt{kind: sAccept} }
 func drop() stmt                  { return stmt{kind: sDrop} }
 func jump(chain string) stmt      { return stmt{kind: sJump, name: chain} }
 func goTo(chain string) stmt      { return stmt{kind: sGoto, name: chain} }
-func rules(rs ...rule) []rule     { return rs }
-func ruleOf(stmts ...stmt) rule   { return stmts }
-
-// protoNames are the transport protocols a service port can have.
-var protoNames = map[uint32]string{6: "tcp", 17: "udp", 132: "sctp"}
 
 // appendText appends the rule as nft writes it, in fam's table.
 func (r rule) appendText(buf []byte, fam *family) []byte {
@@ -150,7 +151,7 @@ func (s *stmt) appendText(buf []byte, fam *family) []byte {
 		}
 		return append(buf, "fib daddr type local"...)
 	case sProto:
-		return append(append(buf, "meta l4proto "...), protoNames[s.n]...)
+		return append(append(buf, "meta l4proto "...), s.name...)
 	case sMarkAny:
 		return append(appendHex(append(buf, "meta mark & "...), s.n), " != 0"...)
 	case sNumgen:
