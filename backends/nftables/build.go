@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	v1 "k8s.io/api/core/v1"
-
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -43,6 +41,8 @@ type builder struct {
 	elemSlab  []element
 	chainSlab []chain
 	pickSlab  []endpointPick
+	ruleSlab  []rule
+	stmtSlab  []stmt
 }
 
 // maxSlabSize bounds the values allocated at once for a slab.
@@ -64,6 +64,27 @@ func (b *builder) takeChains(n int) []chain {
 	out := b.chainSlab[:0:n]
 	b.chainSlab = b.chainSlab[n:]
 	return out
+}
+
+func (b *builder) takeRules(n int) []rule {
+	if n > len(b.ruleSlab) {
+		b.ruleSlab = make([]rule, max(n, b.slabSize))
+	}
+	out := b.ruleSlab[:0:n]
+	b.ruleSlab = b.ruleSlab[n:]
+	return out
+}
+
+// rule returns the statements as a rule cut from a slab.
+func (b *builder) rule(stmts ...stmt) rule {
+	n := len(stmts)
+	if n > len(b.stmtSlab) {
+		b.stmtSlab = make([]stmt, max(n, 2*b.slabSize))
+	}
+	r := rule(b.stmtSlab[:n:n])
+	copy(r, stmts)
+	b.stmtSlab = b.stmtSlab[n:]
+	return r
 }
 
 func (b *builder) takePick() *endpointPick {
@@ -112,103 +133,6 @@ func buildPorts(snap *servicemap.Snapshot, spec Spec, ports []*servicemap.Servic
 		b.fill(&slab[i], p)
 	}
 	return rs
-}
-
-func (b *builder) skeleton() skeleton {
-	fam := b.fam
-	addr := fam.addrType
-	svcKey := addr + " . inet_proto . inet_service : verdict"
-	portKey := "inet_proto . inet_service : verdict"
-	s := skeleton{fam: fam}
-	s.containers = [numContainers]set{
-		cServiceIPs:          {name: mapServiceIPs, isMap: true, typ: svcKey},
-		cServiceNodePorts:    {name: mapServiceNodePorts, isMap: true, typ: portKey},
-		cNoEndpointServices:  {name: mapNoEPServices, isMap: true, typ: svcKey},
-		cNoEndpointNodePorts: {name: mapNoEPNodePorts, isMap: true, typ: portKey},
-		cFirewallIPs:         {name: mapFirewallIPs, isMap: true, typ: svcKey},
-		cHairpin:             {name: setHairpin, typ: addr + " . " + addr},
-		cHealthCheck:         {name: setHealthCheck, typ: "inet_service"},
-		cClusterIPs:          {name: setClusterIPs, typ: addr},
-	}
-
-	// Node ports: never on loopback, and only on NodePortAddresses when set.
-	nodePortDaddr := rule{addrNotIn(fDaddr, fam.loopback)}
-	if cidrs := prefixesOf(fam, b.spec.ClusterCIDRs); len(cidrs) > 0 {
-		s.static = append(s.static, intervalSet(setClusterCIDRs, addr, cidrs))
-	}
-	if npa := prefixesOf(fam, b.spec.NodePortAddresses); len(npa) > 0 {
-		s.static = append(s.static, intervalSet(setNodePortAddrs, addr, npa))
-		nodePortDaddr = append(nodePortDaddr, inSet(setNodePortAddrs, fDaddr))
-	}
-	newJump := func(chain string) rule { return rule{ctState(ctStateNew), jump(chain)} }
-	dispatch := func(m string) rule { return rule{vmap(m, fDaddr, fL4proto, fDport)} }
-	nodePorts := func(m string) rule {
-		return append(nodePortDaddr.clone(), vmap(m, fL4proto, fDport))
-	}
-
-	s.base = []chain{
-		{name: "filter-prerouting", hook: &hook{"filter", "prerouting", prioPreDNAT},
-			rules: []rule{newJump(chainFirewallCheck)}},
-		{name: "filter-input", hook: &hook{"filter", "input", prioPreDNAT},
-			rules: []rule{
-				// Accepting here cannot override another table's drop (every
-				// base chain gets its say); it keeps lbkit's own checks off
-				// health-check traffic and lists the ports for people.
-				{l4proto(v1.ProtocolTCP), inSet(setHealthCheck, fDport), accept()},
-				newJump(chainNodePortEPCheck),
-				newJump(chainServiceEPCheck),
-			}},
-		{name: "filter-forward", hook: &hook{"filter", "forward", prioPreDNAT},
-			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
-		{name: "filter-output", hook: &hook{"filter", "output", prioPreDNAT},
-			rules: []rule{newJump(chainFirewallCheck)}},
-		{name: "filter-output-post-dnat", hook: &hook{"filter", "output", prioPostDNAT},
-			rules: []rule{newJump(chainServiceEPCheck), newJump(chainClusterIPsCheck)}},
-		{name: "nat-prerouting", hook: &hook{"nat", "prerouting", prioDNAT},
-			rules: []rule{{jump(chainServices)}}},
-		{name: "nat-output", hook: &hook{"nat", "output", prioDNAT},
-			rules: []rule{{jump(chainServices)}}},
-		{name: "nat-postrouting", hook: &hook{"nat", "postrouting", prioSNAT},
-			rules: []rule{{jump(chainMasquerading)}}},
-	}
-	if len(b.svcCIDRs) > 0 {
-		// A new connection still addressed inside the service ranges once
-		// every table's own checks had their say (one priority later than
-		// the rejects, so that no shard's drop pre-empts another shard's
-		// reject) is for an address no Service holds: dropped, as
-		// kube-proxy does, rather than routed out of the node.
-		s.static = append(s.static, intervalSet(setServiceCIDRs, addr, b.svcCIDRs))
-		unallocated := []rule{{ctState(ctStateNew), inSet(setServiceCIDRs, fDaddr), drop()}}
-		s.base = append(s.base,
-			chain{name: "filter-forward-unallocated", hook: &hook{"filter", "forward", prioPreDNAT + 1}, rules: unallocated},
-			chain{name: "filter-output-unallocated", hook: &hook{"filter", "output", prioPostDNAT + 1}, rules: unallocated})
-	}
-	mark := b.spec.MasqueradeMark
-	s.fixed = []chain{
-		{name: chainServices, rules: []rule{
-			dispatch(mapServiceIPs),
-			append(rule{fibLocal(fDaddr)}, nodePorts(mapServiceNodePorts)...),
-		}},
-		{name: chainMasquerading, rules: []rule{
-			{markAny(mark), markAnd(^mark), masquerade()},
-			// A pod that reaches itself through a service address: without
-			// masquerade it would answer itself directly and drop the reply.
-			{ctStatus(ctStatusDNAT), inSet(setHairpin, fSaddr, fDaddr), masquerade()},
-		}},
-		{name: chainMarkMasq, rules: []rule{{markOr(mark)}}},
-		{name: chainFirewallCheck, rules: []rule{dispatch(mapFirewallIPs)}},
-		{name: chainServiceEPCheck, rules: []rule{dispatch(mapNoEPServices)}},
-		{name: chainNodePortEPCheck, rules: []rule{nodePorts(mapNoEPNodePorts)}},
-		// Map values can only be verdicts, and reject is not one.
-		{name: chainReject, rules: []rule{{reject()}}},
-		// A new connection still addressed to a cluster IP at the forward
-		// hook, or after output's DNAT, asked for a port the service does
-		// not have (a port it has was DNATed to an endpoint by then): it is
-		// refused at once, as kube-proxy does, rather than routed towards an
-		// address nothing owns.
-		{name: chainClusterIPsCheck, rules: []rule{{inSet(setClusterIPs, fDaddr), reject()}}},
-	}
-	return s
 }
 
 func intervalSet(name, typ string, prefixes []netip.Prefix) set {

@@ -207,27 +207,31 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 		pr.chains = append(pr.chains, b.endpointChain(pl.local, p, pl.Local, affinity, internal && in.Local))
 	}
 	if pl.external != "" {
-		ext := chain{name: pl.external}
+		forward := pl.External.Verdict == backends.Forward
+		short := btoi(pl.ShortCircuit)
+		ext := chain{name: pl.external,
+			rules: b.takeRules(btoi(!pl.External.Local) + short*(2+btoi(b.pods)) + btoi(forward))}
 		if !pl.External.Local {
-			ext.rules = append(ext.rules, rule{jump(chainMarkMasq)})
+			ext.rules = append(ext.rules, b.rule(jump(chainMarkMasq)))
 		}
 		if pl.ShortCircuit {
 			if b.pods {
-				ext.rules = append(ext.rules, rule{inSet(setClusterCIDRs, fSaddr), goTo(pl.cluster)})
+				ext.rules = append(ext.rules, b.rule(inSet(setClusterCIDRs, fSaddr), goTo(pl.cluster)))
 			}
 			ext.rules = append(ext.rules,
-				rule{fibLocal(fSaddr), jump(chainMarkMasq)},
-				rule{fibLocal(fSaddr), goTo(pl.cluster)})
+				b.rule(fibLocal(fSaddr), jump(chainMarkMasq)),
+				b.rule(fibLocal(fSaddr), goTo(pl.cluster)))
 		}
-		if pl.External.Verdict == backends.Forward {
-			ext.rules = append(ext.rules, rule{pl.verdict(&pl.External)})
+		if forward {
+			ext.rules = append(ext.rules, b.rule(pl.verdict(&pl.External)))
 		}
 		pr.chains = append(pr.chains, ext)
 	}
 	if pl.firewall != "" {
 		sources := b.name(prefixSources, pl.base)
 		pr.sets = append(pr.sets, intervalSet(sources, b.fam.addrType, pl.AllowedSources(b.nodeIPs)))
-		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: []rule{{notInSet(sources, fSaddr), drop()}}})
+		rules := append(b.takeRules(1), b.rule(notInSet(sources, fSaddr), drop()))
+		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: rules})
 	}
 }
 

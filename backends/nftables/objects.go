@@ -90,10 +90,11 @@ func (o *ops) delete(obj knftables.Object) { *o = append(*o, op{verb: opDelete, 
 
 // fill adds the operations to tx, rules as fam's text.
 func (o ops) fill(tx *knftables.Transaction, fam *family) {
+	var buf []byte
 	for _, x := range o {
-		switch {
-		case x.obj == nil:
-			tx.Add(&knftables.Rule{Chain: x.chain, Rule: x.rule.text(fam)})
+		if x.obj == nil {
+			buf = x.rule.appendText(buf[:0], fam)
+			tx.Add(&knftables.Rule{Chain: x.chain, Rule: string(buf)})
 			continue
 		}
 		switch x.verb {
@@ -133,16 +134,23 @@ func (o *ops) portObjects(ports []*portRules) {
 }
 
 // rules adds the chain's rules. The endpoint picks' rules are built in
-// scratch, and copied.
+// scratch, and copied to one slab per chain.
 func (o *ops) rules(c *chain) {
 	for _, r := range c.rules {
 		*o = append(*o, op{verb: opAdd, chain: c.name, rule: r})
 	}
-	if c.pick != nil {
-		c.pick.eachRule(nil, func(r rule) {
-			*o = append(*o, op{verb: opAdd, chain: c.name, rule: r.clone()})
-		})
+	if c.pick == nil {
+		return
 	}
+	var slab []stmt
+	c.pick.eachRule(nil, func(r rule) {
+		if len(r) > cap(slab)-len(slab) {
+			slab = make([]stmt, 0, max(len(r), maxPickStmts*c.pick.count()))
+		}
+		start := len(slab)
+		slab = append(slab, r...)
+		*o = append(*o, op{verb: opAdd, chain: c.name, rule: slab[start:len(slab):len(slab)]})
+	})
 }
 
 // fillSet adds a set and, when its content is static, replaces its elements.

@@ -25,9 +25,10 @@ type stmt struct {
 	keys  [3]field
 	nkeys uint8
 	name  string       // set, map, chain or protocol
-	addr  netip.Prefix // address match (a full-length prefix is an address)
-	ep    netip.AddrPort
-	n     uint32 // protocol number, conntrack bits, mark, modulus
+	// addr is the address (prefix) of a match, or with n the endpoint of a
+	// dnat: a full-length prefix is an address.
+	addr netip.Prefix
+	n    uint32 // protocol number, conntrack bits, mark, modulus, port
 }
 
 type stmtKind uint8
@@ -98,7 +99,9 @@ func markAny(m uint32) stmt       { return stmt{kind: sMarkAny, n: m} }
 func numgen(mod uint32) stmt      { return stmt{kind: sNumgen, n: mod} }
 func markOr(m uint32) stmt        { return stmt{kind: sMarkOr, n: m} }
 func markAnd(m uint32) stmt       { return stmt{kind: sMarkAnd, n: m} }
-func dnat(ep netip.AddrPort) stmt { return stmt{kind: sDNAT, ep: ep} }
+func dnat(ep netip.AddrPort) stmt {
+	return stmt{kind: sDNAT, addr: netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen()), n: uint32(ep.Port())}
+}
 func masquerade() stmt            { return stmt{kind: sMasquerade} }
 func reject() stmt                { return stmt{kind: sReject} }
 func accept() stmt                { return stmt{kind: sAccept} }
@@ -165,7 +168,7 @@ func (s *stmt) appendText(buf []byte, fam *family) []byte {
 		buf = append(append(append(buf, "update @"...), s.name...), " { "...)
 		return append(s.appendKeys(buf, fam), " }"...)
 	case sDNAT:
-		return s.ep.AppendTo(append(buf, "dnat to "...))
+		return s.endpoint().AppendTo(append(buf, "dnat to "...))
 	case sMasquerade:
 		return append(buf, "masquerade fully-random"...)
 	case sReject:
@@ -207,6 +210,9 @@ func appendField(buf []byte, f field, fam *family) []byte {
 func appendHex(buf []byte, v uint32) []byte {
 	return strconv.AppendUint(append(buf, "0x"...), uint64(v), 16)
 }
+
+// endpoint is a dnat's destination.
+func (s *stmt) endpoint() netip.AddrPort { return netip.AddrPortFrom(s.addr.Addr(), uint16(s.n)) }
 
 // clone returns a copy of r that does not share its statements.
 func (r rule) clone() rule { return append(rule(nil), r...) }

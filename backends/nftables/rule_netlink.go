@@ -64,8 +64,8 @@ func (s *stmt) appendExprs(out []expr.Any, nfproto byte) []expr.Any {
 		return append(out, &expr.Dynset{SrcRegKey: 1, SetName: s.name, Operation: unix.NFT_DYNSET_OP_UPDATE})
 	case sDNAT:
 		// The address in register 1, the port in register 2.
-		return append(out, &expr.Immediate{Register: 1, Data: s.ep.Addr().AsSlice()},
-			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, s.ep.Port())},
+		return append(out, &expr.Immediate{Register: 1, Data: s.addr.Addr().AsSlice()},
+			&expr.Immediate{Register: 2, Data: binary.BigEndian.AppendUint16(nil, uint16(s.n))},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(nfproto), RegAddrMin: 1, RegProtoMin: 2, Specified: true})
 	case sMasquerade:
 		return append(out, &expr.Masq{FullyRandom: true})
