@@ -24,7 +24,7 @@ type stmt struct {
 	// address match and fib use keys[0].
 	keys  [3]field
 	nkeys uint8
-	name  string       // set, map, chain or protocol
+	name  string // set, map, chain or protocol
 	// addr is the address (prefix) of a match, or with n the endpoint of a
 	// dnat: a full-length prefix is an address.
 	addr netip.Prefix
@@ -95,19 +95,19 @@ func fibLocal(f field) stmt     { return stmt{kind: sFibLocal, keys: [3]field{f}
 func l4proto(p v1.Protocol) stmt {
 	return stmt{kind: sProto, name: backends.ProtocolName(p), n: uint32(backends.ProtocolNumber(p))}
 }
-func markAny(m uint32) stmt       { return stmt{kind: sMarkAny, n: m} }
-func numgen(mod uint32) stmt      { return stmt{kind: sNumgen, n: mod} }
-func markOr(m uint32) stmt        { return stmt{kind: sMarkOr, n: m} }
-func markAnd(m uint32) stmt       { return stmt{kind: sMarkAnd, n: m} }
+func markAny(m uint32) stmt  { return stmt{kind: sMarkAny, n: m} }
+func numgen(mod uint32) stmt { return stmt{kind: sNumgen, n: mod} }
+func markOr(m uint32) stmt   { return stmt{kind: sMarkOr, n: m} }
+func markAnd(m uint32) stmt  { return stmt{kind: sMarkAnd, n: m} }
 func dnat(ep netip.AddrPort) stmt {
 	return stmt{kind: sDNAT, addr: netip.PrefixFrom(ep.Addr(), ep.Addr().BitLen()), n: uint32(ep.Port())}
 }
-func masquerade() stmt            { return stmt{kind: sMasquerade} }
-func reject() stmt                { return stmt{kind: sReject} }
-func accept() stmt                { return stmt{kind: sAccept} }
-func drop() stmt                  { return stmt{kind: sDrop} }
-func jump(chain string) stmt      { return stmt{kind: sJump, name: chain} }
-func goTo(chain string) stmt      { return stmt{kind: sGoto, name: chain} }
+func masquerade() stmt       { return stmt{kind: sMasquerade} }
+func reject() stmt           { return stmt{kind: sReject} }
+func accept() stmt           { return stmt{kind: sAccept} }
+func drop() stmt             { return stmt{kind: sDrop} }
+func jump(chain string) stmt { return stmt{kind: sJump, name: chain} }
+func goTo(chain string) stmt { return stmt{kind: sGoto, name: chain} }
 
 // appendText appends the rule as nft writes it, in fam's table.
 func (r rule) appendText(buf []byte, fam *family) []byte {
