@@ -20,6 +20,7 @@ import (
 // or flow (UDP) to an endpoint a picker.Picker chooses. A Backend is synced
 // by one goroutine at a time; its servers run on goroutines of their own.
 type Backend struct {
+	spec   Spec
 	opts   Options
 	ns     *netNS
 	picker *picker.Picker
@@ -40,18 +41,26 @@ type server interface {
 	close()
 }
 
-// New returns a Backend that serves in the network namespace of the calling
-// thread (so a test can make it inside a namespace of its own).
-func New(opts Options) (*Backend, error) {
+// New returns a Backend that serves spec, in the network namespace of the
+// calling thread (so a test can make it inside a namespace of its own). An
+// invalid spec or options give an error wrapping backends.ErrInvalidConfig.
+func New(spec Spec, opts Options) (*Backend, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	ns, err := currentNetNS()
 	if err != nil {
 		return nil, fmt.Errorf("userspace: %w: %w", backends.ErrUnsupported, err)
 	}
-	o := opts.withDefaults()
+	s := spec.withDefaults()
 	b := &Backend{
-		opts:    o,
+		spec:    s,
+		opts:    opts.withDefaults(),
 		ns:      ns,
-		picker:  picker.New(nil, picker.Options{Policy: o.Policy, PolicyFor: o.PolicyFor, PodCIDRs: o.ClusterCIDRs}),
+		picker:  picker.New(nil, picker.Options{Policy: s.Policy, PolicyFor: s.PolicyFor, PodCIDRs: s.ClusterCIDRs}),
 		servers: map[frontendKey]server{},
 	}
 	empty := map[netip.Addr]bool{}
@@ -75,19 +84,19 @@ func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) err
 	if b.closed {
 		return fmt.Errorf("userspace: Sync after Close")
 	}
-	nodeIPs := b.opts.NodeIPs
+	nodeIPs := b.spec.NodeIPs
 	if len(nodeIPs) == 0 {
 		var err error
-		if nodeIPs, err = b.ns.nodeAddrs(b.opts.Link); err != nil {
+		if nodeIPs, err = b.ns.nodeAddrs(b.spec.Link); err != nil {
 			return fmt.Errorf("userspace: list node addresses: %w", err)
 		}
 	}
-	d := plan(next, &b.opts, nodeIPs)
-	if err := b.ns.syncTable(ctx, b.opts.Table, d); err != nil {
+	d := plan(next, &b.spec, nodeIPs)
+	if err := b.ns.syncTable(ctx, b.spec.Table, d); err != nil {
 		return fmt.Errorf("userspace: %w: nftables table: %w", backends.ErrApply, err)
 	}
-	if err := b.ns.syncLink(b.opts.Link, d.ipv6, d.vips); err != nil {
-		return fmt.Errorf("userspace: %w: link %s: %w", backends.ErrApply, b.opts.Link, err)
+	if err := b.ns.syncLink(b.spec.Link, d.ipv6, d.vips); err != nil {
+		return fmt.Errorf("userspace: %w: link %s: %w", backends.ErrApply, b.spec.Link, err)
 	}
 	local := make(map[netip.Addr]bool, len(nodeIPs)+len(d.vips))
 	for _, a := range nodeIPs {
@@ -152,8 +161,8 @@ func (b *Backend) Close() error {
 func (b *Backend) Cleanup(ctx context.Context) error {
 	b.Close()
 	return errors.Join(
-		b.ns.deleteTables(ctx, b.opts.Table),
-		b.ns.deleteLink(b.opts.Link),
+		b.ns.deleteTables(ctx, b.spec.Table),
+		b.ns.deleteLink(b.spec.Link),
 	)
 }
 

@@ -15,7 +15,7 @@ import (
 type Backend struct{}
 
 // New returns an error wrapping backends.ErrUnsupported off Linux.
-func New(Options) (*Backend, error) {
+func New(Spec, Options) (*Backend, error) {
 	return nil, fmt.Errorf("userspace: %w: needs Linux", backends.ErrUnsupported)
 }
 

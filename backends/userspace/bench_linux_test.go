@@ -27,7 +27,7 @@ var benchBackends = []struct {
 	make func(n *backendtest.Network) (backends.Interface, error)
 }{
 	{"userspace", func(n *backendtest.Network) (backends.Interface, error) {
-		return userspace.New(userspace.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+		return userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{})
 	}},
 	{"nftables", func(n *backendtest.Network) (backends.Interface, error) {
 		return nftables.New(nftables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, nftables.Options{})

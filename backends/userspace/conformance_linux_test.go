@@ -24,10 +24,10 @@ func TestConformance(t *testing.T) {
 		if old := last[n]; old != nil {
 			old.Close()
 		}
-		b, err := userspace.New(userspace.Options{
+		b, err := userspace.New(userspace.Spec{
 			ClusterCIDRs:      n.ClusterCIDRs(),
 			NodePortAddresses: n.NodePortAddresses(),
-		})
+		}, userspace.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ func ExampleRender() {
 		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
 		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.5", "node-b"), servicemaptest.Ready("10.244.2.5", "node-c")}))
 
-	fmt.Print(userspace.Render(tr.Snapshot(), userspace.Options{}))
+	fmt.Print(userspace.Render(tr.Snapshot(), userspace.Spec{}))
 	// Output:
 	// link lbkit-us0: 10.96.0.10
 	// listen tcp 10.96.0.10:80 (cluster IP of default/web:http) -> 10.244.1.5:8080,10.244.2.5:8080

@@ -134,7 +134,7 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 	ctx := context.Background()
 	if err := n.InNode(func() error {
 		var err error
-		if b, err = userspace.New(userspace.Options{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}); err != nil {
+		if b, err = userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{}); err != nil {
 			return err
 		}
 		return b.Sync(ctx, nil, tr.Snapshot())

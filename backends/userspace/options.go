@@ -1,15 +1,17 @@
 package userspace
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/picker"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Spec and Options.
 const (
 	DefaultLink           = "lbkit-us0"
 	DefaultTable          = "lbkit-userspace"
@@ -17,8 +19,10 @@ const (
 	DefaultUDPIdleTimeout = 30 * time.Second
 )
 
-// Options configure a Backend. The zero value is usable.
-type Options struct {
+// Spec describes what a Backend serves: its link and table, the addresses
+// node ports are served on, the pod ranges and the balancing policy.
+// Render takes a Spec alone. The zero value is usable.
+type Spec struct {
 	// Link is the link that carries the virtual addresses (cluster,
 	// external and load-balancer IPs): a dummy link, or an empty bridge on
 	// kernels without the dummy type. DefaultLink when empty.
@@ -42,26 +46,69 @@ type Options struct {
 	// picker.Options).
 	Policy    picker.Policy
 	PolicyFor func(servicemap.ServicePortName) Policy
-	// DialTimeout bounds a connection to an endpoint.
+}
+
+// Options say how a Backend proxies: timeouts and logging. The zero value
+// is usable.
+type Options struct {
+	// DialTimeout bounds a connection to an endpoint (DefaultDialTimeout
+	// when zero).
 	DialTimeout time.Duration
 	// UDPIdleTimeout ends a UDP flow (client address to endpoint) after
-	// this long without a datagram either way.
+	// this long without a datagram either way (DefaultUDPIdleTimeout when
+	// zero).
 	UDPIdleTimeout time.Duration
 	// Logger receives connection errors (debug) and sync summaries; nil
 	// discards them.
 	Logger *slog.Logger
 }
 
-// Policy is picker.Policy, for Options.PolicyFor.
+// Validate reports the first value of s that cannot mean what it says; the
+// error wraps backends.ErrInvalidConfig. New calls it.
+func (s Spec) Validate() error {
+	if len(s.Table) > 255 {
+		return invalid("Spec.Table %q is longer than 255 bytes", s.Table)
+	}
+	for _, list := range [][]netip.Prefix{s.ClusterCIDRs, s.NodePortAddresses} {
+		for _, p := range list {
+			if !p.IsValid() {
+				return invalid("invalid prefix %v", p)
+			}
+		}
+	}
+	for _, a := range s.NodeIPs {
+		if !a.IsValid() {
+			return invalid("invalid node IP %v", a)
+		}
+	}
+	return nil
+}
+
+func (o Options) validate() error {
+	if o.DialTimeout < 0 || o.UDPIdleTimeout < 0 {
+		return invalid("negative timeout in Options (DialTimeout %v, UDPIdleTimeout %v)", o.DialTimeout, o.UDPIdleTimeout)
+	}
+	return nil
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: userspace: "+format, append([]any{backends.ErrInvalidConfig}, args...)...)
+}
+
+// Policy is picker.Policy, for Spec.PolicyFor.
 type Policy = picker.Policy
 
+func (s Spec) withDefaults() Spec {
+	if s.Link == "" {
+		s.Link = DefaultLink
+	}
+	if s.Table == "" {
+		s.Table = DefaultTable
+	}
+	return s
+}
+
 func (o Options) withDefaults() Options {
-	if o.Link == "" {
-		o.Link = DefaultLink
-	}
-	if o.Table == "" {
-		o.Table = DefaultTable
-	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}

@@ -59,7 +59,7 @@ type desired struct {
 
 // plan computes the desired state. nodeIPs are the node's own addresses
 // (node ports are served on those NodePortAddresses admits).
-func plan(snap *servicemap.Snapshot, o *Options, nodeIPs []netip.Addr) *desired {
+func plan(snap *servicemap.Snapshot, o *Spec, nodeIPs []netip.Addr) *desired {
 	d := &desired{ipv6: snap.IPFamily() == v1.IPv6Protocol, listen: map[frontendKey]listenSpec{}}
 	nodePortIPs := usableNodeIPs(d.ipv6, nodeIPs, o.NodePortAddresses)
 	for _, p := range netprefix.Disjoint(o.ClusterCIDRs) {

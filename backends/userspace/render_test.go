@@ -50,7 +50,7 @@ func TestRender(t *testing.T) {
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "dns", "dns-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("p", 53, v1.ProtocolUDP)},
 		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.0.53", "node-a")}))
 
-	got := userspace.Render(tr.Snapshot(), userspace.Options{
+	got := userspace.Render(tr.Snapshot(), userspace.Spec{
 		NodeIPs:      []netip.Addr{netip.MustParseAddr("172.18.0.2"), netip.MustParseAddr("127.0.0.1")},
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
 	})

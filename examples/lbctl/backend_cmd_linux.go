@@ -94,12 +94,12 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: --node-ips: %v", errUsage, err)
 		}
-		opts := userspace.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs}
-		r := func(s *servicemap.Snapshot) string { return userspace.Render(s, opts) }
+		spec := userspace.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs}
+		r := func(s *servicemap.Snapshot) string { return userspace.Render(s, spec) }
 		if renderOnly {
 			return r, nil, nil
 		}
-		b, err := userspace.New(opts)
+		b, err := userspace.New(spec, userspace.Options{})
 		return r, b, err
 	}
 	return nil, nil, fmt.Errorf("%w: --backend must be nftables, iptables, ipvs or userspace, not %q", errUsage, f.backend)
