@@ -27,6 +27,11 @@ var (
 	// time.
 	ErrTimeout = errors.New("backend timed out")
 
+	// ErrInvalidConfig: a backend's Spec or Options ask for something
+	// that cannot be programmed as they say; New and Spec.Validate return
+	// it, wrapped with what is wrong. Classify counts it as ClassOther.
+	ErrInvalidConfig = errors.New("backends: invalid configuration")
+
 	// ErrUnsupported is the old name of ErrNotSupported.
 	//
 	// Deprecated: use ErrNotSupported, the same value.
