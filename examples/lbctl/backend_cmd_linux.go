@@ -82,12 +82,12 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		if !ipvs.ValidScheduler(f.scheduler) {
 			return nil, nil, fmt.Errorf("%w: --scheduler %q is not an IPVS scheduler lbkit knows", errUsage, f.scheduler)
 		}
-		opts := ipvs.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler}
-		r := func(s *servicemap.Snapshot) string { return ipvs.Render(s, opts) }
+		spec := ipvs.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler}
+		r := func(s *servicemap.Snapshot) string { return ipvs.Render(s, spec) }
 		if renderOnly {
 			return r, nil, nil
 		}
-		b, err := ipvs.New(opts)
+		b, err := ipvs.New(spec, ipvs.Options{})
 		return r, b, err
 	case "userspace":
 		nodeIPs, err := addrList(f.nodeIPs)
