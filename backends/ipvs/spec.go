@@ -72,8 +72,8 @@ type Spec struct {
 var (
 	// linkName is what the kernel accepts as an interface name.
 	linkName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	// tableName is a name nft reads as a table's without quotes (its
-	// identifiers; longer ones do not fit NFT_TABLE_MAXNAMELEN).
+	// tableName is an nft identifier, which nft reads as a table's name
+	// without quotes, of at most the 255 characters the kernel takes.
 	tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_./-]{0,254}$`)
 )
 

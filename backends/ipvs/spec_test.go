@@ -3,6 +3,7 @@ package ipvs_test
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/lbkit/lbkit/backends"
@@ -18,12 +19,14 @@ var specCases = []struct {
 	{name: "zero value", valid: true},
 	{name: "longest interface name", spec: ipvs.Spec{Interface: "lbkit.ipvs_0-ab"}, valid: true},
 	{name: "table with path characters", spec: ipvs.Spec{Table: "_lb/ipvs.v2-a"}, valid: true},
+	{name: "longest table name", spec: ipvs.Spec{Table: strings.Repeat("t", 255)}, valid: true},
 	{name: "lowest mark bit", spec: ipvs.Spec{MasqueradeMark: 1}, valid: true},
 	{name: "node IPs of both families", spec: ipvs.Spec{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}}, valid: true},
 	{name: "interface name too long", spec: ipvs.Spec{Interface: "lbkit-ipvs-0123" + "4"}},
 	{name: "interface name with a blank", spec: ipvs.Spec{Interface: "lb ipvs"}},
 	{name: "unknown scheduler", spec: ipvs.Spec{Scheduler: "fastest"}},
 	{name: "table starting with a digit", spec: ipvs.Spec{Table: "1lbkit"}},
+	{name: "table name too long", spec: ipvs.Spec{Table: strings.Repeat("t", 256)}},
 	{name: "table with a blank", spec: ipvs.Spec{Table: "lbkit ipvs"}},
 	{name: "invalid cluster CIDR", spec: ipvs.Spec{ClusterCIDRs: []netip.Prefix{{}}}},
 	{name: "invalid node-port CIDR", spec: ipvs.Spec{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), {}}}},
