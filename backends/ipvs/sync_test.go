@@ -52,9 +52,9 @@ func TestSyncProgramsWhatRenderShows(t *testing.T) {
 	w.applyMixed()
 	snap := w.sync()
 
-	ropts := w.spec
-	ropts.NodeIPs = []netip.Addr{netip.MustParseAddr(nodeIP)}
-	if diff := cmp.Diff(ipvs.Render(snap, ropts), w.ipvs.Dump()); diff != "" {
+	rspec := w.spec
+	rspec.NodeIPs = []netip.Addr{netip.MustParseAddr(nodeIP)}
+	if diff := cmp.Diff(ipvs.Render(snap, rspec), w.ipvs.Dump()); diff != "" {
 		t.Errorf("kernel differs from Render (-render +kernel):\n%s", diff)
 	}
 	wantBound := "10.96.0.10 10.96.0.11 10.96.0.12 10.96.0.13 10.96.0.14 192.0.2.53 203.0.113.7"
