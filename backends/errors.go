@@ -26,8 +26,9 @@ var (
 	// ErrTimeout: a sync, or a wait it made (for a lock), ran out of
 	// time.
 	ErrTimeout = errors.New("backend timed out")
-	// ErrInvalidConfig: a backend's Spec or Options hold a value, or a
-	// combination, that cannot mean what it says. New refuses it.
+	// ErrInvalidConfig: a backend's Spec or Options ask for something
+	// that cannot be programmed as they say; New and Spec.Validate return
+	// it, wrapped with what is wrong. Classify counts it as ClassOther.
 	ErrInvalidConfig = errors.New("backends: invalid configuration")
 
 	// ErrUnsupported is the old name of ErrNotSupported.

@@ -34,6 +34,7 @@ func TestClassifyAndWithCause(t *testing.T) {
 		{"sentinel timeout", backends.ErrTimeout, backends.ClassTimeout, nil},
 		{"apply", fmt.Errorf("%w: table busy", backends.ErrApply), backends.ClassApply, nil},
 		{"apply with EINVAL", fmt.Errorf("%w: %w", backends.ErrApply, syscall.EINVAL), backends.ClassApply, nil},
+		{"invalid configuration", fmt.Errorf("%w: prefix too long", backends.ErrInvalidConfig), backends.ClassOther, nil},
 		{"apply because EPERM", fmt.Errorf("%w: %w", backends.ErrApply, syscall.EPERM), backends.ClassPermission, backends.ErrPermission},
 		{"panic", &backends.PanicError{Value: "boom"}, backends.ClassPanic, nil},
 		{"panic with an error", fmt.Errorf("sync: %w", &backends.PanicError{Value: backends.ErrApply}), backends.ClassPanic, nil},

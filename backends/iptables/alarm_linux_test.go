@@ -71,8 +71,7 @@ func (s *stallingReader) Read(p []byte) (int, error) {
 func TestLegacyRestoreOutlastsLockAlarm(t *testing.T) {
 	backendtest.Require(t, "ip", "iptables-legacy-restore")
 	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
-	b, err := iptables.New(iptables.Options{Flavour: iptables.FlavourLegacy, LockWait: time.Second,
-		Exec: stallingExec{stall: 2 * time.Second}})
+	b, err := iptables.New(iptables.Spec{}, iptables.Options{Flavour: iptables.FlavourLegacy, LockWait: time.Second, Exec: stallingExec{stall: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func BenchmarkRender(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		for b.Loop() {
 			w = 0
-			if err := iptables.RenderTo(&w, snap, iptables.Options{}); err != nil {
+			if err := iptables.RenderTo(&w, snap, iptables.Spec{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -59,7 +59,7 @@ func BenchmarkRender(b *testing.B) {
 	b.Run(fmt.Sprintf("String/services=%d", services), func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = iptables.Render(snap, iptables.Options{})
+			_ = iptables.Render(snap, iptables.Spec{})
 		}
 	})
 }
@@ -77,7 +77,7 @@ func BenchmarkFullSync(b *testing.B) {
 	tr, _ := bigCluster(services, 10)
 	snap := tr.Snapshot()
 	rec := &recorder{}
-	be, err := iptables.New(iptables.Options{Exec: rec, Flavour: iptables.FlavourLegacy})
+	be, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: rec, Flavour: iptables.FlavourLegacy})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func (r *recorder) Run(_ context.Context, program string, args []string, stdin i
 func BenchmarkUpdate(b *testing.B) {
 	tr, slices := bigCluster(10000, 10)
 	rec := &recorder{}
-	be, err := iptables.New(iptables.Options{Exec: rec, Flavour: iptables.FlavourNFT, BatchSize: -1})
+	be, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: rec, Flavour: iptables.FlavourNFT, BatchSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}

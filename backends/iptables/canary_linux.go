@@ -38,7 +38,7 @@ func (b *Backend) kernelCanary(ipv6 bool) (intact, known bool) {
 		defer c.CloseLasting()
 		for _, table := range []tableName{tableNAT, tableFilter} {
 			t := &gnft.Table{Name: string(table), Family: fam}
-			rules, err := c.GetRules(t, &gnft.Chain{Name: b.opts.Prefix + "-CANARY", Table: t})
+			rules, err := c.GetRules(t, &gnft.Chain{Name: b.spec.Prefix + "-CANARY", Table: t})
 			if err != nil {
 				return false, false
 			}

@@ -9,7 +9,7 @@ import (
 )
 
 // appendChain appends the rules of chain c of s, one per line.
-func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) []byte {
+func (sp *Spec) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) []byte {
 	i := c.key.index()
 	if i >= len(s.own) {
 		if i -= len(s.own); i < len(s.fx) {
@@ -23,7 +23,7 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 	r := s.own[i]
 	switch c.key.kind() {
 	case chainSEP:
-		return o.appendSEP(dst, c, &s.ports[i])
+		return sp.appendSEP(dst, c, &s.ports[i])
 	case chainFW:
 		for _, src := range r.port.LoadBalancerSourceRanges {
 			dst = appendOwnHead(dst, r.fw, r.name, " loadbalancer IP", "")
@@ -38,11 +38,11 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 	plan := backends.Plan(r.port)
 	switch c.key.kind() {
 	case chainEXT:
-		return o.appendEXT(dst, f, r, &plan)
+		return sp.appendEXT(dst, f, r, &plan)
 	case chainSVC:
-		return o.appendBalance(dst, f, r, &plan, r.svc, plan.Cluster, r.clusterSEP)
+		return sp.appendBalance(dst, f, r, &plan, r.svc, plan.Cluster, r.clusterSEP)
 	default:
-		return o.appendBalance(dst, f, r, &plan, r.svl, plan.Local, r.localSEP)
+		return sp.appendBalance(dst, f, r, &plan, r.svl, plan.Local, r.localSEP)
 	}
 }
 
@@ -50,11 +50,11 @@ func (o *Options) appendChain(dst []byte, f *family, s *chainSet, c *ownChain) [
 // traffic is masqueraded; where the plan short-circuits, pod and node
 // traffic goes to the cluster endpoints; the rest follows the external
 // route.
-func (o *Options) appendEXT(dst []byte, f *family, r *portRules, plan *backends.PortPlan) []byte {
+func (sp *Spec) appendEXT(dst []byte, f *family, r *portRules, plan *backends.PortPlan) []byte {
 	ext := &plan.External
 	if !ext.Local {
 		dst = appendOwnHead(dst, r.ext, "masquerade traffic for ", r.name, " external destinations")
-		dst = o.appendMasqJump(dst)
+		dst = sp.appendMasqJump(dst)
 	}
 	if plan.ShortCircuit {
 		for _, pods := range f.pods {
@@ -65,7 +65,7 @@ func (o *Options) appendEXT(dst []byte, f *family, r *portRules, plan *backends.
 		}
 		dst = appendOwnHead(dst, r.ext, "masquerade LOCAL traffic for ", r.name, " external destinations")
 		dst = append(dst, " -m addrtype --src-type LOCAL"...)
-		dst = o.appendMasqJump(dst)
+		dst = sp.appendMasqJump(dst)
 		dst = appendOwnHead(dst, r.ext, "route LOCAL traffic for ", r.name, " external destinations")
 		dst = append(dst, " -m addrtype --src-type LOCAL"...)
 		dst = appendJump(dst, r.svc)
@@ -84,7 +84,7 @@ func (o *Options) appendEXT(dst []byte, f *family, r *portRules, plan *backends.
 // The chain that cluster-IP traffic enters first masquerades traffic from
 // outside the pod CIDRs. sepIndex maps an index in eps to one in r.reach
 // (nil: the same).
-func (o *Options) appendBalance(dst []byte, f *family, r *portRules, plan *backends.PortPlan, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
+func (sp *Spec) appendBalance(dst []byte, f *family, r *portRules, plan *backends.PortPlan, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
 	p := r.port
 	if in := &plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain {
 		for _, pods := range f.pods {
@@ -97,14 +97,14 @@ func (o *Options) appendBalance(dst []byte, f *family, r *portRules, plan *backe
 			dst = strconv.AppendUint(dst, uint64(p.Port), 10)
 			dst = append(dst, " ! -s "...)
 			dst = pods.AppendTo(dst)
-			dst = o.appendMasqJump(dst)
+			dst = sp.appendMasqJump(dst)
 		}
 	}
 	sep := func(dst []byte, i int) []byte {
 		if sepIndex != nil {
 			i = int(sepIndex[i])
 		}
-		return o.appendKeyName(dst, r.chains[r.sep0+i].key)
+		return sp.appendKeyName(dst, r.chains[r.sep0+i].key)
 	}
 	if seconds := plan.AffinitySeconds; seconds > 0 {
 		for i, ep := range eps {
@@ -148,17 +148,17 @@ func appendProbability(dst []byte, n int) []byte {
 // appendSEP writes the chain that DNATs to one endpoint, marking hairpin
 // traffic (an endpoint reaching itself) for masquerade. It reads c and
 // its port's portInfo, not the port's rules (see chainSet).
-func (o *Options) appendSEP(dst []byte, c *ownChain, r *portInfo) []byte {
+func (sp *Spec) appendSEP(dst []byte, c *ownChain, r *portInfo) []byte {
 	ep := c.endpoint()
 	dst = append(dst, "-A "...)
 	start := len(dst)
-	dst = o.appendKeyName(dst, c.key)
+	dst = sp.appendKeyName(dst, c.key)
 	end := len(dst)
 	dst = append(dst, " -m comment --comment "...)
 	dst = append(dst, r.comment...)
 	dst = append(dst, " -s "...)
 	dst = appendHost(dst, ep.Addr())
-	dst = o.appendMasqJump(dst)
+	dst = sp.appendMasqJump(dst)
 	dst = append(dst, "-A "...)
 	dst = append(dst, dst[start:end]...)
 	dst = append(dst, " -m comment --comment "...)
@@ -201,8 +201,8 @@ func appendJump(dst []byte, target string) []byte {
 	return append(dst, '\n')
 }
 
-func (o *Options) appendMasqJump(dst []byte) []byte {
+func (sp *Spec) appendMasqJump(dst []byte) []byte {
 	dst = append(dst, " -j "...)
-	dst = append(dst, o.Prefix...)
+	dst = append(dst, sp.Prefix...)
 	return append(dst, "-MARK-MASQ\n"...)
 }

@@ -41,11 +41,11 @@ type changedPort struct {
 // dispatch chains the backend last wrote into those of rs, given the
 // ports that changed; nil when a chain would change too much and is
 // better rewritten whole.
-func (o *Options) dispatchEdits(rs *ruleset, changed []changedPort) map[tableName][]string {
+func (sp *Spec) dispatchEdits(rs *ruleset, changed []changedPort) map[tableName][]string {
 	out := map[tableName][]string{}
 	starts := make([]int, len(rs.rules)+1) // line number of each port's first line, from 1
 	for d := dispatch(0); d < numDispatch; d++ {
-		table, chain := o.dispatchChain(d)
+		table, chain := sp.dispatchChain(d)
 		starts[0] = 1
 		for i, pr := range rs.rules {
 			starts[i+1] = starts[i] + strings.Count(pr.text[d], "\n")

@@ -17,6 +17,13 @@
 // masqueraded; the firewall chain; the affinity timeout. This package only
 // writes that decision as rules.
 //
+// What is programmed and how are kept apart: a [Spec] (chain prefix, pod
+// and node-port CIDRs, masquerade mark) is the description, pure data that
+// [Render] and [New] both take; [Options] (flavour, batching, lock wait,
+// the Executor seam, logger) only say how New's Backend programs it. New
+// refuses an invalid Spec or Options with backends.ErrInvalidConfig
+// (see [Spec.Validate]).
+//
 // [Render] is a pure function from a snapshot to iptables-restore input;
 // [RenderTo] writes the same to an io.Writer as it is produced, on up to
 // GOMAXPROCS goroutines (the output does not depend on how many). A

@@ -61,7 +61,7 @@ func driftRepair(t *testing.T, fl iptables.Flavour) {
 
 	var b countedDrift
 	var err error
-	if b.Backend, err = iptables.New(iptables.Options{Flavour: fl, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}); err != nil {
+	if b.Backend, err = iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, iptables.Options{Flavour: fl}); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

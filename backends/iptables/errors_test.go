@@ -76,7 +76,7 @@ func TestSyncErrorClasses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ex := &scripted{restoreErr: tc.err}
-			b, err := iptables.New(iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
+			b, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func TestLockWaitIsBounded(t *testing.T) {
 	}{{0, "5"}, {1500 * time.Millisecond, "2"}, {time.Millisecond, "1"}, {30 * time.Second, "30"}} {
 		for _, fl := range []iptables.Flavour{iptables.FlavourLegacy, iptables.FlavourNFT} {
 			ex := &scripted{}
-			b, err := iptables.New(iptables.Options{Exec: ex, Flavour: fl, LockWait: tc.wait})
+			b, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: ex, Flavour: fl, LockWait: tc.wait})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func TestSyncChangesUsesTheGivenDiff(t *testing.T) {
 	tr.OnServiceAdd(oneService("db", "10.96.0.12"))
 	s2 := tr.Snapshot()
 	ex := &scripted{}
-	b, err := iptables.New(iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
+	b, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestDrifted(t *testing.T) {
 	tr.OnServiceAdd(oneService("web", "10.96.0.10"))
 	snap := tr.Snapshot()
 	ex := &scripted{}
-	b, err := iptables.New(iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
+	b, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: ex, Flavour: iptables.FlavourLegacy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ func ExampleRender() {
 		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
 		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.5", "node-b"), servicemaptest.Ready("10.244.2.5", "node-c")}))
 
-	for _, line := range strings.Split(iptables.Render(tr.Snapshot(), iptables.Options{}), "\n") {
+	for _, line := range strings.Split(iptables.Render(tr.Snapshot(), iptables.Spec{}), "\n") {
 		if strings.Contains(line, "-> ") || strings.Contains(line, "DNAT") {
 			fmt.Println(line)
 		}

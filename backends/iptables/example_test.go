@@ -25,7 +25,7 @@ func ExampleRenderTo() {
 		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node")}))
 
 	r, w := io.Pipe()
-	go func() { w.CloseWithError(iptables.RenderTo(w, tr.Snapshot(), iptables.Options{})) }()
+	go func() { w.CloseWithError(iptables.RenderTo(w, tr.Snapshot(), iptables.Spec{})) }()
 	lines := bufio.NewScanner(r)
 	for lines.Scan() {
 		if strings.Contains(lines.Text(), "default/web:http") {

@@ -33,8 +33,7 @@ func newOnFake(t *testing.T, fl iptables.Flavour) (*iptables.Backend, *iptablesf
 	fake := iptablesfake.New(fl)
 	// A small batch size makes the nft flavour's full sync take several
 	// restores.
-	b, err := iptables.New(iptables.Options{Exec: fake, Flavour: fl, BatchSize: 2,
-		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
+	b, err := iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}, iptables.Options{Exec: fake, Flavour: fl, BatchSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

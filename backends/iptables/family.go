@@ -19,18 +19,18 @@ type family struct {
 	nodePorts    []netip.Prefix
 }
 
-func (o *Options) family(ipv6 bool) family {
+func (sp *Spec) family(ipv6 bool) family {
 	f := family{ipv6: ipv6, loopback: netip.MustParsePrefix("127.0.0.0/8")}
 	if ipv6 {
 		f.loopback = netip.MustParsePrefix("::1/128")
 	}
-	for _, p := range o.ClusterCIDRs {
+	for _, p := range sp.ClusterCIDRs {
 		if p.IsValid() && p.Addr().Is6() == ipv6 {
 			f.pods = append(f.pods, p.Masked())
 		}
 	}
 	f.nodePortsAll = true
-	for _, p := range o.NodePortAddresses {
+	for _, p := range sp.NodePortAddresses {
 		if !p.IsValid() || p.Addr().Is6() != ipv6 {
 			continue
 		}

@@ -36,7 +36,7 @@ type kernelBench struct {
 func newKernelBench(b *testing.B, services int, flavour iptables.Flavour) *kernelBench {
 	backendtest.Require(b, "ip", "iptables-"+string(flavour)+"-restore")
 	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 3})
-	be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+	be, err := iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, iptables.Options{Flavour: flavour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func benchColdSync(b *testing.B, flavour iptables.Flavour) {
 				b.Fatal(err)
 			}
 			// A fresh backend, as after a restart: nothing to reuse.
-			be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{k.n.ClusterCIDR()}, Exec: timer})
+			be, err := iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{k.n.ClusterCIDR()}}, iptables.Options{Flavour: flavour, Exec: timer})
 			if err != nil {
 				b.Fatal(err)
 			}

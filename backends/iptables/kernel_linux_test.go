@@ -35,7 +35,7 @@ func TestKernelRestore(t *testing.T) {
 			if _, err := n.NodeExec(ipt, "-t", "nat", "-N", "OTHER-CHAIN"); err != nil {
 				t.Fatal(err)
 			}
-			b, err := iptables.New(iptables.Options{Flavour: flavour})
+			b, err := iptables.New(iptables.Spec{}, iptables.Options{Flavour: flavour})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +101,7 @@ func TestKernelAcceptsRender(t *testing.T) {
 				if name == "ipv6" {
 					restore = "ip6" + restore[2:]
 				}
-				rules := iptables.Render(snapshotOf(name, setup), goldenOptions(name))
+				rules := iptables.Render(snapshotOf(name, setup), goldenSpec(name))
 				err := n.InNode(func() error {
 					cmd := exec.Command(restore, "-w", "--noflush", "--test")
 					cmd.Stdin = strings.NewReader(rules)

@@ -60,7 +60,7 @@ func TestKubernetes7370XtablesLockHeld(t *testing.T) {
 	var b *iptables.Backend
 	if err := n.InNode(func() error {
 		var err error
-		b, err = iptables.New(iptables.Options{Flavour: iptables.FlavourLegacy, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}, LockWait: lockWait})
+		b, err = iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, iptables.Options{Flavour: iptables.FlavourLegacy, LockWait: lockWait})
 		return err
 	}); err != nil {
 		t.Fatal(err)

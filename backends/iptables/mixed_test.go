@@ -94,6 +94,6 @@ func mixedCluster(n int) *servicemap.Tracker {
 // rule with fmt and string concatenation, so it shows the buffer-appending
 // renderer writes the same bytes for every kind of port.
 func TestRenderMixed(t *testing.T) {
-	opts := iptables.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	checkGolden(t, "mixed.golden", iptables.Render(mixedCluster(150).Snapshot(), opts))
+	spec := iptables.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
+	checkGolden(t, "mixed.golden", iptables.Render(mixedCluster(150).Snapshot(), spec))
 }

@@ -1,11 +1,12 @@
 package iptables
 
 import (
+	"fmt"
 	"log/slog"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/lbkit/lbkit/backends"
 )
 
 // DefaultLockWait is how long an iptables program waits for the xtables
@@ -23,23 +24,9 @@ const (
 	FlavourLegacy Flavour = "legacy"
 )
 
-// Options configure the backend and Render. The zero value is usable.
+// Options say how the backend programs its Spec: which programs, how,
+// and where it logs. The zero value is usable.
 type Options struct {
-	// Prefix starts the name of every chain lbkit creates ("LBKIT" by
-	// default); it must be unique to this backend instance.
-	Prefix string
-	// ClusterCIDRs are the pod CIDRs. Traffic to a cluster IP from outside
-	// them is masqueraded, and pod traffic to an external address of an
-	// externalTrafficPolicy=Local service goes to cluster endpoints. Empty:
-	// no source counts as a pod, as kube-proxy without a local-traffic
-	// detector.
-	ClusterCIDRs []netip.Prefix
-	// NodePortAddresses restricts NodePorts to local addresses in these
-	// CIDRs. Empty: every local address except loopback. Loopback never
-	// accepts NodePorts (CVE-2020-8558).
-	NodePortAddresses []netip.Prefix
-	// MasqueradeMark is the mark bit that asks for masquerade (0x4000).
-	MasqueradeMark uint32
 	// Flavour picks iptables-nft or iptables-legacy; auto-detected when empty.
 	Flavour Flavour
 	// BatchSize is the number of service ports per iptables-restore in a
@@ -51,8 +38,9 @@ type Options struct {
 	BatchSize int
 	// LockWait bounds how long each iptables program waits for the xtables
 	// lock another program holds (-w, in whole seconds, rounded up):
-	// DefaultLockWait when zero. A sync never waits without a bound; one
-	// that gives up fails with backends.ErrTimeout and is retried.
+	// DefaultLockWait when zero; negative is an error. A sync never waits
+	// without a bound; one that gives up fails with backends.ErrTimeout and
+	// is retried.
 	LockWait time.Duration
 	// Exec runs the iptables programs; nil runs them for real. Tests pass a
 	// fake.
@@ -62,23 +50,26 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Prefix == "" {
-		o.Prefix = "LBKIT"
-	}
-	o.Prefix = strings.TrimSuffix(o.Prefix, "-")
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
-	}
-	if o.MasqueradeMark == 0 {
-		o.MasqueradeMark = 0x4000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.LockWait <= 0 {
+	if o.LockWait == 0 {
 		o.LockWait = DefaultLockWait
 	}
 	return o
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.Flavour != FlavourAuto && o.Flavour != FlavourNFT && o.Flavour != FlavourLegacy:
+		return fmt.Errorf("%w: iptables: unknown Options.Flavour %q", backends.ErrInvalidConfig, o.Flavour)
+	case o.LockWait < 0:
+		return fmt.Errorf("%w: iptables: negative Options.LockWait %v", backends.ErrInvalidConfig, o.LockWait)
+	}
+	return nil
 }
 
 // wait returns the -w argument and its value in whole seconds.

@@ -22,11 +22,11 @@ const (
 )
 
 // dispatchChain returns the table and name of a dispatch chain.
-func (o *Options) dispatchChain(d dispatch) (tableName, string) {
+func (sp *Spec) dispatchChain(d dispatch) (tableName, string) {
 	if d == natServices || d == natNodePorts {
-		return tableNAT, o.Prefix + dispatchSuffix[d]
+		return tableNAT, sp.Prefix + dispatchSuffix[d]
 	}
-	return tableFilter, o.Prefix + dispatchSuffix[d]
+	return tableFilter, sp.Prefix + dispatchSuffix[d]
 }
 
 // jumpRule is a rule in a built-in chain that sends traffic into lbkit's
@@ -40,8 +40,8 @@ type jumpRule struct {
 // jumps lists the rules lbkit keeps in built-in chains, as kube-proxy hooks
 // its own: nat PREROUTING/OUTPUT/POSTROUTING, and filter INPUT/FORWARD/OUTPUT
 // for firewall, reject/drop and health-check rules.
-func (o *Options) jumps() []jumpRule {
-	p := o.Prefix
+func (sp *Spec) jumps() []jumpRule {
+	p := sp.Prefix
 	newConn := "-m conntrack --ctstate NEW "
 	return []jumpRule{
 		{tableNAT, "PREROUTING", `-m comment --comment "lbkit service portals" -j ` + p + "-SERVICES"},
@@ -66,9 +66,9 @@ type fixedChain struct {
 
 // fixedChains returns, by table, the chains whose rules do not depend on
 // services.
-func (o *Options) fixedChains() map[tableName][]fixedChain {
-	p := o.Prefix
-	mark := fmt.Sprintf("0x%x", o.MasqueradeMark)
+func (sp *Spec) fixedChains() map[tableName][]fixedChain {
+	p := sp.Prefix
+	mark := fmt.Sprintf("0x%x", sp.MasqueradeMark)
 	canary := fixedChain{name: p + "-CANARY", rules: []string{fmt.Sprintf("-A %s-CANARY -j RETURN", p)}}
 	return map[tableName][]fixedChain{
 		tableNAT: {
@@ -91,17 +91,17 @@ func (o *Options) fixedChains() map[tableName][]fixedChain {
 // a prefix reaches into it, returns before them. Prefixes of the whole
 // family, or none of this family, mean every local address, as in
 // kube-proxy.
-func (o *Options) nodePortJumps(f family) []string {
-	head := fmt.Sprintf("-A %s-SERVICES -m comment --comment %s", o.Prefix,
+func (sp *Spec) nodePortJumps(f family) []string {
+	head := fmt.Sprintf("-A %s-SERVICES -m comment --comment %s", sp.Prefix,
 		`"lbkit service nodeports; NOTE: this must be the last rule in this chain"`)
-	tail := " -m addrtype --dst-type LOCAL -j " + o.Prefix + "-NODEPORTS"
+	tail := " -m addrtype --dst-type LOCAL -j " + sp.Prefix + "-NODEPORTS"
 	if f.nodePortsAll {
 		return []string{head + " ! -d " + f.loopback.String() + tail}
 	}
 	var out []string
 	if slices.ContainsFunc(f.nodePorts, f.loopback.Overlaps) {
 		out = append(out, fmt.Sprintf(`-A %s-SERVICES -m comment --comment "lbkit no nodeports on loopback" -d %s -j RETURN`,
-			o.Prefix, f.loopback))
+			sp.Prefix, f.loopback))
 	}
 	for _, cidr := range f.nodePorts {
 		out = append(out, head+" -d "+cidr.String()+tail)
@@ -119,9 +119,9 @@ type ruleset struct {
 // build decides the rules of every port of snap, on up to GOMAXPROCS
 // goroutines, reusing those of ports that previous holds (the same
 // *ServicePort is the same port, unchanged).
-func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
+func (sp *Spec) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
 	rs := &ruleset{
-		family: o.family(snap.IPFamily() == v1.IPv6Protocol),
+		family: sp.family(snap.IPFamily() == v1.IPv6Protocol),
 		ports:  snap.Ports(),
 	}
 	rs.rules = make([]*portRules, len(rs.ports))
@@ -151,7 +151,7 @@ func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
 		return func(start, end int) {
 			for k := start; k < end; k++ {
 				i := todo[k]
-				o.rulesFor(rs.ports[i], &rs.family, &pl, &fresh[k])
+				sp.rulesFor(rs.ports[i], &rs.family, &pl, &fresh[k])
 				rs.rules[i] = &fresh[k]
 			}
 		}
@@ -163,10 +163,11 @@ func (o *Options) build(snap *servicemap.Snapshot, previous *ruleset) *ruleset {
 // --noflush`) that programs snap: every lbkit chain declared and filled,
 // both tables. It is a pure function of its arguments and sorts everything,
 // so the output is stable. The jumps from built-in chains are not part of
-// it: Sync inserts them once, where missing.
-func Render(snap *servicemap.Snapshot, opts Options) string {
+// it: Sync inserts them once, where missing. spec is rendered as given,
+// unchecked: its callers may call spec.Validate.
+func Render(snap *servicemap.Snapshot, spec Spec) string {
 	var c chunks
-	_ = RenderTo(&c, snap, opts) // chunks never fail
+	_ = RenderTo(&c, snap, spec) // chunks never fail
 	var b strings.Builder
 	b.Grow(c.size)
 	for _, chunk := range c.list {
@@ -200,11 +201,11 @@ func (c *chunks) Write(p []byte) (int, error) {
 // RenderTo writes what Render returns to w as it is produced, without
 // holding the whole in memory, and returns the first error from w. The
 // rules are written on up to GOMAXPROCS goroutines; the output does not
-// depend on how many.
-func RenderTo(w io.Writer, snap *servicemap.Snapshot, opts Options) error {
-	o := opts.withDefaults()
-	rs := o.build(snap, nil)
-	return o.writeTables(w, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true})
+// depend on how many. Like Render, it does not check spec.
+func RenderTo(w io.Writer, snap *servicemap.Snapshot, spec Spec) error {
+	sp := spec.withDefaults()
+	rs := sp.build(snap, nil)
+	return sp.writeTables(w, rs, tableWrite{fixed: true, own: rs.rules, dispatch: true})
 }
 
 // tableWrite says what writeTables writes.
@@ -238,7 +239,7 @@ var writers sync.Pool
 // writeTables writes the filter then the nat table. Declaring a chain
 // flushes it under --noflush, so every chain written is rewritten whole.
 // Chains are declared and written sorted by name.
-func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
+func (sp *Spec) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 	bw, _ := writers.Get().(*bufio.Writer)
 	if bw == nil {
 		bw = bufio.NewWriterSize(w, 64<<10)
@@ -248,7 +249,7 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 		bw.Reset(nil)
 		writers.Put(bw)
 	}()
-	fixed := o.fixedChains()
+	fixed := sp.fixedChains()
 	for _, table := range []tableName{tableFilter, tableNAT} {
 		if table == tableFilter && !tw.dispatch && len(tw.edits[tableFilter]) == 0 {
 			continue
@@ -264,16 +265,16 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 		}
 		others := slices.Clone(tw.stale[table])
 		for d := dispatch(0); d < numDispatch && tw.dispatch; d++ {
-			if t, name := o.dispatchChain(d); t == table {
+			if t, name := sp.dispatchChain(d); t == table {
 				others = append(others, name)
 			}
 		}
-		set := o.newChainSet(own, fx, others)
+		set := sp.newChainSet(own, fx, others)
 		pieces := (len(set.chains) + declarationsPerPiece - 1) / declarationsPerPiece
 		err := emit(bw, pieces, func(dst []byte, i int) []byte {
 			for _, c := range set.chains[i*declarationsPerPiece : min((i+1)*declarationsPerPiece, len(set.chains))] {
 				dst = append(dst, ':')
-				dst = o.appendName(dst, set, c.key)
+				dst = sp.appendName(dst, set, c.key)
 				dst = append(dst, " - [0:0]\n"...)
 			}
 			return dst
@@ -286,14 +287,14 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 			bw.WriteString(line + "\n")
 		}
 		for d := dispatch(0); d < numDispatch && tw.dispatch; d++ {
-			if t, _ := o.dispatchChain(d); t != table {
+			if t, _ := sp.dispatchChain(d); t != table {
 				continue
 			}
 			for _, pr := range rs.rules {
 				bw.WriteString(pr.text[d])
 			}
 			if d == natServices {
-				for _, line := range o.nodePortJumps(rs.family) {
+				for _, line := range sp.nodePortJumps(rs.family) {
 					bw.WriteString(line + "\n")
 				}
 			}
@@ -303,7 +304,7 @@ func (o *Options) writeTables(w io.Writer, rs *ruleset, tw tableWrite) error {
 		err = emit(bw, pieces, func(dst []byte, i int) []byte {
 			chains := set.chains[i*chainsPerPiece : min((i+1)*chainsPerPiece, len(set.chains))]
 			for j := range chains {
-				dst = o.appendChain(dst, &rs.family, set, &chains[j])
+				dst = sp.appendChain(dst, &rs.family, set, &chains[j])
 			}
 			return dst
 		})

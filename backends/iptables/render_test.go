@@ -109,25 +109,25 @@ func snapshotOf(name string, setup func(*servicemap.Tracker)) *servicemap.Snapsh
 	return tr.Snapshot()
 }
 
-// goldenOptions are the options a golden case renders with.
-func goldenOptions(name string) iptables.Options {
-	opts := iptables.Options{
+// goldenSpec is the spec a golden case renders with.
+func goldenSpec(name string) iptables.Spec {
+	spec := iptables.Spec{
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/64")},
 	}
 	if name == "nodeport-addresses" {
 		// Two prefixes, one reaching into loopback, one inside it (never
 		// served), and one of the other family (ignored).
 		for _, p := range []string{"10.100.0.0/24", "64.0.0.0/2", "127.0.0.1/32", "fd00:100::/64"} {
-			opts.NodePortAddresses = append(opts.NodePortAddresses, netip.MustParsePrefix(p))
+			spec.NodePortAddresses = append(spec.NodePortAddresses, netip.MustParsePrefix(p))
 		}
 	}
-	return opts
+	return spec
 }
 
 func TestRenderGolden(t *testing.T) {
 	for name, setup := range scenarios() {
 		t.Run(name, func(t *testing.T) {
-			checkGolden(t, name+".golden", iptables.Render(snapshotOf(name, setup), goldenOptions(name)))
+			checkGolden(t, name+".golden", iptables.Render(snapshotOf(name, setup), goldenSpec(name)))
 		})
 	}
 }
@@ -140,7 +140,7 @@ func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
 	tr.OnServiceAdd(servicemaptest.Service("default", "np", "fd00:96::40",
 		[]v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP, NodePort: 30080}},
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
-	got := iptables.Render(tr.Snapshot(), iptables.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24")}})
+	got := iptables.Render(tr.Snapshot(), iptables.Spec{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24")}})
 	want := `-A LBKIT-SERVICES -m comment --comment "lbkit service nodeports; NOTE: this must be the last rule in this chain" ! -d ::1/128 -m addrtype --dst-type LOCAL -j LBKIT-NODEPORTS`
 	if !strings.Contains(got, want+"\n") {
 		t.Errorf("Render lacks the jump to node ports on every local address:\n%s\nin:\n%s", want, got)

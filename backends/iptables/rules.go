@@ -117,7 +117,7 @@ func matchFor(protocol v1.Protocol) string {
 }
 
 // rulesFor writes one service port's rules, from its plan, into r.
-func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r *portRules) {
+func (sp *Spec) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r *portRules) {
 	plan := backends.Plan(p)
 	*r = portRules{port: p, name: p.Name.String(), match: matchFor(p.Protocol), affinity: plan.AffinitySeconds > 0}
 	name := r.name
@@ -140,7 +140,7 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	copy(hash[:], pl.names)
 	ends := [4 + 1]int{hashLen}
 	for k := chainSVC; k <= chainFW; k++ {
-		pl.names = appendChainName(pl.names, o.Prefix, k, hash[:])
+		pl.names = appendChainName(pl.names, sp.Prefix, k, hash[:])
 		ends[k+1] = len(pl.names)
 	}
 	names := string(pl.names[hashLen:])
@@ -160,10 +160,10 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	l := &pl.lines
 	// Cluster IP.
 	if in := &plan.Internal; in.Verdict == backends.Forward {
-		l[natServices] = o.appendDst(l[natServices], natServices, name, " cluster IP", "", r.match, p.ClusterIP, p.Port, r.routeChain(in))
+		l[natServices] = sp.appendDst(l[natServices], natServices, name, " cluster IP", "", r.match, p.ClusterIP, p.Port, r.routeChain(in))
 	} else {
 		target, comment := filterVerdict(in.Verdict)
-		l[filterServices] = o.appendDst(l[filterServices], filterServices, name, comment, "", r.match, p.ClusterIP, p.Port, target)
+		l[filterServices] = sp.appendDst(l[filterServices], filterServices, name, comment, "", r.match, p.ClusterIP, p.Port, target)
 	}
 	// External traffic that is not forwarded is rejected or dropped.
 	hasExternal := plan.External.Verdict == backends.Forward
@@ -171,35 +171,35 @@ func (o *Options) rulesFor(p *servicemap.ServicePort, f *family, pl *planner, r 
 	// External IPs.
 	for _, ip := range p.ExternalIPs {
 		if usesExt {
-			l[natServices] = o.appendDst(l[natServices], natServices, name, " external IP", "", r.match, ip, p.Port, r.ext)
+			l[natServices] = sp.appendDst(l[natServices], natServices, name, " external IP", "", r.match, ip, p.Port, r.ext)
 		}
 		if !hasExternal {
-			l[filterExternal] = o.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
+			l[filterExternal] = sp.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
 		}
 	}
 	// Load-balancer IPs.
 	for _, ip := range p.LoadBalancerIPs {
 		if usesExt {
-			l[natServices] = o.appendDst(l[natServices], natServices, name, " loadbalancer IP", "", r.match, ip, p.Port, lbChain)
+			l[natServices] = sp.appendDst(l[natServices], natServices, name, " loadbalancer IP", "", r.match, ip, p.Port, lbChain)
 		}
 		if usesFW {
-			l[filterFirewall] = o.appendDst(l[filterFirewall], filterFirewall, name, " traffic not accepted by ", r.fw, r.match, ip, p.Port, "DROP")
+			l[filterFirewall] = sp.appendDst(l[filterFirewall], filterFirewall, name, " traffic not accepted by ", r.fw, r.match, ip, p.Port, "DROP")
 		}
 		if !hasExternal {
-			l[filterExternal] = o.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
+			l[filterExternal] = sp.appendDst(l[filterExternal], filterExternal, name, externalComment, "", r.match, ip, p.Port, externalTarget)
 		}
 	}
 	// Node port.
 	if p.NodePort != 0 {
 		if usesExt {
-			l[natNodePorts] = o.appendNodePort(l[natNodePorts], natNodePorts, name, "", "", r.match, p.NodePort, r.ext)
+			l[natNodePorts] = sp.appendNodePort(l[natNodePorts], natNodePorts, name, "", "", r.match, p.NodePort, r.ext)
 		}
 		if !hasExternal {
-			l[filterExternal] = o.appendNodePort(l[filterExternal], filterExternal, name, externalComment, "-m addrtype --dst-type LOCAL ", r.match, p.NodePort, externalTarget)
+			l[filterExternal] = sp.appendNodePort(l[filterExternal], filterExternal, name, externalComment, "-m addrtype --dst-type LOCAL ", r.match, p.NodePort, externalTarget)
 		}
 	}
 	if p.HealthCheckNodePort != 0 {
-		l[filterNodePorts] = o.appendNodePort(l[filterNodePorts], filterNodePorts, name, " health check node port", "", "-m tcp -p tcp", p.HealthCheckNodePort, "ACCEPT")
+		l[filterNodePorts] = sp.appendNodePort(l[filterNodePorts], filterNodePorts, name, " health check node port", "", "-m tcp -p tcp", p.HealthCheckNodePort, "ACCEPT")
 	}
 	pl.joined = pl.joined[:0]
 	var bounds [numDispatch + 1]int
@@ -296,8 +296,8 @@ func binarySearch(eps []endpoints.Endpoint, ep endpoints.Endpoint) (int, bool) {
 
 // appendDst appends a dispatch rule matching a destination address and port:
 // "-A <chain> -m comment --comment <a+b+c> <match> -d <ip>/32 --dport <port> -j <target>".
-func (o *Options) appendDst(dst []byte, d dispatch, a, b, c, match string, ip netip.Addr, port uint16, target string) []byte {
-	dst = o.appendRuleHead(dst, d, a, b, c)
+func (sp *Spec) appendDst(dst []byte, d dispatch, a, b, c, match string, ip netip.Addr, port uint16, target string) []byte {
+	dst = sp.appendRuleHead(dst, d, a, b, c)
 	dst = append(dst, match...)
 	dst = append(dst, " -d "...)
 	dst = appendHost(dst, ip)
@@ -310,8 +310,8 @@ func (o *Options) appendDst(dst []byte, d dispatch, a, b, c, match string, ip ne
 
 // appendNodePort appends a dispatch rule matching a local port:
 // "-A <chain> -m comment --comment <a+b> <extra><match> --dport <port> -j <target>".
-func (o *Options) appendNodePort(dst []byte, d dispatch, a, b, extra, match string, port uint16, target string) []byte {
-	dst = o.appendRuleHead(dst, d, a, b, "")
+func (sp *Spec) appendNodePort(dst []byte, d dispatch, a, b, extra, match string, port uint16, target string) []byte {
+	dst = sp.appendRuleHead(dst, d, a, b, "")
 	dst = append(dst, extra...)
 	dst = append(dst, match...)
 	dst = append(dst, " --dport "...)
@@ -321,9 +321,9 @@ func (o *Options) appendNodePort(dst []byte, d dispatch, a, b, extra, match stri
 	return append(dst, '\n')
 }
 
-func (o *Options) appendRuleHead(dst []byte, d dispatch, a, b, c string) []byte {
+func (sp *Spec) appendRuleHead(dst []byte, d dispatch, a, b, c string) []byte {
 	dst = append(dst, "-A "...)
-	dst = append(dst, o.Prefix...)
+	dst = append(dst, sp.Prefix...)
 	dst = append(dst, dispatchSuffix[d]...)
 	dst = append(dst, ' ')
 	dst = appendComment(dst, a, b, c)

@@ -63,7 +63,7 @@ func (b *Backend) inspect(ctx context.Context, progs programs, table tableName, 
 		if err != nil {
 			return saved{}, err
 		}
-		return parseSave(out, b.opts.Prefix), nil
+		return parseSave(out, b.spec.Prefix), nil
 	}
 	s := saved{chains: map[string]bool{}}
 	family := "ip"
@@ -80,7 +80,7 @@ func (b *Backend) inspect(ctx context.Context, progs programs, table tableName, 
 		switch {
 		case len(f) >= 3 && f[0] == "table":
 			inTable = f[2] == string(table)
-		case inTable && len(f) >= 2 && f[0] == "chain" && strings.HasPrefix(f[1], b.opts.Prefix+"-"):
+		case inTable && len(f) >= 2 && f[0] == "chain" && strings.HasPrefix(f[1], b.spec.Prefix+"-"):
 			s.chains[f[1]] = true
 		}
 	}
@@ -89,7 +89,7 @@ func (b *Backend) inspect(ctx context.Context, progs programs, table tableName, 
 		if err != nil {
 			continue // the chain does not exist yet in a fresh table
 		}
-		s.jumps = append(s.jumps, parseSave(out, b.opts.Prefix).jumps...)
+		s.jumps = append(s.jumps, parseSave(out, b.spec.Prefix).jumps...)
 	}
 	return s, nil
 }

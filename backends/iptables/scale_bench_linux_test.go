@@ -46,7 +46,7 @@ func BenchmarkKernelScale(b *testing.B) {
 func benchScale(b *testing.B, flavour iptables.Flavour, services, eps int) {
 	backendtest.Require(b, "ip", "iptables-"+string(flavour)+"-restore")
 	n := backendtest.NewNetwork(b, backendtest.NetworkOptions{Pods: 1})
-	be, err := iptables.New(iptables.Options{Flavour: flavour, ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}})
+	be, err := iptables.New(iptables.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, iptables.Options{Flavour: flavour})
 	if err != nil {
 		b.Fatal(err)
 	}

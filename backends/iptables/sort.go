@@ -72,7 +72,7 @@ type portInfo struct {
 // distributed hash, so a counting sort on the kind and the hash's first
 // characters leaves buckets of a chain or two: several times faster than
 // comparing names at 100,000 chains.
-func (o *Options) newChainSet(own []*portRules, fx []fixedChain, others []string) *chainSet {
+func (sp *Spec) newChainSet(own []*portRules, fx []fixedChain, others []string) *chainSet {
 	s := &chainSet{own: own, fx: fx, others: others, ports: make([]portInfo, len(own))}
 	n := 0
 	for _, pr := range own {
@@ -100,7 +100,7 @@ func (o *Options) newChainSet(own []*portRules, fx []fixedChain, others []string
 	var buf [64]byte
 	for _, e := range extra {
 		i, found := slices.BinarySearchFunc(chains, nameOf(e), func(c ownChain, name string) int {
-			return strings.Compare(string(o.appendKeyName(buf[:0], c.key)), name)
+			return strings.Compare(string(sp.appendKeyName(buf[:0], c.key)), name)
 		})
 		if !found { // else declared already
 			kept, at = append(kept, e), append(at, i)
@@ -129,11 +129,11 @@ func (s *chainSet) release() {
 var sortBuffers sync.Pool
 
 // appendName appends the name of chain k.
-func (o *Options) appendName(dst []byte, s *chainSet, k chainKey) []byte {
+func (sp *Spec) appendName(dst []byte, s *chainSet, k chainKey) []byte {
 	i := k.index()
 	switch {
 	case i < len(s.own):
-		return o.appendKeyName(dst, k)
+		return sp.appendKeyName(dst, k)
 	case i < len(s.own)+len(s.fx):
 		return append(dst, s.fx[i-len(s.own)].name...)
 	default:
@@ -142,7 +142,7 @@ func (o *Options) appendName(dst []byte, s *chainSet, k chainKey) []byte {
 }
 
 // appendKeyName appends the name of the own chain k, from its key.
-func (o *Options) appendKeyName(dst []byte, k chainKey) []byte {
+func (sp *Spec) appendKeyName(dst []byte, k chainKey) []byte {
 	var h [hashLen]byte
 	for j := range 12 {
 		h[j] = rankHash[(k.k0>>(55-5*j))&31]
@@ -150,7 +150,7 @@ func (o *Options) appendKeyName(dst []byte, k chainKey) []byte {
 	for j := 12; j < hashLen; j++ {
 		h[j] = rankHash[(k.k1>>(32+5*(hashLen-1-j)))&31]
 	}
-	dst = append(dst, o.Prefix...)
+	dst = append(dst, sp.Prefix...)
 	dst = append(dst, kindNames[k.kind()]...)
 	return append(dst, h[:]...)
 }

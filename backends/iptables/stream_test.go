@@ -15,14 +15,14 @@ import (
 // RenderTo writes what Render returns.
 func TestRenderSameOnAnyCores(t *testing.T) {
 	snap := mixedCluster(2000).Snapshot()
-	opts := iptables.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
+	spec := iptables.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	var want string
 	for _, procs := range []int{1, 2, 3, 8} {
 		runtime.GOMAXPROCS(procs)
-		got := iptables.Render(snap, opts)
+		got := iptables.Render(snap, spec)
 		var b bytes.Buffer
-		if err := iptables.RenderTo(&b, snap, opts); err != nil {
+		if err := iptables.RenderTo(&b, snap, spec); err != nil {
 			t.Fatal(err)
 		}
 		if b.String() != got {
@@ -64,7 +64,7 @@ func TestRenderToWriterError(t *testing.T) {
 	for _, procs := range []int{1, 4} {
 		runtime.GOMAXPROCS(procs)
 		for _, limit := range []int{0, 100, 200000, 1000000} {
-			if err := iptables.RenderTo(&failingWriter{limit: limit}, snap, iptables.Options{}); !errors.Is(err, errFull) {
+			if err := iptables.RenderTo(&failingWriter{limit: limit}, snap, iptables.Spec{}); !errors.Is(err, errFull) {
 				t.Errorf("GOMAXPROCS=%d, limit %d: RenderTo = %v, want %v", procs, limit, err, errFull)
 			}
 		}
@@ -82,7 +82,7 @@ func TestRenderAllocsPerPort(t *testing.T) {
 		snap := tr.Snapshot()
 		var w countingWriter
 		allocs := testing.AllocsPerRun(3, func() {
-			if err := iptables.RenderTo(&w, snap, iptables.Options{}); err != nil {
+			if err := iptables.RenderTo(&w, snap, iptables.Spec{}); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -20,6 +20,7 @@ import (
 // Backend programs iptables. It is not safe for concurrent use (the Runner
 // never calls it concurrently).
 type Backend struct {
+	spec    Spec
 	opts    Options
 	exec    Executor
 	flavour Flavour
@@ -37,11 +38,16 @@ var (
 	_ backends.DriftChecker  = (*Backend)(nil)
 )
 
-// New returns an iptables backend. It fails with backends.ErrNotSupported
-// when the iptables programs are missing.
-func New(opts Options) (*Backend, error) {
+// New returns an iptables backend that programs spec. It fails with
+// backends.ErrInvalidConfig when spec or opts are invalid (see
+// Spec.Validate), and with backends.ErrNotSupported when the iptables
+// programs are missing.
+func New(spec Spec, opts Options) (*Backend, error) {
+	if err := errors.Join(spec.Validate(), opts.validate()); err != nil {
+		return nil, err
+	}
 	o := opts.withDefaults()
-	b := &Backend{opts: o, exec: o.Exec}
+	b := &Backend{spec: spec.withDefaults(), opts: o, exec: o.Exec}
 	if b.exec == nil {
 		b.exec = osExec{}
 		if _, err := exec.LookPath("iptables"); err != nil {
@@ -128,8 +134,8 @@ func (b *Backend) intact(ctx context.Context, progs programs) bool {
 		return ok
 	}
 	for _, table := range []tableName{tableNAT, tableFilter} {
-		out, err := b.exec.Run(ctx, progs.iptables, append(b.opts.wait(), "-t", string(table), "-S", b.opts.Prefix+"-CANARY"), nil)
-		if err != nil || !strings.Contains(string(out), "-A "+b.opts.Prefix+"-CANARY -j RETURN") {
+		out, err := b.exec.Run(ctx, progs.iptables, append(b.opts.wait(), "-t", string(table), "-S", b.spec.Prefix+"-CANARY"), nil)
+		if err != nil || !strings.Contains(string(out), "-A "+b.spec.Prefix+"-CANARY -j RETURN") {
 			b.opts.Logger.Info("lbkit chains changed from outside; full sync", "table", table, "err", err)
 			return false
 		}
@@ -151,14 +157,14 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 		}
 		existing[table] = s
 	}
-	rs := b.opts.build(next, b.rules)
+	rs := b.spec.build(next, b.rules)
 	extra := map[tableName][]string{}
 	stale := map[tableName][]string{}
 	var want map[tableName]map[string]bool
 	for table, s := range existing {
 		for name := range s.chains {
 			if want == nil {
-				want = b.opts.wantedChains(rs)
+				want = b.spec.wantedChains(rs)
 			}
 			if !want[table][name] {
 				stale[table] = append(stale[table], name)
@@ -166,7 +172,7 @@ func (b *Backend) full(ctx context.Context, progs programs, next *servicemap.Sna
 		}
 		slices.Sort(stale[table])
 	}
-	jumps := b.opts.jumps()
+	jumps := b.spec.jumps()
 	for i := len(jumps) - 1; i >= 0; i-- {
 		j := jumps[i]
 		if !existing[j.table].hasJump(j) {
@@ -242,7 +248,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	var pl planner
 	render := func(p *servicemap.ServicePort) *portRules {
 		r := new(portRules)
-		b.opts.rulesFor(p, &rs.family, &pl, r)
+		b.spec.rulesFor(p, &rs.family, &pl, r)
 		changed = append(changed, r)
 		return r
 	}
@@ -278,7 +284,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 	}
 	stale = make([]string, 0, len(oldChains))
 	for key := range oldChains {
-		stale = append(stale, string(b.opts.appendKeyName(nil, key)))
+		stale = append(stale, string(b.spec.appendKeyName(nil, key)))
 	}
 	slices.Sort(stale)
 	if dispatchChanged {
@@ -288,7 +294,7 @@ func (b *Backend) plan(c *servicemap.Changes) (rs *ruleset, changed []*portRules
 				touched[k].now = i
 			}
 		}
-		edits = b.opts.dispatchEdits(rs, touched)
+		edits = b.spec.dispatchEdits(rs, touched)
 	}
 	return rs, changed, stale, dispatchChanged, edits
 }
@@ -314,7 +320,7 @@ func (b *Backend) restore(ctx context.Context, progs programs, rs *ruleset, tw t
 	var size int64
 	go func() {
 		cw := &countingWriter{w: pw}
-		err := b.opts.writeTables(cw, rs, tw)
+		err := b.spec.writeTables(cw, rs, tw)
 		size = cw.n
 		pw.CloseWithError(err)
 		written <- err
@@ -352,7 +358,7 @@ func (b *Backend) restoreFromFile(ctx context.Context, progs programs, rs *rules
 	os.Remove(f.Name()) // the open file stays readable
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := b.opts.writeTables(bw, rs, tw); err == nil {
+	if err := b.spec.writeTables(bw, rs, tw); err == nil {
 		err = bw.Flush()
 	}
 	if err == nil {
@@ -381,20 +387,20 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // wantedChains lists every lbkit chain the ruleset needs, by table.
-func (o *Options) wantedChains(rs *ruleset) map[tableName]map[string]bool {
+func (sp *Spec) wantedChains(rs *ruleset) map[tableName]map[string]bool {
 	want := map[tableName]map[string]bool{tableNAT: {}, tableFilter: {}}
-	for table, chains := range o.fixedChains() {
+	for table, chains := range sp.fixedChains() {
 		for _, c := range chains {
 			want[table][c.name] = true
 		}
 	}
 	for d := dispatch(0); d < numDispatch; d++ {
-		t, name := o.dispatchChain(d)
+		t, name := sp.dispatchChain(d)
 		want[t][name] = true
 	}
 	for _, pr := range rs.rules {
 		for _, c := range pr.chains {
-			want[tableNAT][string(o.appendKeyName(nil, c.key))] = true
+			want[tableNAT][string(sp.appendKeyName(nil, c.key))] = true
 		}
 	}
 	return want

@@ -19,6 +19,7 @@ import (
 // table. It implements backends.Interface; like every backend it is used
 // by one goroutine at a time.
 type Backend struct {
+	spec Spec
 	opts Options
 	ipvs Handle
 	host Host
@@ -56,18 +57,19 @@ var sysctls = []struct{ name, value string }{
 	{"net/ipv4/conf/all/arp_announce", "2"},
 }
 
-// New returns a Backend. Unless Options.IPVS and Options.Host are given,
-// it opens netlink sockets in the network namespace of the calling thread
-// and checks that the kernel has IPVS; without IPVS, or without the nft
-// binary (when Options.NFT is nil), it returns an error wrapping
-// backends.ErrNotSupported, and without CAP_NET_ADMIN one wrapping
-// backends.ErrPermission.
-func New(opts Options) (*Backend, error) {
-	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+// New returns a Backend that programs spec. An invalid spec is an error
+// wrapping backends.ErrInvalidConfig (see Spec.Validate). Unless
+// Options.IPVS and Options.Host are given, it opens netlink sockets in the
+// network namespace of the calling thread and checks that the kernel has
+// IPVS; without IPVS, or without the nft binary (when Options.NFT is nil),
+// it returns an error wrapping backends.ErrNotSupported, and without
+// CAP_NET_ADMIN one wrapping backends.ErrPermission.
+func New(spec Spec, opts Options) (*Backend, error) {
+	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Backend{opts: opts, ipvs: opts.IPVS, host: opts.Host,
+	opts = opts.withDefaults()
+	b := &Backend{spec: spec.withDefaults(), opts: opts, ipvs: opts.IPVS, host: opts.Host,
 		nfts: map[knftables.Family]knftables.Interface{}, close: func() {}}
 	if opts.NFT == nil {
 		if _, err := exec.LookPath("nft"); err != nil {
@@ -99,6 +101,14 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// nftFamily is the family as knftables names it.
+func (f family) nftFamily() knftables.Family {
+	if f.is6 {
+		return knftables.IPv6Family
+	}
+	return knftables.IPv4Family
+}
+
 // Name returns "ipvs".
 func (b *Backend) Name() string { return "ipvs" }
 
@@ -106,14 +116,14 @@ func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil
 	}
-	if nft := b.nfts[fam.nft]; nft != nil {
+	if nft := b.nfts[fam.nftFamily()]; nft != nil {
 		return nft, nil
 	}
-	nft, err := knftables.New(fam.nft, b.opts.Table)
+	nft, err := knftables.New(fam.nftFamily(), b.spec.Table)
 	if err != nil {
 		return nil, unusable("nftables", err)
 	}
-	b.nfts[fam.nft] = nft
+	b.nfts[fam.nftFamily()] = nft
 	return nft, nil
 }
 
@@ -209,9 +219,9 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			owned[k] = true
 		}
 	}
-	bound, err := b.host.LinkAddrs(b.opts.Interface)
+	bound, err := b.host.LinkAddrs(b.spec.Interface)
 	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("ipvs: addresses of %s: %w", b.opts.Interface, err))...)
+		return errors.Join(append(errs, fmt.Errorf("ipvs: addresses of %s: %w", b.spec.Interface, err))...)
 	}
 	onDummy := toSet(bound)
 	servers, err := b.ipvs.VirtualServers()
@@ -232,8 +242,8 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		// is left: keep them for the next try.
 		return errors.Join(errs...)
 	}
-	if err := b.host.DeleteDummy(b.opts.Interface); err != nil {
-		errs = append(errs, fmt.Errorf("ipvs: delete link %s: %w", b.opts.Interface, err))
+	if err := b.host.DeleteDummy(b.spec.Interface); err != nil {
+		errs = append(errs, fmt.Errorf("ipvs: delete link %s: %w", b.spec.Interface, err))
 	}
 	for _, fam := range fams {
 		nft, err := b.nftFor(fam)
@@ -243,7 +253,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		tx := nft.NewTransaction()
 		tx.Delete(&knftables.Table{})
 		if err := nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("ipvs: delete table %s %s: %w", fam.nft, b.opts.Table, err))
+			errs = append(errs, fmt.Errorf("ipvs: delete table %s %s: %w", fam.nftFamily(), b.spec.Table, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -37,7 +37,7 @@ func BenchmarkFullSync(b *testing.B) {
 // services x 10 endpoints.
 func benchBackend(b *testing.B) (*ipvs.Backend, *servicemap.Tracker) {
 	fake := knftables.NewFake(knftables.IPv4Family, ipvs.DefaultTable)
-	be, err := ipvs.New(ipvs.Options{IPVS: ipvsfake.NewIPVS(), Host: ipvsfake.NewHost(netip.MustParseAddr(nodeIP)),
+	be, err := ipvs.New(ipvs.Spec{}, ipvs.Options{IPVS: ipvsfake.NewIPVS(), Host: ipvsfake.NewHost(netip.MustParseAddr(nodeIP)),
 		NFT: &recordingNFT{Fake: fake}})
 	if err != nil {
 		b.Fatal(err)

@@ -5,7 +5,7 @@
 //
 // In the network namespace it runs in, a [Backend] owns three things:
 //
-//   - A dummy link (Options.Interface, "lbkit-ipvs0") carrying every
+//   - A dummy link (Spec.Interface, "lbkit-ipvs0") carrying every
 //     virtual address as a /32 (or /128): cluster IPs, external IPs and
 //     load-balancer IPs, so the node accepts traffic to them and IPVS sees
 //     it in its LOCAL_IN hook. An address the node already has on another
@@ -18,13 +18,13 @@
 //     Local), the other addresses those of the external one. Forwarding is
 //     masquerade (NAT), weight 1. ClientIP session affinity is persistence
 //     (-p timeout, one-address netmask).
-//   - An nftables table (Options.Table, "lbkit-ipvs") for what IPVS cannot
+//   - An nftables table (Spec.Table, "lbkit-ipvs") for what IPVS cannot
 //     do, described below.
 //
-// Node-port virtual servers live on the node's addresses: Options.NodeIPs,
+// Node-port virtual servers live on the node's addresses: Spec.NodeIPs,
 // or, when empty, every non-loopback, non-link-local address of the
 // namespace's links but the dummy one, read at each Sync; either way
-// filtered by Options.NodePortAddresses. Like every virtual server on a
+// filtered by Spec.NodePortAddresses. Like every virtual server on a
 // node address, they are not bound to the dummy link.
 //
 // # Ownership
@@ -95,6 +95,14 @@
 // Render returns the desired virtual and real servers as the text
 // `ipvsadm -Sn` prints; it is what `lbctl render` shows for this backend.
 //
+// What is programmed and how are kept apart: a [Spec] (link, schedulers,
+// CIDRs, node addresses, table, mark) is the description, pure data that
+// [Render] and [New] both take, and New refuses an invalid one with
+// backends.ErrInvalidConfig (see [Spec.Validate]); [Options] (logger, and
+// the IPVS, Host and NFT seams) only say how New's Backend programs it.
+// Spec, Render and the planner behind them build and test on every OS;
+// only the Backend, which talks to the kernel, is Linux-only.
+//
 // # The netfilter half
 //
 // One table, six base chains with fixed rules, and named sets and a map
@@ -102,7 +110,7 @@
 //
 //   - nat-prerouting and nat-output (nat, priority -111) short-circuit an
 //     externalTrafficPolicy=Local port (backends.PortPlan.ShortCircuit):
-//     traffic from the pods (sources in Options.ClusterCIDRs) and from the
+//     traffic from the pods (sources in Spec.ClusterCIDRs) and from the
 //     node to its node ports, external IPs and load-balancer IPs is
 //     translated to the cluster IP and port (map short-circuit-to), whose
 //     virtual server balances over every endpoint of the cluster, as
@@ -111,8 +119,8 @@
 //     internalTrafficPolicy is Local too has no such cluster IP, and
 //     keeps its external route.
 //   - prerouting and output (filter, priority -110) set the masquerade mark
-//     (Options.MasqueradeMark, 0x4000) on traffic to a cluster IP from a
-//     source outside Options.ClusterCIDRs (set cluster-ips), and on
+//     (Spec.MasqueradeMark, 0x4000) on traffic to a cluster IP from a
+//     source outside Spec.ClusterCIDRs (set cluster-ips), and on
 //     traffic to an external address whose service has externalTrafficPolicy
 //     Cluster (set external-masq: the chosen endpoint may be on another
 //     node, whose reply must come back through this one).
@@ -148,12 +156,12 @@
 //
 // # Scheduler per service: the annotation lbkit.io/ipvs-scheduler
 //
-// Every virtual server uses Options.Scheduler (rr unless set: wrr, lc, wlc,
+// Every virtual server uses Spec.Scheduler (rr unless set: wrr, lc, wlc,
 // sh, mh, ...). A Snapshot carries no annotations, so a per-service choice
-// comes through Options.SchedulerFor, which a proxy fills from the
+// comes through Spec.SchedulerFor, which a proxy fills from the
 // annotation [SchedulerAnnotation] ("lbkit.io/ipvs-scheduler") with a small
 // map kept by the Service informer it already runs (the example of
-// Options, "schedulerFor", shows it whole with a fake clientset).
+// Spec, "schedulerFor", shows it whole with a fake clientset).
 //
 // SchedulerFor must be safe to call from the goroutine that runs Sync. An
 // unknown name is logged and the default used. Changing only the annotation
@@ -179,8 +187,9 @@
 //
 // # Tests
 //
-// Unit tests run everywhere with a fake IPVS handle and host (Options.IPVS,
-// Options.Host) and knftables' fake. The tests with real packets
+// Unit tests run on Linux without root with a fake IPVS handle and host
+// (Options.IPVS, Options.Host) and knftables' fake; Render's golden tests
+// run on every OS. The tests with real packets
 // (the backendtest conformance suite, lc, sh, hairpin: TestIPVSConformance
 // and its neighbours in kernel_linux_test.go) need a
 // kernel with IPVS. Where the host has none, TestIPVSInVM runs the whole

@@ -27,7 +27,7 @@ import (
 // that changed (and of those that win or lose a virtual server because of
 // them), and the record of the node-address servers deleted.
 func (b *Backend) incrementalSync(ctx context.Context, nft knftables.Interface, last *applied, c *servicemap.Changes) (*syncState, error) {
-	o := &b.opts
+	o := &b.spec
 	p := last.plan
 	nodeIPs, local, err := b.nodeAddrs(p.fam)
 	if err != nil {
@@ -50,13 +50,13 @@ func (b *Backend) incrementalSync(ctx context.Context, nft knftables.Interface, 
 	if o.SchedulerFor != nil {
 		// A new scheduler comes without a change of the snapshot.
 		for n, pp := range p.ports {
-			if _, ok := changed[n]; !ok && pp.sched != "" && o.scheduler(n) != pp.sched {
+			if _, ok := changed[n]; !ok && pp.sched != "" && o.scheduler(n, b.opts.Logger) != pp.sched {
 				changed[n] = pp.sp
 			}
 		}
 	}
 	dl := newDelta()
-	p.update(newPlanner(p.fam, o, p.nodeIPs, p.local, p.owners), changed, dl)
+	p.update(newPlanner(p.fam, o, b.opts.Logger, p.nodeIPs, p.local, p.owners), changed, dl)
 	st := &syncState{plan: p, draining: map[Key]bool{}}
 
 	// 1. netfilter: deletions first (an interval that replaces an

@@ -28,7 +28,7 @@ import (
 // server or of the dummy link's addresses), and an nftables transaction
 // with that endpoint's hairpin element only.
 func TestIncrementalSyncCost(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	// knftables' fake checks each element against every other: too slow
 	// for this size. Record the transactions instead.
 	nft := &recordingNFT{Fake: w.nft}
@@ -96,11 +96,11 @@ func TestIncrementalMatchesFull(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 16))
 			sched := map[string]string{}
-			opts := ipvs.Options{
+			spec := ipvs.Spec{
 				ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
 				SchedulerFor: func(n servicemap.ServicePortName) string { return sched[n.ServiceName()] },
 			}
-			w := newWorld(t, opts)
+			w := newWorld(t, spec)
 			g := &gen{r: r, svcs: map[string]*v1.Service{}, slices: map[string]*discoveryv1.EndpointSlice{}}
 			for range 8 {
 				g.step(w, sched)
@@ -111,7 +111,7 @@ func TestIncrementalMatchesFull(t *testing.T) {
 					g.step(w, sched)
 				}
 				snap := quietSync(t, w, w.prev)
-				fresh := newWorld(t, opts)
+				fresh := newWorld(t, spec)
 				quietSync(t, fresh, nil, snap)
 				if diff := cmp.Diff(fresh.ipvs.Dump(), w.ipvs.Dump()); diff != "" {
 					t.Fatalf("step %d: IPVS after incremental syncs (-full +incremental):\n%s", i, diff)
@@ -289,7 +289,7 @@ func (g *gen) slice(ns, name string) *discoveryv1.EndpointSlice {
 // An incremental sync that finds the node's addresses changed is a full
 // one: node ports move to the new address.
 func TestIncrementalNodeAddressChange(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080)),
 		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
 	w.sync()
@@ -311,7 +311,7 @@ func TestIncrementalNodeAddressChange(t *testing.T) {
 // program's virtual server on the node address and port it now uses, as a
 // full sync does.
 func TestIncrementalTakesOver(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	w.sync()
 	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 30080, Protocol: v1.ProtocolTCP, Scheduler: "wlc"}
 	if err := errors.Join(w.ipvs.AddVirtualServer(foreign),

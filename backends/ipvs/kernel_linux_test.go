@@ -63,20 +63,20 @@ func requireIPVS(t *testing.T) {
 	}
 }
 
-// conformanceOptions configures the backend as the suite's variant asks
+// conformanceSpec describes the backend as the suite's variant asks
 // (cluster CIDRs or none, NodePortAddresses or none); node ports go on the
 // addresses the node's links have, read at every Sync.
-func conformanceOptions(n *backendtest.Network) ipvs.Options {
-	return ipvs.Options{
+func conformanceSpec(n *backendtest.Network) ipvs.Spec {
+	return ipvs.Spec{
 		ClusterCIDRs:      n.ClusterCIDRs(),
 		NodePortAddresses: n.NodePortAddresses(),
 	}
 }
 
 // newBackend is a Factory for backendtest: it runs in the node namespace.
-func newBackend(opts func(*backendtest.Network) ipvs.Options) backendtest.Factory {
+func newBackend(spec func(*backendtest.Network) ipvs.Spec) backendtest.Factory {
 	return func(t *testing.T, n *backendtest.Network) backends.Interface {
-		b, err := ipvs.New(opts(n))
+		b, err := ipvs.New(spec(n), ipvs.Options{})
 		if err != nil {
 			t.Fatalf("ipvs.New: %v", err)
 		}
@@ -92,7 +92,7 @@ func newBackend(opts func(*backendtest.Network) ipvs.Options) backendtest.Factor
 func TestIPVSConformance(t *testing.T) {
 	requireIPVS(t)
 	start := time.Now()
-	backendtest.Run(t, newBackend(conformanceOptions), backendtest.SuiteOptions{Leftovers: leftovers})
+	backendtest.Run(t, newBackend(conformanceSpec), backendtest.SuiteOptions{Leftovers: leftovers})
 	t.Logf("conformance suite took %v", time.Since(start).Round(time.Millisecond))
 }
 
@@ -134,15 +134,15 @@ type kernelWorld struct {
 	prev *servicemap.Snapshot
 }
 
-func newKernelWorld(t *testing.T, backends int, opts ipvs.Options) *kernelWorld {
+func newKernelWorld(t *testing.T, backends int, spec ipvs.Spec) *kernelWorld {
 	t.Helper()
 	requireIPVS(t)
 	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: backends})
 	w := &kernelWorld{t: t, n: n, tr: servicemap.NewTracker(servicemap.Options{NodeName: "node"})}
-	opts.ClusterCIDRs = []netip.Prefix{n.ClusterCIDR()}
+	spec.ClusterCIDRs = []netip.Prefix{n.ClusterCIDR()}
 	err := n.InNode(func() error {
 		var err error
-		w.b, err = ipvs.New(opts)
+		w.b, err = ipvs.New(spec, ipvs.Options{})
 		return err
 	})
 	if err != nil {
@@ -269,7 +269,7 @@ func dialHold(t *testing.T, n *backendtest.Network, dst netip.AddrPort) (string,
 // idle backend while the other holds long-lived ones. (Round robin would
 // alternate.)
 func TestIPVSLeastConnection(t *testing.T) {
-	w := newKernelWorld(t, 2, ipvs.Options{Scheduler: "lc"})
+	w := newKernelWorld(t, 2, ipvs.Spec{Scheduler: "lc"})
 	const port = 9090
 	holdServer(t, w.n, port)
 	vip := netip.MustParseAddrPort("10.96.0.40:80")
@@ -303,7 +303,7 @@ func TestIPVSLeastConnection(t *testing.T) {
 // TestIPVSSourceHashing: with the sh scheduler every connection of a
 // client reaches one backend.
 func TestIPVSSourceHashing(t *testing.T) {
-	w := newKernelWorld(t, 3, ipvs.Options{Scheduler: "rr", SchedulerFor: func(n servicemap.ServicePortName) string {
+	w := newKernelWorld(t, 3, ipvs.Spec{Scheduler: "rr", SchedulerFor: func(n servicemap.ServicePortName) string {
 		if n.Name == "sticky" {
 			return "sh"
 		}
@@ -334,7 +334,7 @@ func TestIPVSSourceHashing(t *testing.T) {
 // TestIPVSHairpin: a pod reaches itself and other pods through a cluster
 // IP, and the node reaches it too (locally generated traffic).
 func TestIPVSHairpin(t *testing.T) {
-	w := newKernelWorld(t, 2, ipvs.Options{})
+	w := newKernelWorld(t, 2, ipvs.Spec{})
 	w.n.Serve(t, 8080)
 	be := w.n.Pods()
 	self := netip.MustParseAddrPort("10.96.0.43:80")
@@ -365,7 +365,7 @@ func tally(t *testing.T, n *backendtest.Network, src netip.Addr, dst netip.AddrP
 // would report success for everything, New says ErrNotSupported.
 func TestNewDetectsMissingIPVS(t *testing.T) {
 	_, famErr := netlink.GenlFamilyGet("IPVS")
-	b, err := ipvs.New(ipvs.Options{NFT: nil})
+	b, err := ipvs.New(ipvs.Spec{}, ipvs.Options{NFT: nil})
 	switch {
 	case famErr == nil && err == nil:
 		b.Close()
@@ -404,8 +404,9 @@ func TestNetfilterHalfOnKernel(t *testing.T) {
 
 func netfilterHalf(t *testing.T) {
 	fake, host := ipvsfake.NewIPVS(), ipvsfake.NewHost(netip.MustParseAddr(nodeIP))
-	opts := ipvs.Options{IPVS: fake, Host: host, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
-	b, err := ipvs.New(opts)
+	spec := ipvs.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}
+	opts := ipvs.Options{IPVS: fake, Host: host}
+	b, err := ipvs.New(spec, opts)
 	if err != nil {
 		t.Errorf("New: %v", err)
 		return
@@ -443,7 +444,7 @@ func netfilterHalf(t *testing.T) {
 		!strings.Contains(ruleset, "198.51.100.0/25") {
 		t.Errorf("firewall-allow after the change:\n%s", ruleset)
 	}
-	b2, err := ipvs.New(opts)
+	b2, err := ipvs.New(spec, opts)
 	if err != nil {
 		t.Errorf("New: %v", err)
 		return

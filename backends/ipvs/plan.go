@@ -1,5 +1,3 @@
-//go:build linux
-
 package ipvs
 
 import (
@@ -11,7 +9,6 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
@@ -22,7 +19,7 @@ import (
 // plan is the desired state for one snapshot: the virtual servers with
 // their real servers, the addresses the dummy link must carry, and the
 // elements of the netfilter half's sets. Building it is a pure function of
-// the snapshot, the options and the node addresses.
+// the snapshot, the spec and the node addresses.
 //
 // It is kept per service port too (ports): what each port contributes, with
 // counts for what several contribute (an address bound for several ports, a
@@ -76,15 +73,14 @@ func (d *desired) equal(o *desired) bool {
 
 // family holds what differs between IPv4 and IPv6.
 type family struct {
-	nft  knftables.Family
 	ip   string // "ip" or "ip6", as in "ip saddr"
 	addr string // nft type of one address
 	is6  bool
 }
 
 var (
-	ipv4 = family{nft: knftables.IPv4Family, ip: "ip", addr: "ipv4_addr"}
-	ipv6 = family{nft: knftables.IPv6Family, ip: "ip6", addr: "ipv6_addr", is6: true}
+	ipv4 = family{ip: "ip", addr: "ipv4_addr"}
+	ipv6 = family{ip: "ip6", addr: "ipv6_addr", is6: true}
 )
 
 func familyOf(f v1.IPFamily) family {
@@ -98,7 +94,8 @@ func (f family) has(a netip.Addr) bool { return a.IsValid() && a.Is6() == f.is6 
 
 // planner plans service ports.
 type planner struct {
-	opts    *Options
+	spec    *Spec
+	log     *slog.Logger
 	fam     family
 	nodeIPs []netip.Addr        // node ports are served here
 	local   map[netip.Addr]bool // node addresses, on links other than the dummy one
@@ -108,9 +105,9 @@ type planner struct {
 	seen    []Key     // its virtual servers planned so far
 }
 
-func newPlanner(fam family, opts *Options, nodeIPs []netip.Addr, local map[netip.Addr]bool, owners map[Key][]servicemap.ServicePortName) *planner {
-	return &planner{opts: opts, fam: fam, nodeIPs: nodeIPs, local: local, owners: owners,
-		pods: len(prefixesOf(fam, opts.ClusterCIDRs)) > 0}
+func newPlanner(fam family, spec *Spec, log *slog.Logger, nodeIPs []netip.Addr, local map[netip.Addr]bool, owners map[Key][]servicemap.ServicePortName) *planner {
+	return &planner{spec: spec, log: log, fam: fam, nodeIPs: nodeIPs, local: local, owners: owners,
+		pods: len(prefixesOf(fam, spec.ClusterCIDRs)) > 0}
 }
 
 // buildPlan returns the desired state of snap. nodeIPs are the addresses
@@ -119,7 +116,7 @@ func newPlanner(fam family, opts *Options, nodeIPs []netip.Addr, local map[netip
 // virtual server on one of those (a node port, or an external IP that is
 // the node's) is not bound to the dummy link but recorded (see
 // setNodeAddrServers).
-func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, local map[netip.Addr]bool) *plan {
+func buildPlan(snap *servicemap.Snapshot, spec *Spec, log *slog.Logger, nodeIPs []netip.Addr, local map[netip.Addr]bool) *plan {
 	fam := familyOf(snap.IPFamily())
 	p := &plan{
 		fam:     fam,
@@ -133,10 +130,10 @@ func buildPlan(snap *servicemap.Snapshot, opts *Options, nodeIPs []netip.Addr, l
 	for i := range p.sets {
 		p.sets[i] = map[string]int{}
 	}
-	for _, c := range netprefix.Disjoint(prefixesOf(fam, opts.ClusterCIDRs)) {
+	for _, c := range netprefix.Disjoint(prefixesOf(fam, spec.ClusterCIDRs)) {
 		p.sets[setClusterCIDRs][c.String()] = 1
 	}
-	pl := newPlanner(fam, opts, nodeIPs, local, p.owners)
+	pl := newPlanner(fam, spec, log, nodeIPs, local, p.owners)
 	// In name order, so the first port asking for a virtual server gets it.
 	for _, sp := range snap.Ports() {
 		claims := pl.claims(sp)
@@ -186,7 +183,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	pl.seen = pl.seen[:0]
 	defer func() { pl.pp = nil }()
 	if protoNumber(sp.Protocol) == 0 {
-		pl.opts.Logger.Warn("ipvs: protocol not supported; service port skipped",
+		pl.log.Warn("ipvs: protocol not supported; service port skipped",
 			"servicePort", sp.Name.String(), "protocol", sp.Protocol)
 		return pl.pp
 	}
@@ -196,7 +193,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	// virtual server.
 	pl.pp.servers = make([]*desired, 0, len(claims))
 	pl.pp.elems = make([]elem, 0, len(sp.Endpoints)+4*len(claims))
-	pl.pp.sched = pl.opts.scheduler(sp.Name)
+	pl.pp.sched = pl.spec.scheduler(sp.Name, pl.log)
 	template := VirtualServer{Protocol: sp.Protocol, Scheduler: pl.pp.sched}
 	if plan.AffinitySeconds > 0 {
 		template.Persistent = true
@@ -249,7 +246,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 // this port planned it already (for another of its addresses).
 func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key, eps []endpoints.Endpoint, node bool) bool {
 	if slices.Contains(pl.seen, k) {
-		pl.opts.Logger.Warn("ipvs: virtual server claimed twice by one service port",
+		pl.log.Warn("ipvs: virtual server claimed twice by one service port",
 			"virtualServer", k.String(), "servicePort", sp.Name.String())
 		return false
 	}
@@ -259,7 +256,7 @@ func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key
 		if len(o) > 0 {
 			kept = o[0].String()
 		}
-		pl.opts.Logger.Warn("ipvs: virtual server claimed by two service ports; the first keeps it",
+		pl.log.Warn("ipvs: virtual server claimed by two service ports; the first keeps it",
 			"virtualServer", k.String(), "servicePort", sp.Name.String(), "kept", kept)
 		return false
 	}
@@ -385,5 +382,10 @@ func (p *plan) sortedServers() []*desired {
 	return out
 }
 
-// discard is a logger for pure functions that must not log.
-var discard = slog.New(slog.DiscardHandler)
+func toSet(addrs []netip.Addr) map[netip.Addr]bool {
+	out := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		out[a] = true
+	}
+	return out
+}

@@ -1,8 +1,7 @@
-//go:build linux
-
 package ipvs
 
 import (
+	"log/slog"
 	"strings"
 
 	"github.com/lbkit/lbkit/servicemap"
@@ -17,18 +16,17 @@ import (
 // one -A line per virtual server, sorted by address, protocol and port,
 // each followed by its real servers sorted by address. Persistent virtual
 // servers (ClientIP affinity) carry -p <timeout>. Node-port virtual
-// servers are on Options.NodeIPs (filtered by NodePortAddresses); Render
+// servers are on Spec.NodeIPs (filtered by NodePortAddresses); Render
 // never looks at the machine. Real servers that Sync keeps at weight 0
 // while they drain are not part of the desired state and do not appear.
 //
 // Render is a pure function of its arguments: deterministic, so it can be
-// compared with golden files and shown to people. Options.Logger, IPVS,
-// Host and NFT are not used.
-func Render(snap *servicemap.Snapshot, opts Options) string {
-	opts = opts.withDefaults()
-	opts.Logger = discard
+// compared with golden files and shown to people, on any OS. spec is
+// rendered as given, unchecked: its callers may call spec.Validate.
+func Render(snap *servicemap.Snapshot, spec Spec) string {
+	spec = spec.withDefaults()
 	fam := familyOf(snap.IPFamily())
-	p := buildPlan(snap, &opts, usableNodeIPs(fam, opts.NodeIPs, opts.NodePortAddresses), toSet(opts.NodeIPs))
+	p := buildPlan(snap, &spec, slog.New(slog.DiscardHandler), usableNodeIPs(fam, spec.NodeIPs, spec.NodePortAddresses), toSet(spec.NodeIPs))
 	var w strings.Builder
 	for _, d := range p.sortedServers() {
 		w.WriteString(d.vs.SaveLine() + "\n")

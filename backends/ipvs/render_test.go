@@ -1,13 +1,14 @@
-//go:build linux
-
 package ipvs_test
 
 import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -24,7 +25,7 @@ var node = []netip.Addr{netip.MustParseAddr(nodeIP), netip.MustParseAddr("fd00::
 var renderCases = []struct {
 	name   string
 	family v1.IPFamily
-	opts   ipvs.Options
+	spec   ipvs.Spec
 	objs   []any
 }{
 	{
@@ -48,7 +49,7 @@ var renderCases = []struct {
 	{
 		// Virtual servers without real servers: the netfilter half rejects.
 		name: "no-endpoints",
-		opts: ipvs.Options{NodeIPs: node},
+		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
 			servicemaptest.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), externalIPs("192.0.2.10")),
 		},
@@ -57,7 +58,7 @@ var renderCases = []struct {
 		// The node port and external IP use the local endpoint only; the
 		// cluster IP all of them. remote-only's node port has none.
 		name: "nodeport-etp-local",
-		opts: ipvs.Options{NodeIPs: node},
+		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
 			servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), etpLocal(32000), externalIPs("192.0.2.13")),
 			servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), etpLocal(32001)),
@@ -70,7 +71,7 @@ var renderCases = []struct {
 		// Node ports only on the node addresses inside NodePortAddresses
 		// (the IPv6 prefix does not restrict IPv4), never on loopback.
 		name: "nodeport-addresses",
-		opts: ipvs.Options{
+		spec: ipvs.Spec{
 			NodeIPs: []netip.Addr{netip.MustParseAddr("10.100.0.1"), netip.MustParseAddr("10.101.0.1"),
 				netip.MustParseAddr("127.0.0.1")},
 			NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.100.0.0/24"), netip.MustParsePrefix("127.0.0.0/8"),
@@ -91,7 +92,7 @@ var renderCases = []struct {
 	},
 	{
 		name: "loadbalancer-affinity",
-		opts: ipvs.Options{NodeIPs: node},
+		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
 			servicemaptest.Service("shop", "front", "10.96.0.15", []v1.ServicePort{servicemaptest.Port("https", 443, v1.ProtocolTCP)},
 				loadBalancer("203.0.113.7", "203.0.113.8"), nodePort(30443), clientIP(600), sourceRanges("198.51.100.0/24")),
@@ -112,7 +113,7 @@ var renderCases = []struct {
 	},
 	{
 		name: "scheduler-override",
-		opts: ipvs.Options{Scheduler: "wlc", SchedulerFor: func(n servicemap.ServicePortName) string {
+		spec: ipvs.Spec{Scheduler: "wlc", SchedulerFor: func(n servicemap.ServicePortName) string {
 			return map[string]string{"web": "mh", "cache": "sh"}[n.Name]
 		}},
 		objs: []any{
@@ -124,7 +125,7 @@ var renderCases = []struct {
 	{
 		name:   "ipv6",
 		family: v1.IPv6Protocol,
-		opts:   ipvs.Options{NodeIPs: node},
+		spec:   ipvs.Spec{NodeIPs: node},
 		objs: []any{
 			servicemaptest.Service("default", "web6", "fd00:10:96::10", tcp80, nodePort(30080)),
 			servicemaptest.Slice("default", "web6", "web6-1", tcp8080, eps(
@@ -137,8 +138,8 @@ func TestRender(t *testing.T) {
 	for _, tc := range renderCases {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := snapshotOf(t, tc.family, tc.objs...)
-			got := ipvs.Render(snap, tc.opts)
-			if again := ipvs.Render(snap, tc.opts); again != got {
+			got := ipvs.Render(snap, tc.spec)
+			if again := ipvs.Render(snap, tc.spec); again != got {
 				t.Fatalf("Render is not deterministic")
 			}
 			golden(t, "render-"+tc.name, got)
@@ -170,9 +171,28 @@ func ExampleRender() {
 		servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600)),
 		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
 			servicemaptest.Ready("10.244.1.5", "node-a"), servicemaptest.Ready("10.244.2.5", "node-b"))))
-	fmt.Print(ipvs.Render(snap, ipvs.Options{}))
+	fmt.Print(ipvs.Render(snap, ipvs.Spec{}))
 	// Output:
 	// -A -t 10.96.0.10:80 -s rr -p 600
 	// -a -t 10.96.0.10:80 -r 10.244.1.5:8080 -m -w 1
 	// -a -t 10.96.0.10:80 -r 10.244.2.5:8080 -m -w 1
+}
+
+// golden compares got with testdata/<name>.golden; -update rewrites it.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs from %s (-want +got):\n%s", name, path, diff)
+	}
 }

@@ -54,7 +54,7 @@ func benchScale(b *testing.B, services, eps int) {
 	// are made.
 	var be *ipvs.Backend
 	if err := n.InNode(func() (err error) {
-		be, err = ipvs.New(ipvs.Options{ClusterCIDRs: n.ClusterCIDRs()})
+		be, err = ipvs.New(ipvs.Spec{ClusterCIDRs: n.ClusterCIDRs()}, ipvs.Options{})
 		return err
 	}); err != nil {
 		b.Fatal(err)

@@ -26,7 +26,7 @@ type syncState struct {
 // (filtered, see usableNodeIPs) and every one on links other than the
 // dummy one.
 func (b *Backend) nodeAddrs(fam family) ([]netip.Addr, map[netip.Addr]bool, error) {
-	o := &b.opts
+	o := &b.spec
 	if err := b.host.EnsureDummy(o.Interface); err != nil {
 		return nil, nil, fmt.Errorf("link %s: %w", o.Interface, err)
 	}
@@ -52,7 +52,7 @@ func (b *Backend) nodeAddrs(fam family) ([]netip.Addr, map[netip.Addr]bool, erro
 //     addresses;
 //  4. the record of the virtual servers on node addresses now gone.
 func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, fam family, next *servicemap.Snapshot) (*syncState, error) {
-	o := &b.opts
+	o := &b.spec
 	for _, s := range sysctls {
 		if err := b.host.SetSysctl(s.name, s.value); err != nil {
 			return nil, fmt.Errorf("sysctl %s=%s: %w", s.name, s.value, err)
@@ -62,7 +62,7 @@ func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, fam fam
 	if err != nil {
 		return nil, err
 	}
-	p := buildPlan(next, o, nodeIPs, local)
+	p := buildPlan(next, o, b.opts.Logger, nodeIPs, local)
 	st := &syncState{plan: p, draining: map[Key]bool{}}
 
 	// 1. netfilter: everything but the deletions from the record.
@@ -131,7 +131,7 @@ func (b *Backend) forget(ctx context.Context, nft knftables.Interface, elems []s
 // addresses that are gone from the kernel. Failures of single objects do not
 // stop it; they are all returned.
 func (b *Backend) reconcile(p *plan, recorded map[Key]bool, st *syncState) (map[string]bool, error) {
-	fam, ifname := p.fam, b.opts.Interface
+	fam, ifname := p.fam, b.spec.Interface
 	all, err := b.ipvs.VirtualServers()
 	if err != nil {
 		return nil, fmt.Errorf("list virtual servers: %w", err)
@@ -289,14 +289,6 @@ func (b *Backend) reconcileReals(d *desired, st *syncState) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func toSet(addrs []netip.Addr) map[netip.Addr]bool {
-	m := make(map[netip.Addr]bool, len(addrs))
-	for _, a := range addrs {
-		m[a] = true
-	}
-	return m
 }
 
 func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {

@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -50,13 +48,13 @@ func (w *world) applyMixed() {
 // dummy link (node addresses not), and the netfilter half as in its golden
 // file.
 func TestSyncProgramsWhatRenderShows(t *testing.T) {
-	w := newWorld(t, ipvs.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
+	w := newWorld(t, ipvs.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
 	w.applyMixed()
 	snap := w.sync()
 
-	ropts := w.opts
-	ropts.NodeIPs = []netip.Addr{netip.MustParseAddr(nodeIP)}
-	if diff := cmp.Diff(ipvs.Render(snap, ropts), w.ipvs.Dump()); diff != "" {
+	rspec := w.spec
+	rspec.NodeIPs = []netip.Addr{netip.MustParseAddr(nodeIP)}
+	if diff := cmp.Diff(ipvs.Render(snap, rspec), w.ipvs.Dump()); diff != "" {
 		t.Errorf("kernel differs from Render (-render +kernel):\n%s", diff)
 	}
 	wantBound := "10.96.0.10 10.96.0.11 10.96.0.12 10.96.0.13 10.96.0.14 192.0.2.53 203.0.113.7"
@@ -79,7 +77,7 @@ func TestSyncProgramsWhatRenderShows(t *testing.T) {
 // incremental or full (a full sync compares with the kernel, not with
 // memory).
 func TestSyncTouchesOnlyChanges(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	w.applyMixed()
 	w.sync()
 	w.calls()
@@ -128,7 +126,7 @@ func TestSyncTouchesOnlyChanges(t *testing.T) {
 // it owns go, node-port ones too after a restart, thanks to the record in
 // the nftables table.
 func TestOwnership(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	foreign := []ipvs.VirtualServer{
 		{Addr: netip.MustParseAddr("192.0.2.1"), Port: 80, Protocol: v1.ProtocolTCP, Scheduler: "wlc"},
 		// On the node address, on a port lbkit never names.
@@ -193,7 +191,7 @@ func TestOwnership(t *testing.T) {
 // dummy link (which would make every virtual server on the node address
 // lbkit's), but recorded like a node port.
 func TestExternalIPOnNodeAddress(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
 	w.ipvs.AddVirtualServer(foreign)
 	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
@@ -225,7 +223,7 @@ func keysOf(f *ipvsfake.IPVS) map[ipvs.Key]bool {
 // 0 until they end, then removed; without connections, or for UDP, it goes
 // at once; one that comes back gets its weight again.
 func TestDraining(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	web := servicemaptest.Service("default", "web", "10.96.0.10", tcp80)
 	dns := servicemaptest.Service("default", "dns", "10.96.0.53", udp53)
 	a, b, c := "10.244.1.5", "10.244.2.5", "10.244.3.5"
@@ -288,12 +286,12 @@ func TestDraining(t *testing.T) {
 	}
 }
 
-// The scheduler comes from Options.Scheduler, or per service port from
+// The scheduler comes from Spec.Scheduler, or per service port from
 // SchedulerFor; unknown names fall back; a change updates the virtual
 // server in place.
 func TestSchedulerOverride(t *testing.T) {
 	choice := map[string]string{"default/web": "lc", "default/other": "bogus"}
-	w := newWorld(t, ipvs.Options{
+	w := newWorld(t, ipvs.Spec{
 		Scheduler:    "wrr",
 		SchedulerFor: func(n servicemap.ServicePortName) string { return choice[n.ServiceName()] },
 	})
@@ -316,7 +314,7 @@ func TestSchedulerOverride(t *testing.T) {
 		t.Errorf("scheduler after the change %q, want sh", got)
 	}
 
-	if _, err := ipvs.New(ipvs.Options{Scheduler: "fastest", IPVS: w.ipvs, Host: w.host, NFT: w.nft}); err == nil {
+	if _, err := ipvs.New(ipvs.Spec{Scheduler: "fastest"}, ipvs.Options{IPVS: w.ipvs, Host: w.host, NFT: w.nft}); err == nil {
 		t.Errorf("New accepted the scheduler %q", "fastest")
 	}
 }
@@ -324,7 +322,7 @@ func TestSchedulerOverride(t *testing.T) {
 // ClientIP affinity is persistence with the service's timeout, on every
 // address of the service; turning it off updates the virtual servers.
 func TestPersistence(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	slice := servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode)))
 	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
 	w.sync()
@@ -347,7 +345,7 @@ func TestPersistence(t *testing.T) {
 // A failure is reported as ErrApply, the rest is still applied, and the
 // next sync (with prev given) is a full one that repairs the failure.
 func TestSyncFailureThenFullSync(t *testing.T) {
-	w := newWorld(t, ipvs.Options{})
+	w := newWorld(t, ipvs.Spec{})
 	w.apply(servicemaptest.Service("default", "a", "10.96.0.10", tcp80), servicemaptest.Service("default", "b", "10.96.0.11", tcp80))
 	w.ipvs.FailNext("add 10.96.0.10:80/TCP", nil)
 	snap := w.tr.Snapshot()
@@ -371,19 +369,19 @@ func TestNodeAddresses(t *testing.T) {
 	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, nodePort(30080))
 	for _, tc := range []struct {
 		name string
-		opts ipvs.Options
+		spec ipvs.Spec
 		want []string
 	}{
-		{"discovered", ipvs.Options{}, []string{nodeIP}},
-		{"given", ipvs.Options{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")}}, []string{"10.0.0.1"}},
-		{"filtered", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil},
+		{"discovered", ipvs.Spec{}, []string{nodeIP}},
+		{"given", ipvs.Spec{NodeIPs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("127.0.0.1")}}, []string{"10.0.0.1"}},
+		{"filtered", ipvs.Spec{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, nil},
 		// Prefixes of the other family only leave this one unrestricted,
 		// as in kube-proxy (a dual-stack proxy passes one list to both).
-		{"other family only", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8")}}, []string{nodeIP}},
-		{"both families", ipvs.Options{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.0.0.0/8")}}, nil},
+		{"other family only", ipvs.Spec{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8")}}, []string{nodeIP}},
+		{"both families", ipvs.Spec{NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("fd00::/8"), netip.MustParsePrefix("10.0.0.0/8")}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, tc.opts)
+			w := newWorld(t, tc.spec)
 			w.apply(svc, slice)
 			w.sync()
 			var got []string
@@ -401,25 +399,6 @@ func TestNodeAddresses(t *testing.T) {
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
-// golden compares got with testdata/<name>.golden; -update rewrites it.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs from %s (-want +got):\n%s", name, path, diff)
-	}
-}
-
 // TestIPv6LinkLocalOnDummy: the kernel gives every IPv6 link, lbkit's dummy
 // one included, a link-local address. An IPv6 sync leaves it alone: it is
 // the kernel's, not a virtual address lbkit bound and no longer wants.
@@ -429,7 +408,7 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 	if err := errors.Join(host.EnsureDummy(ipvs.DefaultInterface), host.AddLinkAddr(ipvs.DefaultInterface, netip.MustParseAddr("fe80::1"))); err != nil {
 		t.Fatal(err)
 	}
-	b, err := ipvs.New(ipvs.Options{IPVS: fake, Host: host, NFT: knftables.NewFake(knftables.IPv6Family, ipvs.DefaultTable)})
+	b, err := ipvs.New(ipvs.Spec{}, ipvs.Options{IPVS: fake, Host: host, NFT: knftables.NewFake(knftables.IPv6Family, ipvs.DefaultTable)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +430,7 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 // with internalTrafficPolicy Local too the cluster IP would be no
 // short-circuit (its route is the Local list), so there is none either.
 func TestShortCircuit(t *testing.T) {
-	w := newWorld(t, ipvs.Options{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
+	w := newWorld(t, ipvs.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
 	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, loadBalancer("203.0.113.7"),
 		externalIPs("192.0.2.11"), nodePort(30011), etpLocal(30100))
 	both := servicemaptest.Service("default", "both", "10.96.0.12", tcp80, externalIPs("192.0.2.12"), etpLocal(0), itpLocal)

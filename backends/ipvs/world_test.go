@@ -16,13 +16,6 @@ import (
 	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/backends/ipvs/ipvsfake"
 	"github.com/lbkit/lbkit/servicemap"
-	"github.com/lbkit/lbkit/servicemaptest"
-)
-
-// thisNode is the node every test resolves for; nodeIP is its address.
-const (
-	thisNode = "node-a"
-	nodeIP   = "192.168.0.10"
 )
 
 // world is a Backend on fakes, fed by a Tracker.
@@ -31,13 +24,14 @@ type world struct {
 	ipvs *ipvsfake.IPVS
 	host *ipvsfake.Host
 	nft  *knftables.Fake
+	spec ipvs.Spec
 	opts ipvs.Options
 	b    *ipvs.Backend
 	tr   *servicemap.Tracker
 	prev *servicemap.Snapshot
 }
 
-func newWorld(t *testing.T, opts ipvs.Options) *world {
+func newWorld(t *testing.T, spec ipvs.Spec) *world {
 	t.Helper()
 	w := &world{
 		t:    t,
@@ -46,8 +40,7 @@ func newWorld(t *testing.T, opts ipvs.Options) *world {
 		nft:  knftables.NewFake(knftables.IPv4Family, ipvs.DefaultTable),
 		tr:   servicemap.NewTracker(servicemap.Options{NodeName: thisNode}),
 	}
-	opts.IPVS, opts.Host, opts.NFT = w.ipvs, w.host, w.nft
-	w.opts = opts
+	w.spec, w.opts = spec, ipvs.Options{IPVS: w.ipvs, Host: w.host, NFT: w.nft}
 	w.restart()
 	return w
 }
@@ -55,7 +48,7 @@ func newWorld(t *testing.T, opts ipvs.Options) *world {
 // restart makes a new Backend on the same kernel, as a restarted process.
 func (w *world) restart() {
 	w.t.Helper()
-	b, err := ipvs.New(w.opts)
+	b, err := ipvs.New(w.spec, w.opts)
 	if err != nil {
 		w.t.Fatalf("New: %v", err)
 	}
@@ -169,70 +162,6 @@ func (w *world) elements(set string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// key is a virtual server key for tests: "10.96.0.10:80/TCP".
-func key(s string) ipvs.Key {
-	i := strings.LastIndex(s, "/")
-	ap := netip.MustParseAddrPort(s[:i])
-	return ipvs.Key{Addr: ap.Addr(), Port: ap.Port(), Protocol: v1.Protocol(s[i+1:])}
-}
-
-// Objects.
-
-var (
-	tcp80   = []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}
-	tcp8080 = []discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)}
-	udp53   = []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}
-	udp5353 = []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 5353, v1.ProtocolUDP)}
-)
-
-func eps(e ...servicemaptest.Endpoint) []servicemaptest.Endpoint { return e }
-
-func nodePort(np int32) func(*v1.Service) {
-	return func(s *v1.Service) {
-		if s.Spec.Type == v1.ServiceTypeClusterIP || s.Spec.Type == "" {
-			s.Spec.Type = v1.ServiceTypeNodePort
-		}
-		s.Spec.Ports = slices.Clone(s.Spec.Ports) // servicemaptest shares the caller's slice
-		s.Spec.Ports[0].NodePort = np
-	}
-}
-
-func loadBalancer(ips ...string) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.Type = v1.ServiceTypeLoadBalancer
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-		}
-	}
-}
-
-func externalIPs(ips ...string) func(*v1.Service) {
-	return func(s *v1.Service) { s.Spec.ExternalIPs = ips }
-}
-
-func sourceRanges(r ...string) func(*v1.Service) {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = r }
-}
-
-func clientIP(secs int32) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &secs}}
-	}
-}
-
-func etpLocal(hc int32) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = hc
-	}
-}
-
-func itpLocal(s *v1.Service) {
-	p := v1.ServiceInternalTrafficPolicyLocal
-	s.Spec.InternalTrafficPolicy = &p
 }
 
 // mustSetConns sets a real server's connection counts, as traffic would.

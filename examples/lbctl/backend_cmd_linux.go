@@ -58,21 +58,21 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		b, err := nftables.New(spec, nftables.Options{})
 		return r, b, err
 	case "iptables":
-		opts := iptables.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
+		spec := iptables.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr}
 		r := func(s *servicemap.Snapshot) string {
 			// The jumps from the built-in chains first, as comments (Sync
 			// inserts them; the rest stays iptables-restore input).
 			var b strings.Builder
 			b.WriteString("# How packets reach lbkit's chains: the rules Sync keeps in the built-in chains.\n")
-			for _, j := range iptables.Jumps(opts) {
+			for _, j := range iptables.Jumps(spec) {
 				b.WriteString("#   iptables " + j + "\n")
 			}
-			return b.String() + iptables.Render(s, opts)
+			return b.String() + iptables.Render(s, spec)
 		}
 		if renderOnly {
 			return r, nil, nil
 		}
-		b, err := iptables.New(opts)
+		b, err := iptables.New(spec, iptables.Options{})
 		return r, b, err
 	case "ipvs":
 		nodeIPs, err := addrList(f.nodeIPs)
@@ -82,12 +82,12 @@ func (f *backendFlags) open(renderOnly bool) (renderer, backends.Interface, erro
 		if !ipvs.ValidScheduler(f.scheduler) {
 			return nil, nil, fmt.Errorf("%w: --scheduler %q is not an IPVS scheduler lbkit knows", errUsage, f.scheduler)
 		}
-		opts := ipvs.Options{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler}
-		r := func(s *servicemap.Snapshot) string { return ipvs.Render(s, opts) }
+		spec := ipvs.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler}
+		r := func(s *servicemap.Snapshot) string { return ipvs.Render(s, spec) }
 		if renderOnly {
 			return r, nil, nil
 		}
-		b, err := ipvs.New(opts)
+		b, err := ipvs.New(spec, ipvs.Options{})
 		return r, b, err
 	case "userspace":
 		nodeIPs, err := addrList(f.nodeIPs)

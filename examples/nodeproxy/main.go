@@ -145,7 +145,7 @@ func newBackend(c config) (backends.Interface, error) {
 	case "nftables":
 		b, err = nftables.New(nftables.Spec{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts}, nftables.Options{})
 	case "iptables":
-		b, err = iptables.New(iptables.Options{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts})
+		b, err = iptables.New(iptables.Spec{ClusterCIDRs: c.clusterCIDRs, NodePortAddresses: c.nodePorts}, iptables.Options{})
 	default:
 		return nil, fmt.Errorf("unknown backend %q", c.backend)
 	}

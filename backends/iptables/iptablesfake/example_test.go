@@ -19,7 +19,7 @@ import (
 // incremental sync that gives the service a second endpoint.
 func Example() {
 	fake := iptablesfake.New(iptables.FlavourNFT)
-	b, err := iptables.New(iptables.Options{Exec: fake})
+	b, err := iptables.New(iptables.Spec{}, iptables.Options{Exec: fake})
 	if err != nil {
 		panic(err)
 	}

@@ -19,6 +19,6 @@
 // what a Backend programmed with what Render says it would.
 //
 // Both fakes are safe for concurrent use. The zero values are not usable:
-// call NewIPVS and NewHost. The ipvs package builds on Linux only, and so
-// does this one.
+// call NewIPVS and NewHost. They build on every OS, as the ipvs package's
+// Spec and Render do; the Backend they are passed to is Linux-only.
 package ipvsfake

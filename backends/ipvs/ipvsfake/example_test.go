@@ -25,7 +25,7 @@ import (
 func Example() {
 	fake := ipvsfake.NewIPVS()
 	host := ipvsfake.NewHost(netip.MustParseAddr("192.168.0.10"))
-	b, err := ipvs.New(ipvs.Options{
+	b, err := ipvs.New(ipvs.Spec{}, ipvs.Options{
 		IPVS: fake, Host: host,
 		NFT: knftables.NewFake(knftables.IPv4Family, ipvs.DefaultTable),
 	})

@@ -1,5 +1,3 @@
-//go:build linux
-
 package ipvs_test
 
 import (
@@ -21,9 +19,9 @@ import (
 // A Snapshot carries no annotations: a proxy that honours the
 // lbkit.io/ipvs-scheduler annotation keeps a small map from the Service
 // informer it already runs, and hands it to the backend as
-// Options.SchedulerFor. Here the annotated Service gets least-connection,
+// Spec.SchedulerFor. Here the annotated Service gets least-connection,
 // the other one the default, round robin.
-func ExampleOptions_schedulerFor() {
+func ExampleSpec_schedulerFor() {
 	tcp80 := []v1.ServicePort{servicemaptest.Port("http", 80, v1.ProtocolTCP)}
 	db := servicemaptest.Service("default", "db", "10.96.0.20", tcp80)
 	db.Annotations = map[string]string{ipvs.SchedulerAnnotation: "lc"}
@@ -66,7 +64,7 @@ func ExampleOptions_schedulerFor() {
 	// initial list.
 	cache.WaitForCacheSync(ctx.Done(), reg.HasSynced)
 
-	opts := ipvs.Options{SchedulerFor: func(n servicemap.ServicePortName) string {
+	spec := ipvs.Spec{SchedulerFor: func(n servicemap.ServicePortName) string {
 		s, _ := schedulers.Load(n.ServiceName())
 		name, _ := s.(string)
 		return name
@@ -74,7 +72,7 @@ func ExampleOptions_schedulerFor() {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
 	tr.OnServiceAdd(db)
 	tr.OnServiceAdd(web)
-	for line := range strings.Lines(ipvs.Render(tr.Snapshot(), opts)) {
+	for line := range strings.Lines(ipvs.Render(tr.Snapshot(), spec)) {
 		if strings.HasPrefix(line, "-A ") {
 			fmt.Print(line)
 		}
