@@ -102,12 +102,7 @@ func (b *Backend) Close() error {
 }
 
 // nftFamily is the family as knftables names it.
-func (f family) nftFamily() knftables.Family {
-	if f.is6 {
-		return knftables.IPv6Family
-	}
-	return knftables.IPv4Family
-}
+func nftFamily(f family) knftables.Family { return knftables.Family(f.IP) }
 
 // Name returns "ipvs".
 func (b *Backend) Name() string { return "ipvs" }
@@ -116,14 +111,14 @@ func (b *Backend) nftFor(fam family) (knftables.Interface, error) {
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil
 	}
-	if nft := b.nfts[fam.nftFamily()]; nft != nil {
+	if nft := b.nfts[nftFamily(fam)]; nft != nil {
 		return nft, nil
 	}
-	nft, err := knftables.New(fam.nftFamily(), b.spec.Table)
+	nft, err := knftables.New(nftFamily(fam), b.spec.Table)
 	if err != nil {
 		return nil, unusable("nftables", err)
 	}
-	b.nfts[fam.nftFamily()] = nft
+	b.nfts[nftFamily(fam)] = nft
 	return nft, nil
 }
 
@@ -253,7 +248,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		tx := nft.NewTransaction()
 		tx.Delete(&knftables.Table{})
 		if err := nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("ipvs: delete table %s %s: %w", fam.nftFamily(), b.spec.Table, err))
+			errs = append(errs, fmt.Errorf("ipvs: delete table %s %s: %w", nftFamily(fam), b.spec.Table, err))
 		}
 	}
 	return errors.Join(errs...)

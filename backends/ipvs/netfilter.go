@@ -36,26 +36,26 @@ type baseChain struct {
 func chains(f family, mark uint32) []baseChain {
 	m := "0x" + strconv.FormatUint(uint64(mark), 16)
 	unmark := "0x" + strconv.FormatUint(uint64(^mark), 16)
-	svc := f.ip + " daddr . meta l4proto . th dport "
+	svc := f.IP + " daddr . meta l4proto . th dport "
 	markRules := []string{
-		svc + "@cluster-ips " + f.ip + " saddr != @cluster-cidrs meta mark set meta mark | " + m,
+		svc + "@cluster-ips " + f.IP + " saddr != @cluster-cidrs meta mark set meta mark | " + m,
 		svc + "@external-masq meta mark set meta mark | " + m,
 	}
-	shortCircuit := "dnat " + f.ip + " addr . port to " + svc + "map @short-circuit-to"
+	shortCircuit := "dnat " + f.IP + " addr . port to " + svc + "map @short-circuit-to"
 	endpointRules := []string{
 		"ct state new " + svc + "@no-endpoints reject",
 		"ct state new " + svc + "@no-local-endpoints drop",
 	}
 	return []baseChain{
 		{name: "nat-prerouting", typ: knftables.NATType, hook: knftables.PreroutingHook, prio: prioShortCircuit,
-			rules: []string{f.ip + " saddr @cluster-cidrs " + shortCircuit}},
+			rules: []string{f.IP + " saddr @cluster-cidrs " + shortCircuit}},
 		{name: "nat-output", typ: knftables.NATType, hook: knftables.OutputHook, prio: prioShortCircuit,
 			rules: []string{svc + "@short-circuit meta mark set meta mark | " + m, shortCircuit}},
 		{name: "prerouting", typ: knftables.FilterType, hook: knftables.PreroutingHook, prio: prioBeforeIPVS,
 			rules: markRules},
 		{name: "input", typ: knftables.FilterType, hook: knftables.InputHook, prio: prioBeforeIPVS,
 			rules: append([]string{
-				svc + "@firewall " + svc + ". " + f.ip + " saddr != @firewall-allow drop",
+				svc + "@firewall " + svc + ". " + f.IP + " saddr != @firewall-allow drop",
 			}, endpointRules...)},
 		{name: "output", typ: knftables.FilterType, hook: knftables.OutputHook, prio: prioBeforeIPVS,
 			rules: append(slices.Clone(markRules), endpointRules...)},
@@ -64,7 +64,7 @@ func chains(f family, mark uint32) []baseChain {
 				"meta mark & " + m + " != 0 meta mark set meta mark & " + unmark + " masquerade fully-random",
 				// A pod reaching itself through a virtual address would
 				// otherwise answer itself directly.
-				f.ip + " saddr . " + f.ip + " daddr @hairpin masquerade fully-random",
+				f.IP + " saddr . " + f.IP + " daddr @hairpin masquerade fully-random",
 			}},
 	}
 }

@@ -8,11 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	v1 "k8s.io/api/core/v1"
-
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/nftfam"
 	"github.com/lbkit/lbkit/endpoints"
-	"github.com/lbkit/lbkit/internal/netprefix"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -72,25 +70,13 @@ func (d *desired) equal(o *desired) bool {
 }
 
 // family holds what differs between IPv4 and IPv6.
-type family struct {
-	ip   string // "ip" or "ip6", as in "ip saddr"
-	addr string // nft type of one address
-	is6  bool
-}
+type family = nftfam.Family
 
 var (
-	ipv4 = family{ip: "ip", addr: "ipv4_addr"}
-	ipv6 = family{ip: "ip6", addr: "ipv6_addr", is6: true}
+	ipv4     = nftfam.IPv4
+	ipv6     = nftfam.IPv6
+	familyOf = nftfam.Of
 )
-
-func familyOf(f v1.IPFamily) family {
-	if f == v1.IPv6Protocol {
-		return ipv6
-	}
-	return ipv4
-}
-
-func (f family) has(a netip.Addr) bool { return a.IsValid() && a.Is6() == f.is6 && !a.Is4In6() }
 
 // planner plans service ports.
 type planner struct {
@@ -111,7 +97,7 @@ func newPlanner(fam family, spec *Spec, log *slog.Logger, nodeIPs []netip.Addr, 
 }
 
 // buildPlan returns the desired state of snap. nodeIPs are the addresses
-// node ports are served on, already filtered (see usableNodeIPs); local
+// node ports are served on, already filtered (see nftfam.Family.NodePortIPs); local
 // holds every address the node has on other links than the dummy one: a
 // virtual server on one of those (a node port, or an external IP that is
 // the node's) is not bound to the dummy link but recorded (see
@@ -130,7 +116,7 @@ func buildPlan(snap *servicemap.Snapshot, spec *Spec, log *slog.Logger, nodeIPs 
 	for i := range p.sets {
 		p.sets[i] = map[string]int{}
 	}
-	for _, c := range netprefix.Disjoint(prefixesOf(fam, spec.ClusterCIDRs)) {
+	for _, c := range prefixesOf(fam, spec.ClusterCIDRs) {
 		p.sets[setClusterCIDRs][c.String()] = 1
 	}
 	pl := newPlanner(fam, spec, log, nodeIPs, local, p.owners)
@@ -154,11 +140,11 @@ func (pl *planner) claims(sp *servicemap.ServicePort) []Key {
 		return nil
 	}
 	var out []Key
-	if pl.fam.has(sp.ClusterIP) {
+	if pl.fam.Has(sp.ClusterIP) {
 		out = append(out, Key{sp.ClusterIP, sp.Port, sp.Protocol})
 	}
 	for _, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
-		if pl.fam.has(a) {
+		if pl.fam.Has(a) {
 			out = append(out, Key{a, sp.Port, sp.Protocol})
 		}
 	}
@@ -203,7 +189,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	// to is where short-circuited traffic goes: the cluster IP's virtual
 	// server, when it balances over the Cluster list.
 	var to Key
-	if fam.has(sp.ClusterIP) {
+	if fam.Has(sp.ClusterIP) {
 		k := Key{sp.ClusterIP, sp.Port, sp.Protocol}
 		if pl.add(sp, template, k, plan.Internal.Endpoints, false) {
 			if pl.pods {
@@ -218,7 +204,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	lbFrom := len(sp.ExternalIPs)
 	for i, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
 		k := Key{a, sp.Port, sp.Protocol}
-		if !fam.has(k.Addr) || !pl.add(sp, template, k, plan.External.Endpoints, false) {
+		if !fam.Has(k.Addr) || !pl.add(sp, template, k, plan.External.Endpoints, false) {
 			continue
 		}
 		pl.external(plan, k, to)
@@ -265,7 +251,7 @@ func (pl *planner) add(sp *servicemap.ServicePort, template VirtualServer, k Key
 	node = node || pl.local[k.Addr]
 	d := &desired{vs: vs, node: node}
 	for _, ep := range eps {
-		if ep.Addr.IsValid() && pl.fam.has(ep.Addr.Addr()) {
+		if ep.Addr.IsValid() && pl.fam.Has(ep.Addr.Addr()) {
 			d.reals = append(d.reals, ep.Addr)
 			pl.pp.elems = append(pl.pp.elems, elem{setHairpin, pairElement(ep.Addr.Addr())})
 		}
@@ -339,38 +325,9 @@ func keyElement(k Key) string {
 
 func pairElement(a netip.Addr) string { return a.String() + " . " + a.String() }
 
-// usableNodeIPs returns the addresses of in that node ports may use: of the
-// family, not loopback, link-local, multicast or unspecified, inside the
-// family's prefixes of allowed (when it has any: prefixes of the other
-// family only restrict nothing, as in kube-proxy); sorted, without
-// duplicates.
-func usableNodeIPs(fam family, in []netip.Addr, allowed []netip.Prefix) []netip.Addr {
-	allowed = prefixesOf(fam, allowed)
-	var out []netip.Addr
-	for _, a := range in {
-		a = a.Unmap()
-		if !fam.has(a) || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
-			continue
-		}
-		if len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			continue
-		}
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
-}
-
-// prefixesOf returns the valid, masked prefixes of the family.
-func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	for _, p := range in {
-		if p.IsValid() && fam.has(p.Addr()) {
-			out = append(out, p.Masked())
-		}
-	}
-	return out
-}
+// prefixesOf returns the valid prefixes of the family, masked, sorted and
+// disjoint.
+func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix { return fam.Prefixes(in) }
 
 // sortedServers returns the plan's virtual servers sorted by key.
 func (p *plan) sortedServers() []*desired {

@@ -26,7 +26,7 @@ import (
 func Render(snap *servicemap.Snapshot, spec Spec) string {
 	spec = spec.withDefaults()
 	fam := familyOf(snap.IPFamily())
-	p := buildPlan(snap, &spec, slog.New(slog.DiscardHandler), usableNodeIPs(fam, spec.NodeIPs, spec.NodePortAddresses), toSet(spec.NodeIPs))
+	p := buildPlan(snap, &spec, slog.New(slog.DiscardHandler), fam.NodePortIPs(spec.NodeIPs, spec.NodePortAddresses), toSet(spec.NodeIPs))
 	var w strings.Builder
 	for _, d := range p.sortedServers() {
 		w.WriteString(d.vs.SaveLine() + "\n")

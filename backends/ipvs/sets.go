@@ -28,20 +28,20 @@ type setSpec struct {
 	interval bool
 }
 
-func svcKeyType(f family) string { return f.addr + " . inet_proto . inet_service" }
+func svcKeyType(f family) string { return f.AddrType + " . inet_proto . inet_service" }
 
 var setSpecs = [numSets]setSpec{
 	setClusterIPs:       {name: "cluster-ips", typ: svcKeyType},
-	setClusterCIDRs:     {name: "cluster-cidrs", typ: func(f family) string { return f.addr }, interval: true},
+	setClusterCIDRs:     {name: "cluster-cidrs", typ: func(f family) string { return f.AddrType }, interval: true},
 	setExternalMasq:     {name: "external-masq", typ: svcKeyType},
 	setNoEndpoints:      {name: "no-endpoints", typ: svcKeyType},
 	setNoLocalEndpoints: {name: "no-local-endpoints", typ: svcKeyType},
 	setFirewall:         {name: "firewall", typ: svcKeyType},
 	setFirewallAllow: {name: "firewall-allow", interval: true,
-		typ: func(f family) string { return svcKeyType(f) + " . " + f.addr }},
-	setHairpin:      {name: "hairpin", typ: func(f family) string { return f.addr + " . " + f.addr }},
+		typ: func(f family) string { return svcKeyType(f) + " . " + f.AddrType }},
+	setHairpin:      {name: "hairpin", typ: func(f family) string { return f.AddrType + " . " + f.AddrType }},
 	setShortCircuit: {name: "short-circuit", typ: svcKeyType},
 	setShortCircuitTo: {name: "short-circuit-to", typ: svcKeyType,
-		value: func(f family) string { return f.addr + " . inet_service" }},
+		value: func(f family) string { return f.AddrType + " . inet_service" }},
 	setNodeAddrServers: {name: "node-address-servers", typ: svcKeyType},
 }

@@ -23,7 +23,7 @@ type syncState struct {
 }
 
 // nodeAddrs reads the node's addresses: those node ports are served on
-// (filtered, see usableNodeIPs) and every one on links other than the
+// (filtered, see nftfam.Family.NodePortIPs) and every one on links other than the
 // dummy one.
 func (b *Backend) nodeAddrs(fam family) ([]netip.Addr, map[netip.Addr]bool, error) {
 	o := &b.spec
@@ -38,7 +38,7 @@ func (b *Backend) nodeAddrs(fam family) ([]netip.Addr, map[netip.Addr]bool, erro
 	if len(nodeIPs) == 0 {
 		nodeIPs = local
 	}
-	return usableNodeIPs(fam, nodeIPs, o.NodePortAddresses), toSet(append(local, o.NodeIPs...)), nil
+	return fam.NodePortIPs(nodeIPs, o.NodePortAddresses), toSet(append(local, o.NodeIPs...)), nil
 }
 
 // fullSync applies next, comparing with everything the kernel holds.
@@ -138,7 +138,7 @@ func (b *Backend) reconcile(p *plan, recorded map[Key]bool, st *syncState) (map[
 	}
 	current := map[Key]VirtualServer{}
 	for _, vs := range all {
-		if fam.has(vs.Addr) {
+		if fam.Has(vs.Addr) {
 			current[vs.Key()] = vs
 		}
 	}
@@ -150,7 +150,7 @@ func (b *Backend) reconcile(p *plan, recorded map[Key]bool, st *syncState) (map[
 	for _, a := range addrs {
 		// The kernel gives every IPv6 link a link-local address of its
 		// own; a virtual address never is one.
-		if fam.has(a) && !a.IsLinkLocalUnicast() {
+		if fam.Has(a) && !a.IsLinkLocalUnicast() {
 			bound[a] = true
 		}
 	}

@@ -138,11 +138,11 @@ func (b *Backend) nftFor(fam family, table string) (knftables.Interface, error) 
 	if b.opts.NFT != nil {
 		return b.opts.NFT, nil
 	}
-	k := tableKey{fam.nft(), table}
+	k := tableKey{nftFamily(fam), table}
 	if nft := b.listers[k]; nft != nil {
 		return nft, nil
 	}
-	nft, err := knftables.New(fam.nft(), table, knftables.UseNetlink)
+	nft, err := knftables.New(nftFamily(fam), table, knftables.UseNetlink)
 	if err != nil {
 		return nil, unusable(err)
 	}
@@ -253,7 +253,7 @@ func (b *Backend) ourTables(fam family) ([]string, error) {
 	names, err := listTables(fam)
 	b.io.dumps++
 	if err != nil {
-		return nil, fmt.Errorf("list %s tables: %w", fam.nft(), err)
+		return nil, fmt.Errorf("list %s tables: %w", nftFamily(fam), err)
 	}
 	var out []string
 	for _, n := range names {
@@ -269,7 +269,7 @@ func (b *Backend) deleteTable(ctx context.Context, fam family, table string) err
 	var o ops
 	o.delete(&knftables.Table{})
 	if err := b.w.run(ctx, fam, table, o); err != nil && !notFound(err) {
-		return fmt.Errorf("delete table %s %s: %w", fam.nft(), table, err)
+		return fmt.Errorf("delete table %s %s: %w", nftFamily(fam), table, err)
 	}
 	return nil
 }

@@ -106,7 +106,7 @@ func newBuilder(snap *servicemap.Snapshot, spec Spec) *builder {
 		svcCIDRs:  prefixesOf(fam, snap.ServiceCIDRs()),
 	}
 	for _, a := range spec.NodeIPs {
-		if a.IsValid() && a.Unmap().Is6() == fam.is6 {
+		if a.IsValid() && a.Unmap().Is6() == fam.Is6 {
 			b.nodeIPs = append(b.nodeIPs, a.Unmap())
 		}
 	}

@@ -51,7 +51,7 @@ func NetlinkRunsForTest(snap *servicemap.Snapshot, spec Spec) []NetlinkRun {
 		var o ops
 		o.portObjects(ports)
 		forEachElement(ports, func(e element) { o.add(e.object()) })
-		runs = append(runs, NetlinkRun{Table: tableName(spec, shard), V6: rs.fam.is6,
+		runs = append(runs, NetlinkRun{Table: tableName(spec, shard), V6: rs.fam.Is6,
 			Setup: &NetlinkOps{setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o}})
 	}
 	return runs

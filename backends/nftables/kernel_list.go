@@ -19,7 +19,7 @@ import (
 // chain of the family once per table and run nft once per container.
 
 func tableFamily(fam family) gnft.TableFamily {
-	if fam.is6 {
+	if fam.Is6 {
 		return gnft.TableFamilyIPv6
 	}
 	return gnft.TableFamilyIPv4
@@ -176,7 +176,7 @@ func (d *keyDecoder) take(n, padded int) []byte {
 }
 
 func (d *keyDecoder) addr() string {
-	if d.fam.is6 {
+	if d.fam.Is6 {
 		return netip.AddrFrom16([16]byte(d.take(16, 16))).String()
 	}
 	return netip.AddrFrom4([4]byte(d.take(4, 4))).String()

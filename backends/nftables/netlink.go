@@ -68,7 +68,7 @@ func (w *netlinkWriter) run(ctx context.Context, fam family, table string, o ops
 	for attempt := 1; ; attempt++ {
 		kerrs, lost, err := exchange(b.b)
 		if err != nil {
-			return fmt.Errorf("netlink: table %s %s: %w", fam.nft(), table, err)
+			return fmt.Errorf("netlink: table %s %s: %w", nftFamily(fam), table, err)
 		}
 		if len(kerrs) == 0 && !lost {
 			break
@@ -123,13 +123,13 @@ type msgInfo struct {
 type elemAt struct{ off, op int }
 
 func nfproto(fam family) (byte, error) {
-	switch fam.nft() {
+	switch nftFamily(fam) {
 	case knftables.IPv4Family:
 		return unix.NFPROTO_IPV4, nil
 	case knftables.IPv6Family:
 		return unix.NFPROTO_IPV6, nil
 	}
-	return 0, fmt.Errorf("netlink: unsupported family %q", fam.nft())
+	return 0, fmt.Errorf("netlink: unsupported family %q", nftFamily(fam))
 }
 
 func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, error) {
@@ -171,12 +171,12 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 			err = fmt.Errorf("unsupported object %T", obj)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", fam.nft(), table, describeOp(o[at], &fam), err)
+			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", nftFamily(fam), table, describeOp(o[at], &fam), err)
 		}
 	}
 	b.delimiter(unix.NFNL_MSG_BATCH_END)
 	if b.err != nil {
-		return nil, fmt.Errorf("netlink: table %s %s: %w", fam.nft(), table, b.err)
+		return nil, fmt.Errorf("netlink: table %s %s: %w", nftFamily(fam), table, b.err)
 	}
 	return b, nil
 }
@@ -199,20 +199,20 @@ func (b *nlBatch) decl(name string) *setDecl {
 	if d, ok := b.decls[name]; ok || b.dropped {
 		return d
 	}
-	return b.w.decls[declKey{b.fam.nft(), b.table, name}]
+	return b.w.decls[declKey{nftFamily(b.fam), b.table, name}]
 }
 
 // commit records a successful run's declarations.
 func (w *netlinkWriter) commit(b *nlBatch) {
 	if b.dropped {
 		for k := range w.decls {
-			if k.fam == b.fam.nft() && k.table == b.table {
+			if k.fam == nftFamily(b.fam) && k.table == b.table {
 				delete(w.decls, k)
 			}
 		}
 	}
 	for name, d := range b.decls {
-		k := declKey{b.fam.nft(), b.table, name}
+		k := declKey{nftFamily(b.fam), b.table, name}
 		if d == nil {
 			delete(w.decls, k)
 		} else {

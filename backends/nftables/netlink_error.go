@@ -35,14 +35,14 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 			}
 		}
 		if ke.msg != "" {
-			errs = append(errs, fmt.Errorf("netlink: table %s %s: %s: %w (%s)", b.fam.nft(), b.table, what, ke.errno, ke.msg))
+			errs = append(errs, fmt.Errorf("netlink: table %s %s: %s: %w (%s)", nftFamily(b.fam), b.table, what, ke.errno, ke.msg))
 		} else {
-			errs = append(errs, fmt.Errorf("netlink: table %s %s: %s: %w", b.fam.nft(), b.table, what, ke.errno))
+			errs = append(errs, fmt.Errorf("netlink: table %s %s: %s: %w", nftFamily(b.fam), b.table, what, ke.errno))
 		}
 	}
 	if lost {
 		errs = append(errs, fmt.Errorf("netlink: table %s %s: the batch failed; some of its errors were lost",
-			b.fam.nft(), b.table))
+			nftFamily(b.fam), b.table))
 	}
 	return errors.Join(errs...)
 }

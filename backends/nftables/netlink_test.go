@@ -104,11 +104,11 @@ var nlRuleCases = []struct {
 		want: nlCat(nlLoad(1, nlNh, 16, 4), nlL4proto(unix.NFT_REG32_01), nlLoad(unix.NFT_REG32_02, nlTh, 2, 2), nlVmap("service-ips"))},
 	{v6: true, rule: rule{vmap("service-ips", fDaddr, fL4proto, fDport)}, text: "ip6 daddr . meta l4proto . th dport vmap @service-ips",
 		want: nlCat(nlLoad(1, nlNh, 24, 16), nlL4proto(unix.NFT_REG_2), nlLoad(unix.NFT_REG32_05, nlTh, 2, 2), nlVmap("service-ips"))},
-	{rule: rule{fibLocal(fDaddr), addrNotIn(fDaddr, ipv4.loopback), vmap("service-nodeports", fL4proto, fDport)},
+	{rule: rule{fibLocal(fDaddr), addrNotIn(fDaddr, ipv4.Loopback), vmap("service-nodeports", fL4proto, fDport)},
 		text: "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports", want: nlCat(
 			nlFibLocal(false), nlLoad(1, nlNh, 16, 1), nlNe(1, 127),
 			nlL4proto(1), nlLoad(unix.NFT_REG32_01, nlTh, 2, 2), nlVmap("service-nodeports"))},
-	{v6: true, rule: rule{fibLocal(fDaddr), addrNotIn(fDaddr, ipv6.loopback), inSet("nodeport-addresses", fDaddr),
+	{v6: true, rule: rule{fibLocal(fDaddr), addrNotIn(fDaddr, ipv6.Loopback), inSet("nodeport-addresses", fDaddr),
 		vmap("service-nodeports", fL4proto, fDport)},
 		text: "fib daddr type local ip6 daddr != ::1 ip6 daddr @nodeport-addresses meta l4proto . th dport vmap @service-nodeports",
 		want: nlCat(nlFibLocal(false), nlLoad(1, nlNh, 24, 16), nlNe(1, nlLoopback6...),
@@ -267,8 +267,8 @@ func FuzzNetlinkElements(f *testing.F) {
 		for _, fam := range []family{ipv4, ipv6} {
 			// Declared sets: the writer does not ask the kernel about them.
 			var o ops
-			o.add(&knftables.Set{Name: "s", Type: fam.addrType, Flags: []knftables.SetFlag{knftables.IntervalFlag}})
-			o.add(&knftables.Map{Name: "m", Type: fam.addrType + " . inet_proto . inet_service : verdict"})
+			o.add(&knftables.Set{Name: "s", Type: fam.AddrType, Flags: []knftables.SetFlag{knftables.IntervalFlag}})
+			o.add(&knftables.Map{Name: "m", Type: fam.AddrType + " . inet_proto . inet_service : verdict"})
 			o.add(&knftables.Element{Map: "m", Key: []string{text}, Value: []string{text}})
 			o.add(&knftables.Element{Set: "s", Key: []string{text}})
 			_, _ = newNetlinkWriter().translate(fam, "t", o)

@@ -74,5 +74,5 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// nft is the family's knftables name.
-func (f family) nft() knftables.Family { return knftables.Family(f.ip) }
+// nftFamily is the family's knftables name.
+func nftFamily(f family) knftables.Family { return knftables.Family(f.IP) }

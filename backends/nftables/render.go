@@ -95,7 +95,7 @@ func (rs *ruleset) writeTable(w *textWriter, table string, ports []*portRules) {
 		elems[e.in] = append(elems[e.in], e)
 	})
 
-	w.WriteString("table " + rs.fam.ip + " " + table + " {\n")
+	w.WriteString("table " + rs.fam.IP + " " + table + " {\n")
 	for i := range rs.containers {
 		w.set(&rs.containers[i], elems[i])
 	}

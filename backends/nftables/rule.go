@@ -198,9 +198,9 @@ func (s *stmt) appendKeys(buf []byte, fam *family) []byte {
 func appendField(buf []byte, f field, fam *family) []byte {
 	switch f {
 	case fSaddr:
-		return append(append(buf, fam.ip...), " saddr"...)
+		return append(append(buf, fam.IP...), " saddr"...)
 	case fDaddr:
-		return append(append(buf, fam.ip...), " daddr"...)
+		return append(append(buf, fam.IP...), " daddr"...)
 	case fL4proto:
 		return append(buf, "meta l4proto"...)
 	}

@@ -68,7 +68,7 @@ var (
 
 func (b *builder) skeleton() skeleton {
 	fam := b.fam
-	addr := fam.addrType
+	addr := fam.AddrType
 	svcKey := addr + " . inet_proto . inet_service : verdict"
 	portKey := "inet_proto . inet_service : verdict"
 	s := skeleton{fam: fam, base: baseChains}
@@ -86,7 +86,7 @@ func (b *builder) skeleton() skeleton {
 	// Node ports: never on loopback, and only on NodePortAddresses when set.
 	// The rules are [fib daddr type local] DADDR vmap @MAP.
 	nodePorts := make(rule, 0, 8)
-	nodePorts = append(nodePorts, fibLocal(fDaddr), addrNotIn(fDaddr, fam.loopback))
+	nodePorts = append(nodePorts, fibLocal(fDaddr), addrNotIn(fDaddr, fam.Loopback))
 	if cidrs := prefixesOf(fam, b.spec.ClusterCIDRs); len(cidrs) > 0 {
 		s.static = append(s.static, intervalSet(setClusterCIDRs, addr, cidrs))
 	}

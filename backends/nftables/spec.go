@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	v1 "k8s.io/api/core/v1"
-
 	"github.com/lbkit/lbkit/backends"
-	"github.com/lbkit/lbkit/internal/netprefix"
+	"github.com/lbkit/lbkit/backends/internal/nftfam"
 )
 
 // Defaults for the zero values of Spec and Options.
@@ -116,26 +114,15 @@ func (s Spec) withDefaults() Spec {
 	return s
 }
 
-// family holds the spellings that differ between the ip and ip6 tables.
-type family struct {
-	ip       string       // "ip" or "ip6", as in "ip saddr"
-	addrType string       // set type of one address
-	loopback netip.Prefix // what "never loopback" excludes
-	is6      bool
-}
+// family is the IP family of a table.
+type family = nftfam.Family
 
 var (
-	ipv4 = family{ip: "ip", addrType: "ipv4_addr", loopback: netip.MustParsePrefix("127.0.0.0/8")}
-	ipv6 = family{ip: "ip6", addrType: "ipv6_addr", loopback: netip.MustParsePrefix("::1/128"), is6: true}
+	ipv4     = nftfam.IPv4
+	ipv6     = nftfam.IPv6
+	familyOf = nftfam.Of
 )
-
-func familyOf(f v1.IPFamily) family {
-	if f == v1.IPv6Protocol {
-		return ipv6
-	}
-	return ipv4
-}
 
 // prefixesOf returns the valid prefixes of the family, masked, sorted, and
 // without any that another one contains.
-func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix { return netprefix.Of(fam.is6, in) }
+func prefixesOf(fam family, in []netip.Prefix) []netip.Prefix { return fam.Prefixes(in) }

@@ -15,7 +15,7 @@ func listTables(fam family) ([]string, error) {
 	}
 	defer c.CloseLasting()
 	tf := gnft.TableFamilyIPv4
-	if fam.is6 {
+	if fam.Is6 {
 		tf = gnft.TableFamilyIPv6
 	}
 	tables, err := c.ListTablesOfFamily(tf)

@@ -25,15 +25,11 @@ import (
 //
 // The table is rewritten whole at every sync, in one transaction.
 
-func tableFamily(ipv6 bool) (knftables.Family, string, string) {
-	if ipv6 {
-		return knftables.IPv6Family, "ip6", "ipv6_addr"
-	}
-	return knftables.IPv4Family, "ip", "ipv4_addr"
-}
-
 func (n *netNS) nft(ipv6 bool, table string) (knftables.Interface, error) {
-	fam, _, _ := tableFamily(ipv6)
+	fam := knftables.IPv4Family
+	if ipv6 {
+		fam = knftables.IPv6Family
+	}
 	var nft knftables.Interface
 	err := n.do(func() error {
 		var err error
@@ -48,7 +44,7 @@ func (n *netNS) syncTable(ctx context.Context, table string, d *desired) error {
 	if err != nil {
 		return err
 	}
-	_, ip, addr := tableFamily(d.ipv6)
+	ip, addr := d.family().IP, d.family().AddrType
 	key := addr + " . inet_proto . inet_service"
 	tx := nft.NewTransaction()
 	// Flushing the table empties its chains but not its sets: each set is

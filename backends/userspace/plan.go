@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/nftfam"
 	"github.com/lbkit/lbkit/internal/netprefix"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -57,11 +58,19 @@ type desired struct {
 	pods         []netip.Prefix // the pod CIDRs of the family
 }
 
+// family is the nftables family of the snapshot's addresses.
+func (d *desired) family() nftfam.Family {
+	if d.ipv6 {
+		return nftfam.IPv6
+	}
+	return nftfam.IPv4
+}
+
 // plan computes the desired state. nodeIPs are the node's own addresses
 // (node ports are served on those NodePortAddresses admits).
 func plan(snap *servicemap.Snapshot, o *Spec, nodeIPs []netip.Addr) *desired {
 	d := &desired{ipv6: snap.IPFamily() == v1.IPv6Protocol, listen: map[frontendKey]listenSpec{}}
-	nodePortIPs := usableNodeIPs(d.ipv6, nodeIPs, o.NodePortAddresses)
+	nodePortIPs := d.family().NodePortIPs(nodeIPs, o.NodePortAddresses)
 	for _, p := range netprefix.Disjoint(o.ClusterCIDRs) {
 		if p.Addr().Is6() == d.ipv6 {
 			d.pods = append(d.pods, p)
@@ -134,33 +143,6 @@ func plan(snap *servicemap.Snapshot, o *Spec, nodeIPs []netip.Addr) *desired {
 	return d
 }
 
-// usableNodeIPs returns the node addresses of the family that may serve
-// node ports: never loopback, link-local, multicast or unspecified, and
-// inside allowedCIDRs when it is not empty.
-func usableNodeIPs(ipv6 bool, in []netip.Addr, allowedCIDRs []netip.Prefix) []netip.Addr {
-	// Prefixes of the other family restrict nothing in this one (as in
-	// kube-proxy, where only the other family's leave "all addresses").
-	var allowed []netip.Prefix
-	for _, p := range allowedCIDRs {
-		if p.IsValid() && p.Addr().Is6() == ipv6 {
-			allowed = append(allowed, p)
-		}
-	}
-	var out []netip.Addr
-	for _, a := range in {
-		a = a.Unmap()
-		if !a.IsValid() || a.Is6() != ipv6 || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsMulticast() || a.IsUnspecified() {
-			continue
-		}
-		if len(allowed) > 0 && !slices.ContainsFunc(allowed, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			continue
-		}
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
-}
-
 // text renders the desired state for people: the addresses on the link,
 // every socket with the service port it serves and the endpoints each kind
 // of traffic goes to, and the netfilter elements.
@@ -192,11 +174,7 @@ func (d *desired) text(link, table string) string {
 		}
 		b.WriteString("\n")
 	}
-	name := "ip"
-	if d.ipv6 {
-		name = "ip6"
-	}
-	fmt.Fprintf(&b, "table %s %s:\n", name, table)
+	fmt.Fprintf(&b, "table %s %s:\n", d.family().IP, table)
 	for _, s := range []struct {
 		what string
 		keys []frontendKey
