@@ -1,12 +1,11 @@
 package iptables
 
 import (
-	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 )
 
 // DefaultLockWait is how long an iptables program waits for the xtables
@@ -65,9 +64,9 @@ func (o Options) withDefaults() Options {
 func (o Options) validate() error {
 	switch {
 	case o.Flavour != FlavourAuto && o.Flavour != FlavourNFT && o.Flavour != FlavourLegacy:
-		return fmt.Errorf("%w: iptables: unknown Options.Flavour %q", backends.ErrInvalidConfig, o.Flavour)
+		return check.Invalid("iptables", "unknown Options.Flavour %q", o.Flavour)
 	case o.LockWait < 0:
-		return fmt.Errorf("%w: iptables: negative Options.LockWait %v", backends.ErrInvalidConfig, o.LockWait)
+		return check.Invalid("iptables", "negative Options.LockWait %v", o.LockWait)
 	}
 	return nil
 }

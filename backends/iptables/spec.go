@@ -1,12 +1,11 @@
 package iptables
 
 import (
-	"fmt"
-	"math/bits"
+	"cmp"
 	"net/netip"
 	"strings"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 )
 
 // Spec describes what the backend programs, and what Render renders: pure
@@ -58,31 +57,23 @@ func (sp Spec) Validate() error {
 	if err := checkPrefix(sp.Prefix); err != nil {
 		return err
 	}
-	for _, p := range append(sp.ClusterCIDRs[:len(sp.ClusterCIDRs):len(sp.ClusterCIDRs)], sp.NodePortAddresses...) {
-		if !p.IsValid() {
-			return fmt.Errorf("%w: iptables: invalid CIDR %v in Spec", backends.ErrInvalidConfig, p)
-		}
-	}
-	if bits.OnesCount32(sp.MasqueradeMark) != 1 {
-		return fmt.Errorf("%w: iptables: Spec.MasqueradeMark %#x is not one bit", backends.ErrInvalidConfig, sp.MasqueradeMark)
-	}
-	return nil
+	return cmp.Or(check.Addresses("iptables", nil, sp.ClusterCIDRs, sp.NodePortAddresses),
+		check.Mark("iptables", sp.MasqueradeMark))
 }
 
 // checkPrefix checks a chain-name prefix, the trailing "-" dropped.
 func checkPrefix(p string) error {
 	if longest := len(p) + len(kindNames[chainSVC]) + hashLen; longest > maxChainName {
-		return fmt.Errorf("%w: iptables: Spec.Prefix %q makes chain names of %d characters, more than iptables' %d",
-			backends.ErrInvalidConfig, p, longest, maxChainName)
+		return check.Invalid("iptables", "Spec.Prefix %q makes chain names of %d characters, more than iptables' %d",
+			p, longest, maxChainName)
 	}
 	if p == "" {
-		return fmt.Errorf("%w: iptables: Spec.Prefix is only '-'", backends.ErrInvalidConfig)
+		return check.Invalid("iptables", "Spec.Prefix is only '-'")
 	}
 	for i, c := range []byte(p) {
 		ok := 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-' && i > 0
 		if !ok {
-			return fmt.Errorf("%w: iptables: Spec.Prefix %q: only letters, digits, '_', '.' and an inner '-' make a chain name every rule reads back",
-				backends.ErrInvalidConfig, p)
+			return check.Invalid("iptables", "Spec.Prefix %q: only letters, digits, '_', '.' and an inner '-' make a chain name every rule reads back", p)
 		}
 	}
 	return nil

@@ -1,13 +1,12 @@
 package ipvs
 
 import (
-	"fmt"
+	"cmp"
 	"log/slog"
-	"math/bits"
 	"net/netip"
 	"regexp"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -101,9 +100,7 @@ func (sp Spec) withDefaults() Spec {
 // its callers may.
 func (sp Spec) Validate() error {
 	sp = sp.withDefaults()
-	invalid := func(format string, a ...any) error {
-		return fmt.Errorf("%w: ipvs: "+format, append([]any{backends.ErrInvalidConfig}, a...)...)
-	}
+	invalid := func(format string, a ...any) error { return check.Invalid("ipvs", format, a...) }
 	if !linkName.MatchString(sp.Interface) {
 		return invalid("Spec.Interface %q is not a valid interface name", sp.Interface)
 	}
@@ -113,20 +110,8 @@ func (sp Spec) Validate() error {
 	if !tableName.MatchString(sp.Table) {
 		return invalid("Spec.Table %q is not an nftables table name", sp.Table)
 	}
-	for _, p := range append(sp.ClusterCIDRs[:len(sp.ClusterCIDRs):len(sp.ClusterCIDRs)], sp.NodePortAddresses...) {
-		if !p.IsValid() {
-			return invalid("invalid prefix %v in Spec", p)
-		}
-	}
-	for _, a := range sp.NodeIPs {
-		if !a.IsValid() {
-			return invalid("invalid address in Spec.NodeIPs")
-		}
-	}
-	if bits.OnesCount32(sp.MasqueradeMark) != 1 {
-		return invalid("Spec.MasqueradeMark %#x is not one bit", sp.MasqueradeMark)
-	}
-	return nil
+	return cmp.Or(check.Addresses("ipvs", sp.NodeIPs, sp.ClusterCIDRs, sp.NodePortAddresses),
+		check.Mark("ipvs", sp.MasqueradeMark))
 }
 
 // scheduler returns the scheduler of one service port, logging an unknown

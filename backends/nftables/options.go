@@ -3,12 +3,11 @@
 package nftables
 
 import (
-	"fmt"
 	"log/slog"
 
 	"sigs.k8s.io/knftables"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 )
 
 // Transport says how a Backend writes to the kernel.
@@ -47,9 +46,7 @@ type Options struct {
 
 // validate refuses combinations that cannot mean what they say.
 func (o Options) validate(s Spec) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: nftables: "+format, append([]any{backends.ErrInvalidConfig}, args...)...)
-	}
+	bad := func(format string, args ...any) error { return check.Invalid("nftables", format, args...) }
 	switch {
 	case o.NFT != nil && s.Shards > 1:
 		return bad("Options.NFT holds one table, but Spec.Shards is %d: leave Shards 0 or 1", s.Shards)

@@ -1,10 +1,10 @@
 package nftables
 
 import (
-	"fmt"
+	"cmp"
 	"net/netip"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 	"github.com/lbkit/lbkit/backends/internal/nftfam"
 )
 
@@ -75,30 +75,14 @@ const maxTableName = 252
 // error wraps backends.ErrInvalidConfig. New calls it; Render, a pure
 // function, uses s as it is.
 func (s Spec) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: nftables: "+format, append([]any{backends.ErrInvalidConfig}, args...)...)
-	}
 	switch {
 	case s.Shards < 0 || s.Shards > maxShards:
-		return bad("Spec.Shards is %d, want 0 (the default) to %d", s.Shards, maxShards)
-	case s.MasqueradeMark&(s.MasqueradeMark-1) != 0:
-		return bad("Spec.MasqueradeMark %#x has more than one bit set", s.MasqueradeMark)
+		return check.Invalid("nftables", "Spec.Shards is %d, want 0 (the default) to %d", s.Shards, maxShards)
 	case len(s.Table) > maxTableName:
-		return bad("Spec.Table %q is longer than %d bytes", s.Table, maxTableName)
+		return check.Invalid("nftables", "Spec.Table %q is longer than %d bytes", s.Table, maxTableName)
 	}
-	for _, list := range [][]netip.Prefix{s.ClusterCIDRs, s.NodePortAddresses} {
-		for _, p := range list {
-			if !p.IsValid() {
-				return bad("invalid prefix %v", p)
-			}
-		}
-	}
-	for _, a := range s.NodeIPs {
-		if !a.IsValid() {
-			return bad("invalid node IP %v", a)
-		}
-	}
-	return nil
+	return cmp.Or(check.Mark("nftables", s.withDefaults().MasqueradeMark),
+		check.Addresses("nftables", s.NodeIPs, s.ClusterCIDRs, s.NodePortAddresses))
 }
 
 func (s Spec) withDefaults() Spec {

@@ -1,12 +1,11 @@
 package userspace
 
 import (
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"time"
 
-	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/internal/check"
 	"github.com/lbkit/lbkit/picker"
 	"github.com/lbkit/lbkit/servicemap"
 )
@@ -69,19 +68,7 @@ func (s Spec) Validate() error {
 	if len(s.Table) > 255 {
 		return invalid("Spec.Table %q is longer than 255 bytes", s.Table)
 	}
-	for _, list := range [][]netip.Prefix{s.ClusterCIDRs, s.NodePortAddresses} {
-		for _, p := range list {
-			if !p.IsValid() {
-				return invalid("invalid prefix %v", p)
-			}
-		}
-	}
-	for _, a := range s.NodeIPs {
-		if !a.IsValid() {
-			return invalid("invalid node IP %v", a)
-		}
-	}
-	return nil
+	return check.Addresses("userspace", s.NodeIPs, s.ClusterCIDRs, s.NodePortAddresses)
 }
 
 func (o Options) validate() error {
@@ -91,9 +78,7 @@ func (o Options) validate() error {
 	return nil
 }
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: userspace: "+format, append([]any{backends.ErrInvalidConfig}, args...)...)
-}
+func invalid(format string, args ...any) error { return check.Invalid("userspace", format, args...) }
 
 // Policy is picker.Policy, for Spec.PolicyFor.
 type Policy = picker.Policy
