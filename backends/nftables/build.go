@@ -48,52 +48,25 @@ type builder struct {
 // maxSlabSize bounds the values allocated at once for a slab.
 const maxSlabSize = 1024
 
-func (b *builder) takeElems(n int) []element {
-	if n > len(b.elemSlab) {
-		b.elemSlab = make([]element, max(n, b.slabSize))
+// take cuts n values (empty, with capacity n) from *slab, allocating a new
+// slab of at least size values when it runs out.
+func take[T any](slab *[]T, n, size int) []T {
+	if n > len(*slab) {
+		*slab = make([]T, max(n, size))
 	}
-	out := b.elemSlab[:0:n]
-	b.elemSlab = b.elemSlab[n:]
-	return out
-}
-
-func (b *builder) takeChains(n int) []chain {
-	if n > len(b.chainSlab) {
-		b.chainSlab = make([]chain, max(n, b.slabSize))
-	}
-	out := b.chainSlab[:0:n]
-	b.chainSlab = b.chainSlab[n:]
-	return out
-}
-
-func (b *builder) takeRules(n int) []rule {
-	if n > len(b.ruleSlab) {
-		b.ruleSlab = make([]rule, max(n, b.slabSize))
-	}
-	out := b.ruleSlab[:0:n]
-	b.ruleSlab = b.ruleSlab[n:]
+	out := (*slab)[:0:n]
+	*slab = (*slab)[n:]
 	return out
 }
 
 // rule returns the statements as a rule cut from a slab.
 func (b *builder) rule(stmts ...stmt) rule {
-	n := len(stmts)
-	if n > len(b.stmtSlab) {
-		b.stmtSlab = make([]stmt, max(n, 2*b.slabSize))
-	}
-	r := rule(b.stmtSlab[:n:n])
-	copy(r, stmts)
-	b.stmtSlab = b.stmtSlab[n:]
-	return r
+	return append(take(&b.stmtSlab, len(stmts), 2*b.slabSize), stmts...)
 }
 
 func (b *builder) takePick() *endpointPick {
-	if len(b.pickSlab) == 0 {
-		b.pickSlab = make([]endpointPick, max(1, b.slabSize))
-	}
-	p := &b.pickSlab[0]
-	b.pickSlab = b.pickSlab[1:]
-	return p
+	p := take(&b.pickSlab, 1, b.slabSize)[:1]
+	return &p[0]
 }
 
 func newBuilder(snap *servicemap.Snapshot, spec Spec) *builder {

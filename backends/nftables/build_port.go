@@ -146,7 +146,7 @@ func (b *builder) elements(pr *portRules, pl *portPlan, used []endpoints.Endpoin
 	for i := range used {
 		n += btoi(b.hairpinCandidate(&used[i]))
 	}
-	pr.elems = b.takeElems(n)
+	pr.elems = take(&b.elemSlab, n, b.slabSize)
 
 	pr.elem(cClusterIPs, p.ClusterIP.String(), "")
 	internalIn := cServiceIPs
@@ -199,7 +199,7 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 	p := pl.Port
 	in := &pl.Internal
 	internal := in.Verdict == backends.Forward
-	pr.chains = b.takeChains(btoi(pl.cluster != "") + btoi(pl.local != "") + btoi(pl.external != "") + btoi(pl.firewall != ""))
+	pr.chains = take(&b.chainSlab, btoi(pl.cluster != "")+btoi(pl.local != "")+btoi(pl.external != "")+btoi(pl.firewall != ""), b.slabSize)
 	if pl.cluster != "" {
 		pr.chains = append(pr.chains, b.endpointChain(pl.cluster, p, pl.Cluster, affinity, internal && !in.Local))
 	}
@@ -210,7 +210,7 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 		forward := pl.External.Verdict == backends.Forward
 		short := btoi(pl.ShortCircuit)
 		ext := chain{name: pl.external,
-			rules: b.takeRules(btoi(!pl.External.Local) + short*(2+btoi(b.pods)) + btoi(forward))}
+			rules: take(&b.ruleSlab, btoi(!pl.External.Local)+short*(2+btoi(b.pods))+btoi(forward), b.slabSize)}
 		if !pl.External.Local {
 			ext.rules = append(ext.rules, b.rule(jump(chainMarkMasq)))
 		}
@@ -230,7 +230,7 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 	if pl.firewall != "" {
 		sources := b.name(prefixSources, pl.base)
 		pr.sets = append(pr.sets, intervalSet(sources, b.fam.AddrType, pl.AllowedSources(b.nodeIPs)))
-		rules := append(b.takeRules(1), b.rule(notInSet(sources, fSaddr), drop()))
+		rules := append(take(&b.ruleSlab, 1, b.slabSize), b.rule(notInSet(sources, fSaddr), drop()))
 		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: rules})
 	}
 }
