@@ -90,7 +90,7 @@ var nlRuleCases = []struct {
 	text string
 	want []expr.Any
 }{
-	{rule: rule{ctState(ctStateNew), jump("firewall-check")}, text: "ct state new jump firewall-check",
+	{rule: rule{ctNew(), jump("firewall-check")}, text: "ct state new jump firewall-check",
 		want: nlCat(nlCtStateNew, nlVerdict(expr.VerdictJump, "firewall-check"))},
 	{rule: rule{l4proto(v1.ProtocolTCP), inSet("health-check-nodeports", fDport), accept()},
 		text: "meta l4proto tcp th dport @health-check-nodeports accept", want: nlCat(
@@ -118,12 +118,12 @@ var nlRuleCases = []struct {
 		text: "meta mark & 0x4000 != 0 meta mark set meta mark & 0xffffbfff masquerade fully-random", want: nlCat(
 			nlMarkLoad, nlMask(nlHost(0x4000), nlZero4), nlNe(1, nlZero4...),
 			nlMarkLoad, nlMask(nlHost(0xffffbfff), nlZero4), nlMarkSet, &expr.Masq{FullyRandom: true})},
-	{rule: rule{ctStatus(ctStatusDNAT), inSet("hairpin", fSaddr, fDaddr), masquerade()},
+	{rule: rule{ctDNAT(), inSet("hairpin", fSaddr, fDaddr), masquerade()},
 		text: "ct status dnat ip saddr . ip daddr @hairpin masquerade fully-random", want: nlCat(
 			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1}, nlMask(nlHost(0x20), nlZero4), nlNe(1, nlZero4...),
 			nlLoad(1, nlNh, 12, 4), nlLoad(unix.NFT_REG32_01, nlNh, 16, 4),
 			&expr.Lookup{SourceRegister: 1, SetName: "hairpin"}, &expr.Masq{FullyRandom: true})},
-	{v6: true, rule: rule{ctStatus(ctStatusDNAT), inSet("hairpin", fSaddr, fDaddr), masquerade()},
+	{v6: true, rule: rule{ctDNAT(), inSet("hairpin", fSaddr, fDaddr), masquerade()},
 		text: "ct status dnat ip6 saddr . ip6 daddr @hairpin masquerade fully-random", want: nlCat(
 			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1}, nlMask(nlHost(0x20), nlZero4), nlNe(1, nlZero4...),
 			nlLoad(1, nlNh, 8, 16), nlLoad(unix.NFT_REG_2, nlNh, 24, 16),

@@ -37,8 +37,8 @@ const (
 	sLookup     stmtKind = iota + 1 // KEYS [!=] @name
 	sVmap                           // KEYS vmap @name (ends the rule)
 	sAddr                           // ip saddr|daddr [!=] ADDR
-	sCtState                        // ct state NAMES
-	sCtStatus                       // ct status NAMES
+	sCtNew                          // ct state new
+	sCtDNAT                         // ct status dnat
 	sFibLocal                       // fib saddr|daddr type local
 	sProto                          // meta l4proto NAME
 	sMarkAny                        // meta mark & n != 0
@@ -67,8 +67,8 @@ const (
 
 // Conntrack bits (nf_conntrack_common.h) lbkit matches.
 const (
-	ctStateNew   = 0x8
-	ctStatusDNAT = 0x20
+	ctStateNewBit   = 0x8
+	ctStatusDNATBit = 0x20
 )
 
 func keyed(kind stmtKind, name string, keys []field) stmt {
@@ -89,9 +89,9 @@ func addrIs(f field, a netip.Addr) stmt {
 func addrNotIn(f field, p netip.Prefix) stmt {
 	return stmt{kind: sAddr, neg: true, keys: [3]field{f}, nkeys: 1, addr: p}
 }
-func ctState(bits uint32) stmt  { return stmt{kind: sCtState, n: bits} }
-func ctStatus(bits uint32) stmt { return stmt{kind: sCtStatus, n: bits} }
-func fibLocal(f field) stmt     { return stmt{kind: sFibLocal, keys: [3]field{f}, nkeys: 1} }
+func ctNew() stmt           { return stmt{kind: sCtNew, n: ctStateNewBit} }
+func ctDNAT() stmt          { return stmt{kind: sCtDNAT, n: ctStatusDNATBit} }
+func fibLocal(f field) stmt { return stmt{kind: sFibLocal, keys: [3]field{f}, nkeys: 1} }
 func l4proto(p v1.Protocol) stmt {
 	return stmt{kind: sProto, name: backends.ProtocolName(p), n: uint32(backends.ProtocolNumber(p))}
 }
@@ -144,10 +144,10 @@ func (s *stmt) appendText(buf []byte, fam *family) []byte {
 			return s.addr.Addr().AppendTo(buf)
 		}
 		return s.addr.AppendTo(buf)
-	case sCtState:
-		return append(buf, "ct state new"...) // the one state lbkit matches
-	case sCtStatus:
-		return append(buf, "ct status dnat"...) // the one status lbkit matches
+	case sCtNew:
+		return append(buf, "ct state new"...)
+	case sCtDNAT:
+		return append(buf, "ct status dnat"...)
 	case sFibLocal:
 		if s.keys[0] == fSaddr {
 			return append(buf, "fib saddr type local"...)
@@ -213,6 +213,3 @@ func appendHex(buf []byte, v uint32) []byte {
 
 // endpoint is a dnat's destination.
 func (s *stmt) endpoint() netip.AddrPort { return netip.AddrPortFrom(s.addr.Addr(), uint16(s.n)) }
-
-// clone returns a copy of r that does not share its statements.
-func (r rule) clone() rule { return append(rule(nil), r...) }

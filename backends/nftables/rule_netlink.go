@@ -30,9 +30,9 @@ func (s *stmt) appendExprs(out []expr.Any, nfproto byte) []expr.Any {
 		return append(out, &expr.Lookup{SourceRegister: 1, SetName: s.name, Invert: s.neg, IsDestRegSet: s.kind == sVmap})
 	case sAddr:
 		return appendAddrMatch(out, s.keys[0], s.addr, s.neg, v6)
-	case sCtState, sCtStatus:
+	case sCtNew, sCtDNAT:
 		key := expr.CtKeySTATE
-		if s.kind == sCtStatus {
+		if s.kind == sCtDNAT {
 			key = expr.CtKeySTATUS
 		}
 		// A flag test: (ct & bits) != 0.

@@ -8,9 +8,9 @@ import (
 // they jump to. The rules that depend on nothing are built once.
 
 var (
-	newToFirewallCheck   = rule{ctState(ctStateNew), jump(chainFirewallCheck)}
-	newToServiceEPCheck  = rule{ctState(ctStateNew), jump(chainServiceEPCheck)}
-	newToClusterIPsCheck = rule{ctState(ctStateNew), jump(chainClusterIPsCheck)}
+	newToFirewallCheck   = rule{ctNew(), jump(chainFirewallCheck)}
+	newToServiceEPCheck  = rule{ctNew(), jump(chainServiceEPCheck)}
+	newToClusterIPsCheck = rule{ctNew(), jump(chainClusterIPsCheck)}
 
 	// baseChains do not depend on the Spec; with service CIDRs, the
 	// unallocated chains come after them.
@@ -23,7 +23,7 @@ var (
 				// base chain gets its say); it keeps lbkit's own checks off
 				// health-check traffic and lists the ports for people.
 				{l4proto(v1.ProtocolTCP), inSet(setHealthCheck, fDport), accept()},
-				{ctState(ctStateNew), jump(chainNodePortEPCheck)},
+				{ctNew(), jump(chainNodePortEPCheck)},
 				newToServiceEPCheck,
 			}},
 		{name: "filter-forward", hook: &hook{"filter", "forward", prioPreDNAT},
@@ -45,7 +45,7 @@ var (
 	// rejects, so that no shard's drop pre-empts another shard's reject) is
 	// for an address no Service holds: dropped, as kube-proxy does, rather
 	// than routed out of the node.
-	unallocated      = []rule{{ctState(ctStateNew), inSet(setServiceCIDRs, fDaddr), drop()}}
+	unallocated      = []rule{{ctNew(), inSet(setServiceCIDRs, fDaddr), drop()}}
 	baseChainsInCIDR = append(baseChains[:len(baseChains):len(baseChains)],
 		chain{name: "filter-forward-unallocated", hook: &hook{"filter", "forward", prioPreDNAT + 1}, rules: unallocated},
 		chain{name: "filter-output-unallocated", hook: &hook{"filter", "output", prioPostDNAT + 1}, rules: unallocated})
@@ -55,7 +55,7 @@ var (
 	dispatchNoEPServices = rule{vmap(mapNoEPServices, fDaddr, fL4proto, fDport)}
 	// A pod that reaches itself through a service address: without
 	// masquerade it would answer itself directly and drop the reply.
-	hairpinMasquerade = rule{ctStatus(ctStatusDNAT), inSet(setHairpin, fSaddr, fDaddr), masquerade()}
+	hairpinMasquerade = rule{ctDNAT(), inSet(setHairpin, fSaddr, fDaddr), masquerade()}
 	// Map values can only be verdicts, and reject is not one.
 	rejectChain = chain{name: chainReject, rules: []rule{{reject()}}}
 	// A new connection still addressed to a cluster IP at the forward hook,
