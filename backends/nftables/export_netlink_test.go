@@ -71,26 +71,28 @@ func (n *NetlinkOps) Rules() int {
 	c := 0
 	for _, x := range n.o {
 		if x.obj == nil {
-			c++
+			c += x.rules.ruleCount()
 		}
 	}
 	return c
 }
 
 // AddAccept adds "accept" to chain; AddDrop "drop".
-func (n *NetlinkOps) AddAccept(chain string) {
-	n.o = append(n.o, op{chain: chain, rule: rule{accept()}})
+func (n *NetlinkOps) AddAccept(c string) {
+	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{accept()}}}})
 }
-func (n *NetlinkOps) AddDrop(chain string) { n.o = append(n.o, op{chain: chain, rule: rule{drop()}}) }
+func (n *NetlinkOps) AddDrop(c string) {
+	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{drop()}}}})
+}
 
 // AddSetsAccept adds "ip daddr @addrs th dport @ports accept" to chain.
-func (n *NetlinkOps) AddSetsAccept(chain, addrs, ports string) {
-	n.o = append(n.o, op{chain: chain, rule: rule{inSet(addrs, fDaddr), inSet(ports, fDport), accept()}})
+func (n *NetlinkOps) AddSetsAccept(c, addrs, ports string) {
+	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{inSet(addrs, fDaddr), inSet(ports, fDport), accept()}}}})
 }
 
 // AddRandomDNAT adds "numgen random mod M == 0 meta l4proto tcp dnat to EP".
-func (n *NetlinkOps) AddRandomDNAT(chain string, mod uint32, ep netip.AddrPort) {
-	n.o = append(n.o, op{chain: chain, rule: rule{numgen(mod), l4proto(v1.ProtocolTCP), dnat(ep)}})
+func (n *NetlinkOps) AddRandomDNAT(c string, mod uint32, ep netip.AddrPort) {
+	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{numgen(mod), l4proto(v1.ProtocolTCP), dnat(ep)}}}})
 }
 
 // TranslateForTest builds the batch without sending it.

@@ -65,6 +65,19 @@ func (c *chain) eachRule(scratch rule, f func(r rule)) rule {
 	return scratch
 }
 
+// ruleText returns the text of rule i of the chain, "" when it has none.
+func (c *chain) ruleText(i int, fam *family) string {
+	var text string
+	n := 0
+	c.eachRule(nil, func(r rule) {
+		if n == i {
+			text = r.text(fam)
+		}
+		n++
+	})
+	return text
+}
+
 // ruleCount returns the number of rules in the chain.
 func (c *chain) ruleCount() int {
 	n := len(c.rules)

@@ -109,12 +109,16 @@ type nlBatch struct {
 	// interval to since: nft starts the intervals it adds to an empty set
 	// with an end element at zero, and only then.
 	empty map[string]bool
-	// exprs is the scratch list a rule's expressions are built in.
-	exprs []expr.Any
+	// exprs and scratch are where a rule's expressions and an endpoint
+	// pick's rules are built.
+	exprs   []expr.Any
+	scratch rule
 }
 
 type msgInfo struct {
 	op int // index in ops; -1 for the batch's begin and end
+	// rule is the rule's index in its chain, in a rule message.
+	rule int
 	// elems locate the elements of an element message: their offsets from
 	// the message's start, where the kernel counts its error offsets from.
 	elems []elemAt
@@ -138,20 +142,27 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 		return nil, err
 	}
 	b := &nlBatch{w: w, fam: fam, nfproto: proto, table: table, decls: map[string]*setDecl{}, empty: map[string]bool{}}
-	// A cold sync's batch takes about 320 bytes per operation.
-	if need := 128 + 384*len(o); cap(w.buf) >= need {
+	// A cold sync's batch takes about 320 bytes per message: one per
+	// operation, one per rule of a chain's rules.
+	msgs := len(o)
+	for i := range o {
+		if o[i].obj == nil {
+			msgs += o[i].rules.ruleCount() - 1
+		}
+	}
+	if need := 128 + 384*msgs; cap(w.buf) >= need {
 		b.b = w.buf[:0]
 	} else {
 		b.b = make([]byte, 0, need)
 	}
 	w.buf = nil // the batch owns it until the run ends
-	b.infos = make([]msgInfo, 0, len(o)+2)
+	b.infos = make([]msgInfo, 0, msgs+2)
 	b.delimiter(unix.NFNL_MSG_BATCH_BEGIN)
 	for i := 0; i < len(o); i++ {
 		at := i
 		switch obj := o[i].obj.(type) {
 		case nil:
-			err = b.addRule(i, o[i].chain, o[i].rule)
+			err = b.addRules(i, o[i].rules)
 		case *knftables.Table:
 			err = b.addTable(i, o[i].verb, obj)
 		case *knftables.Chain:
@@ -171,7 +182,11 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 			err = fmt.Errorf("unsupported object %T", obj)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", nftFamily(fam), table, describeOp(o[at], &fam), err)
+			rule := 0 // a rule message's index in its chain
+			if o[at].obj == nil {
+				rule = b.infos[len(b.infos)-1].rule
+			}
+			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", nftFamily(fam), table, describeOp(o[at], rule, &fam), err)
 		}
 	}
 	b.delimiter(unix.NFNL_MSG_BATCH_END)

@@ -31,7 +31,7 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 				}
 			}
 			if op >= 0 && op < len(o) {
-				what = describeOp(o[op], &b.fam)
+				what = describeOp(o[op], info.rule, &b.fam)
 			}
 		}
 		if ke.msg != "" {
@@ -48,7 +48,7 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 }
 
 // describeOp names an operation for an error message.
-func describeOp(x op, fam *family) string {
+func describeOp(x op, rule int, fam *family) string {
 	verb := "add"
 	switch x.verb {
 	case opFlush:
@@ -58,7 +58,7 @@ func describeOp(x op, fam *family) string {
 	}
 	switch obj := x.obj.(type) {
 	case nil:
-		return fmt.Sprintf("add rule to chain %s (%s)", x.chain, x.rule.text(fam))
+		return fmt.Sprintf("add rule to chain %s (%s)", x.rules.name, x.rules.ruleText(rule, fam))
 	case *knftables.Table:
 		return verb + " table"
 	case *knftables.Chain:

@@ -144,21 +144,30 @@ func parsePriority(p knftables.BaseChainPriority) (int32, error) {
 	return int32(base + offset), nil
 }
 
-// addRule appends r to chain.
-func (b *nlBatch) addRule(op int, chain string, r rule) error {
-	b.exprs = r.appendExprs(b.exprs[:0], b.nfproto)
-	m := b.message(op, unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND)
-	b.attrString(unix.NFTA_RULE_TABLE, b.table)
-	b.attrString(unix.NFTA_RULE_CHAIN, chain)
-	list := b.nest(unix.NFTA_RULE_EXPRESSIONS)
-	for _, e := range b.exprs {
-		if err := b.appendExpr(b.nfproto, e); err != nil {
-			return err
+// addRules appends the rules of c, one message each.
+func (b *nlBatch) addRules(op int, c *chain) error {
+	var err error
+	i := 0
+	b.scratch = c.eachRule(b.scratch, func(r rule) {
+		if err != nil {
+			return
 		}
-	}
-	b.unnest(list)
-	b.end(m)
-	return nil
+		b.exprs = r.appendExprs(b.exprs[:0], b.nfproto)
+		m := b.message(op, unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND)
+		b.infos[len(b.infos)-1].rule = i
+		i++
+		b.attrString(unix.NFTA_RULE_TABLE, b.table)
+		b.attrString(unix.NFTA_RULE_CHAIN, c.name)
+		list := b.nest(unix.NFTA_RULE_EXPRESSIONS)
+		for _, e := range b.exprs {
+			if err = b.appendExpr(b.nfproto, e); err != nil {
+				return
+			}
+		}
+		b.unnest(list)
+		b.end(m)
+	})
+	return err
 }
 
 // setProps are the declaration fields of a Set or Map.

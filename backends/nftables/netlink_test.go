@@ -424,8 +424,8 @@ func TestNetlinkTranslateErrors(t *testing.T) {
 	}
 	for _, x := range bad {
 		if _, err := newNetlinkWriter().translate(ipv4, "t", ops{x}); err == nil {
-			t.Errorf("%s: no error", describeOp(x, &ipv4))
-		} else if !strings.Contains(err.Error(), "table ip t: "+describeOp(x, &ipv4)) {
+			t.Errorf("%s: no error", describeOp(x, 0, &ipv4))
+		} else if !strings.Contains(err.Error(), "table ip t: "+describeOp(x, 0, &ipv4)) {
 			t.Errorf("error %q does not name the table and the operation", err)
 		} else {
 			t.Log(err)
@@ -453,23 +453,22 @@ func BenchmarkNetlinkTranslate(b *testing.B) {
 	rules := 0
 	for _, p := range rs.ports {
 		for i := range p.chains {
-			n := len(o)
 			o.rules(&p.chains[i])
-			rules += len(o) - n
+			rules += p.chains[i].ruleCount()
 		}
 	}
 	forEachElement(rs.ports, func(e element) { o.add(e.object()) })
 	b.ReportAllocs()
-	var size int
+	var size, messages int
 	for b.Loop() {
 		bt, err := newNetlinkWriter().translate(rs.fam, "lbkit", o)
 		if err != nil {
 			b.Fatal(err)
 		}
-		size = len(bt.b)
+		size, messages = len(bt.b), len(bt.infos)-2
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(o)), "ns/operation")
-	b.ReportMetric(float64(len(o)), "operations")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(messages), "ns/message")
+	b.ReportMetric(float64(messages), "messages")
 	b.ReportMetric(float64(rules), "rules")
 	b.ReportMetric(float64(size), "bytes")
 }

@@ -71,9 +71,10 @@ type ops []op
 type op struct {
 	verb verb
 	obj  knftables.Object
-	// chain and rule are a rule to add, when obj is nil.
-	chain string
-	rule  rule
+	// rules, when obj is nil, is a chain whose rules to add. They are
+	// generated when the ops are written (the endpoint picks' rules are
+	// not kept), so the chain must not change until then.
+	rules *chain
 }
 
 type verb uint8
@@ -93,8 +94,10 @@ func (o ops) fill(tx *knftables.Transaction, fam *family) {
 	var buf []byte
 	for _, x := range o {
 		if x.obj == nil {
-			buf = x.rule.appendText(buf[:0], fam)
-			tx.Add(&knftables.Rule{Chain: x.chain, Rule: string(buf)})
+			x.rules.eachRule(nil, func(r rule) {
+				buf = r.appendText(buf[:0], fam)
+				tx.Add(&knftables.Rule{Chain: x.rules.name, Rule: string(buf)})
+			})
 			continue
 		}
 		switch x.verb {
@@ -133,25 +136,8 @@ func (o *ops) portObjects(ports []*portRules) {
 	}
 }
 
-// rules adds the chain's rules. The endpoint picks' rules are built in
-// scratch, and copied to one slab per chain.
-func (o *ops) rules(c *chain) {
-	for _, r := range c.rules {
-		*o = append(*o, op{verb: opAdd, chain: c.name, rule: r})
-	}
-	if c.pick == nil {
-		return
-	}
-	var slab []stmt
-	c.pick.eachRule(nil, func(r rule) {
-		if len(r) > cap(slab)-len(slab) {
-			slab = make([]stmt, 0, max(len(r), maxPickStmts*c.pick.count()))
-		}
-		start := len(slab)
-		slab = append(slab, r...)
-		*o = append(*o, op{verb: opAdd, chain: c.name, rule: slab[start:len(slab):len(slab)]})
-	})
-}
+// rules adds the chain's rules.
+func (o *ops) rules(c *chain) { *o = append(*o, op{verb: opAdd, rules: c}) }
 
 // fillSet adds a set and, when its content is static, replaces its elements.
 // Dynamic sets (affinity) keep what the packet path put in them.

@@ -27,9 +27,6 @@ type endpointPick struct {
 	affinity map[netip.AddrPort]string
 }
 
-// maxPickStmts is the most statements a pick rule has.
-const maxPickStmts = 4
-
 func (p *endpointPick) count() int {
 	n := len(p.eps)
 	if p.affinity != nil {
