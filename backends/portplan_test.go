@@ -89,7 +89,6 @@ func decide(pl backends.PortPlan, c backends.Connection) string {
 
 var (
 	clientPod     = netip.MustParseAddr("10.244.2.9")
-	clientNode    = netip.MustParseAddr("172.18.0.2")
 	clientOutside = netip.MustParseAddr("198.51.100.20")
 )
 

@@ -358,7 +358,8 @@ func (b *Backend) restoreFromFile(ctx context.Context, progs programs, rs *rules
 	os.Remove(f.Name()) // the open file stays readable
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := b.spec.writeTables(bw, rs, tw); err == nil {
+	err = b.spec.writeTables(bw, rs, tw)
+	if err == nil {
 		err = bw.Flush()
 	}
 	if err == nil {

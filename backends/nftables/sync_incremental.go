@@ -154,7 +154,7 @@ func (b *Backend) syncShard(ctx context.Context, sh *shard, skel *skeleton, chan
 	// other chains and sets), then delete chains and sets.
 	var deletes []deferredDelete
 	for _, d := range deferred {
-		if !recreated[objectKey{d.kind, d.name}] {
+		if !recreated[objectKey(d)] {
 			deletes = append(deletes, d)
 		}
 	}

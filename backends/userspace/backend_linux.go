@@ -53,7 +53,7 @@ func New(spec Spec, opts Options) (*Backend, error) {
 	}
 	ns, err := currentNetNS()
 	if err != nil {
-		return nil, fmt.Errorf("userspace: %w: %w", backends.ErrUnsupported, err)
+		return nil, fmt.Errorf("userspace: %w: %w", backends.ErrNotSupported, err)
 	}
 	s := spec.withDefaults()
 	b := &Backend{

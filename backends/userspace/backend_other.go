@@ -14,15 +14,15 @@ import (
 // link of its own, nftables). Elsewhere New returns an error.
 type Backend struct{}
 
-// New returns an error wrapping backends.ErrUnsupported off Linux.
+// New returns an error wrapping backends.ErrNotSupported off Linux.
 func New(Spec, Options) (*Backend, error) {
-	return nil, fmt.Errorf("userspace: %w: needs Linux", backends.ErrUnsupported)
+	return nil, fmt.Errorf("userspace: %w: needs Linux", backends.ErrNotSupported)
 }
 
 func (*Backend) Name() string { return "userspace" }
 
 func (*Backend) Sync(context.Context, *servicemap.Snapshot, *servicemap.Snapshot) error {
-	return backends.ErrUnsupported
+	return backends.ErrNotSupported
 }
 
 func (*Backend) Close() error { return nil }
