@@ -261,8 +261,9 @@ func (t *table) declare(line string) error {
 
 // validCounters reports whether s is "[packets:bytes]".
 func validCounters(s string) bool {
-	inner, ok := strings.CutPrefix(s, "[")
-	if inner, ok = strings.CutSuffix(inner, "]"); !ok {
+	inner, ok1 := strings.CutPrefix(s, "[")
+	inner, ok2 := strings.CutSuffix(inner, "]")
+	if !ok1 || !ok2 {
 		return false
 	}
 	p, b, ok := strings.Cut(inner, ":")

@@ -90,6 +90,7 @@ func TestRefusedInput(t *testing.T) {
 		{"unknown table", "*bogus\nCOMMIT\n", 1},
 		{"policy on a user chain", "*nat\n:A ACCEPT [0:0]\nCOMMIT\n", 2},
 		{"bad counters", "*nat\n:PREROUTING ACCEPT [x]\nCOMMIT\n", 2},
+		{"counters without '['", "*nat\n:PREROUTING ACCEPT 0:0]\nCOMMIT\n", 2},
 		{"unterminated quote", "*nat\n-A SVC -m comment --comment \"oops\nCOMMIT\n", 2},
 		{"missing option value", "*nat\n-A SVC -j\nCOMMIT\n", 2},
 		{"long chain name", "*nat\n:ABCDEFGHIJKLMNOPQRSTUVWXYZ0123 - [0:0]\nCOMMIT\n", 2},
