@@ -45,3 +45,20 @@ func Example() {
 	// Output:
 	// shop/web:http -> [10.244.1.5:8080]
 }
+
+// FlipReady turns one endpoint not ready and back, one Snapshot per call.
+func ExampleFlipReady() {
+	tr := servicemap.NewTracker(servicemap.Options{})
+	svcs, slices := kit.Cluster(1, 2)
+	tr.OnServiceAdd(svcs[0])
+	tr.OnEndpointSliceAdd(slices[0])
+	next := kit.FlipReady(tr, slices[0])
+	for range 3 {
+		snap := next()
+		fmt.Println(len(snap.Ports()[0].UsedEndpoints()), "endpoints in use")
+	}
+	// Output:
+	// 1 endpoints in use
+	// 2 endpoints in use
+	// 1 endpoints in use
+}

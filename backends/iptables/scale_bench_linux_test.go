@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
-
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/servicemaptest"
@@ -56,15 +54,11 @@ func benchScale(b *testing.B, flavour iptables.Flavour, services, eps int) {
 	start := time.Now()
 	k.sync(b, nil, prev)
 	cold := time.Since(start)
-	target := slices[services/2]
-	flipped := target.DeepCopy()
-	flipped.Endpoints[0].Conditions.Ready = servicemaptest.Ptr(false)
-	versions := [2]*discoveryv1.EndpointSlice{flipped, target}
+	flip := servicemaptest.FlipReady(tr, slices[services/2])
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		b.StopTimer()
-		tr.OnEndpointSliceUpdate(nil, versions[i%2])
-		next := tr.Snapshot()
+		next := flip()
 		b.StartTimer()
 		k.sync(b, prev, next)
 		prev = next

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"testing"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
@@ -67,16 +66,12 @@ func BenchmarkIncrementalSync(b *testing.B) {
 	prev := tr.Snapshot()
 	sync(nil, prev)
 
-	target := slices[len(slices)/2]
-	flipped := target.DeepCopy()
-	flipped.Endpoints[0].Conditions.Ready = servicemaptest.Ptr(false)
-	versions := [2]*discoveryv1.EndpointSlice{flipped, target}
+	flip := servicemaptest.FlipReady(tr, slices[len(slices)/2])
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		b.StopTimer()
-		tr.OnEndpointSliceUpdate(nil, versions[i%2])
-		next := tr.Snapshot()
+		next := flip()
 		b.StartTimer()
 		sync(prev, next)
 		prev = next

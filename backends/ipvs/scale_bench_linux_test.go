@@ -11,7 +11,6 @@ import (
 
 	mobyipvs "github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/ipvs"
@@ -103,15 +102,11 @@ func benchScale(b *testing.B, services, eps int) {
 		b.Fatalf("after the cold sync IPVS has %d virtual and %d real servers, want at least %d and %d", virtual, real, services, services*eps)
 	}
 
-	target := slices[services/2]
-	flipped := target.DeepCopy()
-	flipped.Endpoints[0].Conditions.Ready = servicemaptest.Ptr(false)
-	versions := [2]*discoveryv1.EndpointSlice{flipped, target}
+	flip := servicemaptest.FlipReady(tr, slices[services/2])
 	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		b.StopTimer()
-		tr.OnEndpointSliceUpdate(nil, versions[i%2])
-		next := tr.Snapshot()
+		next := flip()
 		b.StartTimer()
 		sync(prev, next)
 		prev = next
