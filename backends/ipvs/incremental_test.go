@@ -246,22 +246,22 @@ func (g *gen) service(ns, name string) *v1.Service {
 		})
 	}
 	if ips := g.some("192.0.2.1", "192.0.2.2", nodeIP); len(ips) > 0 {
-		mut = append(mut, externalIPs(ips...))
+		mut = append(mut, servicemaptest.ExternalIPs(ips...))
 	}
 	if g.r.IntN(3) == 0 {
-		mut = append(mut, loadBalancer(g.some("203.0.113.1", "203.0.113.2", "192.0.2.1")...))
+		mut = append(mut, servicemaptest.LoadBalancer(g.some("203.0.113.1", "203.0.113.2", "192.0.2.1")...))
 		if g.r.IntN(2) == 0 {
-			mut = append(mut, sourceRanges(g.some("198.51.100.0/24", "192.168.0.0/16", "10.0.0.0/8")...))
+			mut = append(mut, servicemaptest.SourceRanges(g.some("198.51.100.0/24", "192.168.0.0/16", "10.0.0.0/8")...))
 		}
 	}
 	if g.r.IntN(3) == 0 {
-		mut = append(mut, etpLocal(0))
+		mut = append(mut, servicemaptest.ExternalLocal(0))
 	}
 	if g.r.IntN(4) == 0 {
-		mut = append(mut, itpLocal)
+		mut = append(mut, servicemaptest.InternalLocal)
 	}
 	if g.r.IntN(4) == 0 {
-		mut = append(mut, clientIP(int32(100+g.r.IntN(3))))
+		mut = append(mut, servicemaptest.ClientIP(int32(100+g.r.IntN(3))))
 	}
 	return servicemaptest.Service(ns, name, g.pick("10.96.0.1", "10.96.0.2", "10.96.0.3", "10.96.0.4", "10.96.0.5"), ports, mut...)
 }

@@ -412,8 +412,8 @@ func netfilterHalf(t *testing.T) {
 		return
 	}
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode})
-	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
-		nodePort(30012), sourceRanges("198.51.100.0/24", "192.168.0.0/16"))
+	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, servicemaptest.LoadBalancer("203.0.113.7"),
+		nodePort(30012), servicemaptest.SourceRanges("198.51.100.0/24", "192.168.0.0/16"))
 	slice := servicemaptest.Slice("shop", "front", "front-1", tcp8080, eps(servicemaptest.Ready("10.244.1.7", thisNode)))
 	tr.OnServiceAdd(lb)
 	tr.OnEndpointSliceAdd(slice)
@@ -432,8 +432,8 @@ func netfilterHalf(t *testing.T) {
 	// Ranges change (interval elements deleted, the node-address range
 	// with the /32 of the LB IP goes), then the service goes while the
 	// backend is restarted.
-	tr.OnServiceUpdate(nil, servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
-		nodePort(30012), sourceRanges("198.51.100.0/25")))
+	tr.OnServiceUpdate(nil, servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, servicemaptest.LoadBalancer("203.0.113.7"),
+		nodePort(30012), servicemaptest.SourceRanges("198.51.100.0/25")))
 	s2 := tr.Snapshot()
 	if err := b.Sync(ctx, s1, s2); err != nil {
 		t.Errorf("incremental sync: %v", err)

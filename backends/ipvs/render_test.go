@@ -51,7 +51,7 @@ var renderCases = []struct {
 		name: "no-endpoints",
 		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
-			servicemaptest.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), externalIPs("192.0.2.10")),
+			servicemaptest.Service("default", "empty", "10.96.0.11", tcp80, nodePort(30080), servicemaptest.ExternalIPs("192.0.2.10")),
 		},
 	},
 	{
@@ -60,8 +60,8 @@ var renderCases = []struct {
 		name: "nodeport-etp-local",
 		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
-			servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), etpLocal(32000), externalIPs("192.0.2.13")),
-			servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), etpLocal(32001)),
+			servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(30013), servicemaptest.ExternalLocal(32000), servicemaptest.ExternalIPs("192.0.2.13")),
+			servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(30014), servicemaptest.ExternalLocal(32001)),
 			servicemaptest.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
 				servicemaptest.Ready("10.244.1.13", thisNode), servicemaptest.Ready("10.244.2.13", "node-b"))),
 			servicemaptest.Slice("default", "remote-only", "remote-only-1", tcp8080, eps(servicemaptest.Ready("10.244.2.14", "node-b"))),
@@ -85,7 +85,7 @@ var renderCases = []struct {
 	{
 		name: "itp-local",
 		objs: []any{
-			servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
+			servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, servicemaptest.InternalLocal),
 			servicemaptest.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
 				servicemaptest.Ready("10.244.1.16", thisNode), servicemaptest.Ready("10.244.2.16", "node-b"))),
 		},
@@ -95,7 +95,7 @@ var renderCases = []struct {
 		spec: ipvs.Spec{NodeIPs: node},
 		objs: []any{
 			servicemaptest.Service("shop", "front", "10.96.0.15", []v1.ServicePort{servicemaptest.Port("https", 443, v1.ProtocolTCP)},
-				loadBalancer("203.0.113.7", "203.0.113.8"), nodePort(30443), clientIP(600), sourceRanges("198.51.100.0/24")),
+				servicemaptest.LoadBalancer("203.0.113.7", "203.0.113.8"), nodePort(30443), servicemaptest.ClientIP(600), servicemaptest.SourceRanges("198.51.100.0/24")),
 			servicemaptest.Slice("shop", "front", "front-1", []discoveryv1.EndpointPort{servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)}, eps(
 				servicemaptest.Ready("10.244.1.15", thisNode), servicemaptest.Ready("10.244.2.15", "node-b"))),
 		},
@@ -168,7 +168,7 @@ func snapshotOf(t testing.TB, family v1.IPFamily, objs ...any) *servicemap.Snaps
 
 func ExampleRender() {
 	snap := snapshotOf(&testing.T{}, v1.IPv4Protocol,
-		servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600)),
+		servicemaptest.Service("default", "web", "10.96.0.10", tcp80, servicemaptest.ClientIP(600)),
 		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
 			servicemaptest.Ready("10.244.1.5", "node-a"), servicemaptest.Ready("10.244.2.5", "node-b"))))
 	fmt.Print(ipvs.Render(snap, ipvs.Spec{}))

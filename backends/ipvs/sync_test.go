@@ -26,10 +26,10 @@ import (
 // ranges and affinity, UDP, and a service without endpoints.
 func (w *world) applyMixed() {
 	web := servicemaptest.Service("default", "web", "10.96.0.10", tcp80)
-	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, nodePort(30011), etpLocal(0))
-	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, loadBalancer("203.0.113.7"),
-		nodePort(30012), clientIP(600), sourceRanges("198.51.100.0/24", "192.168.0.0/16"))
-	dns := servicemaptest.Service("kube-system", "dns", "10.96.0.13", udp53, externalIPs("192.0.2.53"))
+	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, nodePort(30011), servicemaptest.ExternalLocal(0))
+	lb := servicemaptest.Service("shop", "front", "10.96.0.12", tcp80, servicemaptest.LoadBalancer("203.0.113.7"),
+		nodePort(30012), servicemaptest.ClientIP(600), servicemaptest.SourceRanges("198.51.100.0/24", "192.168.0.0/16"))
+	dns := servicemaptest.Service("kube-system", "dns", "10.96.0.13", udp53, servicemaptest.ExternalIPs("192.0.2.53"))
 	empty := servicemaptest.Service("default", "empty", "10.96.0.14", tcp80, nodePort(30014))
 	w.apply(web, local, lb, dns, empty,
 		servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(
@@ -194,7 +194,7 @@ func TestExternalIPOnNodeAddress(t *testing.T) {
 	w := newWorld(t, ipvs.Spec{})
 	foreign := ipvs.VirtualServer{Addr: netip.MustParseAddr(nodeIP), Port: 443, Protocol: v1.ProtocolTCP, Scheduler: "rr"}
 	w.ipvs.AddVirtualServer(foreign)
-	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, externalIPs(nodeIP))
+	svc := servicemaptest.Service("default", "web", "10.96.0.10", tcp80, servicemaptest.ExternalIPs(nodeIP))
 	w.apply(svc, servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode))))
 	w.sync()
 	if got := bound(w.host, ipvs.DefaultInterface); got != "10.96.0.10" {
@@ -324,7 +324,7 @@ func TestSchedulerOverride(t *testing.T) {
 func TestPersistence(t *testing.T) {
 	w := newWorld(t, ipvs.Spec{})
 	slice := servicemaptest.Slice("default", "web", "web-1", tcp8080, eps(servicemaptest.Ready("10.244.1.5", thisNode)))
-	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, clientIP(600), nodePort(30080)), slice)
+	w.apply(servicemaptest.Service("default", "web", "10.96.0.10", tcp80, servicemaptest.ClientIP(600), nodePort(30080)), slice)
 	w.sync()
 	for _, k := range []string{"10.96.0.10:80/TCP", nodeIP + ":30080/TCP"} {
 		if vs := w.vs(k); !vs.Persistent || vs.Timeout != 600 {
@@ -431,10 +431,10 @@ func TestIPv6LinkLocalOnDummy(t *testing.T) {
 // short-circuit (its route is the Local list), so there is none either.
 func TestShortCircuit(t *testing.T) {
 	w := newWorld(t, ipvs.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}})
-	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, loadBalancer("203.0.113.7"),
-		externalIPs("192.0.2.11"), nodePort(30011), etpLocal(30100))
-	both := servicemaptest.Service("default", "both", "10.96.0.12", tcp80, externalIPs("192.0.2.12"), etpLocal(0), itpLocal)
-	cluster := servicemaptest.Service("default", "cluster", "10.96.0.13", tcp80, externalIPs("192.0.2.13"), nodePort(30013))
+	local := servicemaptest.Service("default", "local", "10.96.0.11", tcp80, servicemaptest.LoadBalancer("203.0.113.7"),
+		servicemaptest.ExternalIPs("192.0.2.11"), nodePort(30011), servicemaptest.ExternalLocal(30100))
+	both := servicemaptest.Service("default", "both", "10.96.0.12", tcp80, servicemaptest.ExternalIPs("192.0.2.12"), servicemaptest.ExternalLocal(0), servicemaptest.InternalLocal)
+	cluster := servicemaptest.Service("default", "cluster", "10.96.0.13", tcp80, servicemaptest.ExternalIPs("192.0.2.13"), nodePort(30013))
 	var objs []any
 	for _, name := range []string{"local", "both", "cluster"} {
 		objs = append(objs, servicemaptest.Slice("default", name, name+"-1", tcp8080, eps(servicemaptest.Ready("10.244.2.5", "node-b"))))

@@ -64,7 +64,7 @@ func TestKernelTraffic(t *testing.T) {
 	tr.OnServiceAdd(servicemaptest.Service("t", "hairpin", "10.96.0.10", tcp80))
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "hairpin", "hairpin-1", tcp8080, eps(servicemaptest.Ready(bes[0].IP.String(), node))))
 	// remote's only endpoint, backend 1, counts as on another node.
-	tr.OnServiceAdd(servicemaptest.Service("t", "remote", "10.96.0.11", tcp80, externalIPs("10.97.0.5"), etpLocal(0),
+	tr.OnServiceAdd(servicemaptest.Service("t", "remote", "10.96.0.11", tcp80, servicemaptest.ExternalIPs("10.97.0.5"), servicemaptest.ExternalLocal(0),
 		func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort }))
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "remote", "remote-1", tcp8080, eps(servicemaptest.Ready(bes[1].IP.String(), "other"))))
 

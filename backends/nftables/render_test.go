@@ -51,7 +51,7 @@ var goldenCases = []struct {
 		opts: podCIDRs,
 		objs: objects{
 			services: []*v1.Service{servicemaptest.Service("default", "empty", "10.96.0.11", tcp80,
-				nodePort(80, 30080), externalIPs("192.0.2.10"))},
+				nodePort(80, 30080), servicemaptest.ExternalIPs("192.0.2.10"))},
 			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "empty", "empty-1", tcp8080, eps(
 				servicemaptest.NotReady("10.244.1.6", thisNode),
 			))},
@@ -76,8 +76,8 @@ var goldenCases = []struct {
 		opts: podCIDRs,
 		objs: objects{
 			services: []*v1.Service{
-				servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(80, 30013), etpLocal(0)),
-				servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(80, 30014), etpLocal(0)),
+				servicemaptest.Service("default", "local-eps", "10.96.0.13", tcp80, nodePort(80, 30013), servicemaptest.ExternalLocal(0)),
+				servicemaptest.Service("default", "remote-only", "10.96.0.14", tcp80, nodePort(80, 30014), servicemaptest.ExternalLocal(0)),
 			},
 			slices: []*discoveryv1.EndpointSlice{
 				servicemaptest.Slice("default", "local-eps", "local-eps-1", tcp8080, eps(
@@ -100,8 +100,8 @@ var goldenCases = []struct {
 		objs: objects{
 			services: []*v1.Service{servicemaptest.Service("shop", "front", "10.96.0.15",
 				ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
-				loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(600),
-				sourceRanges("192.168.0.0/16", "192.168.5.0/24", "198.51.100.0/24"))},
+				servicemaptest.LoadBalancer("203.0.113.7"), nodePort(443, 30443), servicemaptest.ExternalLocal(32000), servicemaptest.ClientIP(600),
+				servicemaptest.SourceRanges("192.168.0.0/16", "192.168.5.0/24", "198.51.100.0/24"))},
 			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("shop", "front", "front-1",
 				slicePorts(servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
 					servicemaptest.Ready("10.244.1.15", thisNode),
@@ -116,8 +116,8 @@ var goldenCases = []struct {
 		opts: podCIDRs,
 		objs: objects{
 			services: []*v1.Service{
-				servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, itpLocal),
-				servicemaptest.Service("kube-system", "without-local", "10.96.0.17", tcp80, itpLocal),
+				servicemaptest.Service("kube-system", "with-local", "10.96.0.16", tcp80, servicemaptest.InternalLocal),
+				servicemaptest.Service("kube-system", "without-local", "10.96.0.17", tcp80, servicemaptest.InternalLocal),
 			},
 			slices: []*discoveryv1.EndpointSlice{
 				servicemaptest.Slice("kube-system", "with-local", "with-local-1", tcp8080, eps(
@@ -157,7 +157,7 @@ var goldenCases = []struct {
 		},
 		objs: objects{
 			services: []*v1.Service{servicemaptest.Service("default", "web6", "fd00:10:96::10", tcp80,
-				loadBalancer("2001:db8::7"), nodePort(80, 30080))},
+				servicemaptest.LoadBalancer("2001:db8::7"), nodePort(80, 30080))},
 			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "web6", "web6-1", tcp8080, eps(
 				servicemaptest.Ready("fd00:10:244:1::5", thisNode),
 				servicemaptest.Ready("fd00:10:244:2::5", "node-b"),

@@ -41,7 +41,8 @@ func (o objects) snapshot(t testing.TB, family v1.IPFamily) *servicemap.Snapshot
 	return tr.Snapshot()
 }
 
-// Mutators for servicemaptest.Service.
+// nodePort gives the ports numbered port this node port (a ClusterIP
+// Service becomes a NodePort one).
 func nodePort(port, np int32) func(*v1.Service) {
 	return func(s *v1.Service) {
 		if s.Spec.Type == v1.ServiceTypeClusterIP {
@@ -54,41 +55,6 @@ func nodePort(port, np int32) func(*v1.Service) {
 			}
 		}
 	}
-}
-
-func loadBalancer(ips ...string) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.Type = v1.ServiceTypeLoadBalancer
-		for _, ip := range ips {
-			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-		}
-	}
-}
-
-func externalIPs(ips ...string) func(*v1.Service) {
-	return func(s *v1.Service) { s.Spec.ExternalIPs = ips }
-}
-
-func etpLocal(healthCheckNodePort int32) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
-		s.Spec.HealthCheckNodePort = healthCheckNodePort
-	}
-}
-
-func itpLocal(s *v1.Service) {
-	s.Spec.InternalTrafficPolicy = servicemaptest.Ptr(v1.ServiceInternalTrafficPolicyLocal)
-}
-
-func clientIP(seconds int32) func(*v1.Service) {
-	return func(s *v1.Service) {
-		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
-		s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: &seconds}}
-	}
-}
-
-func sourceRanges(cidrs ...string) func(*v1.Service) {
-	return func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = cidrs }
 }
 
 func ports(ps ...v1.ServicePort) []v1.ServicePort { return ps }

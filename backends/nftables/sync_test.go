@@ -82,7 +82,7 @@ func TestIncrementalSync(t *testing.T) {
 	o := cluster(30, 3)
 	tr := o.tracker(v1.IPv4Protocol)
 	tr.OnServiceAdd(servicemaptest.Service("shop", "front", "10.96.200.1", ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
-		loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(600), sourceRanges("192.168.0.0/16")))
+		servicemaptest.LoadBalancer("203.0.113.7"), nodePort(443, 30443), servicemaptest.ExternalLocal(32000), servicemaptest.ClientIP(600), servicemaptest.SourceRanges("192.168.0.0/16")))
 	frontSlice := servicemaptest.Slice("shop", "front", "front-1", slicePorts(servicemaptest.SlicePort("https", 8443, v1.ProtocolTCP)), eps(
 		servicemaptest.Ready("10.244.1.15", thisNode), servicemaptest.Ready("10.244.2.15", "node-b")))
 	tr.OnEndpointSliceAdd(frontSlice)
@@ -112,7 +112,7 @@ func TestIncrementalSync(t *testing.T) {
 		}, 20},
 		{"affinity timeout changes", func() {
 			tr.OnServiceAdd(servicemaptest.Service("shop", "front", "10.96.200.1", ports(servicemaptest.Port("https", 443, v1.ProtocolTCP)),
-				loadBalancer("203.0.113.7"), nodePort(443, 30443), etpLocal(32000), clientIP(900), sourceRanges("192.168.0.0/16", "10.0.0.0/8")))
+				servicemaptest.LoadBalancer("203.0.113.7"), nodePort(443, 30443), servicemaptest.ExternalLocal(32000), servicemaptest.ClientIP(900), servicemaptest.SourceRanges("192.168.0.0/16", "10.0.0.0/8")))
 		}, 40},
 		{"a service is removed", func() { tr.OnServiceDelete(o.services[3]) }, 6},
 		{"a service is added", func() {
@@ -239,8 +239,8 @@ func TestFullSyncConvergesFromCorruptedState(t *testing.T) {
 // owner leaves the element with the other.
 func TestSharedElements(t *testing.T) {
 	tr := servicemap.NewTracker(servicemap.Options{NodeName: thisNode})
-	a := servicemaptest.Service("default", "a", "10.96.0.1", tcp80, externalIPs("192.0.2.1"))
-	bSvc := servicemaptest.Service("default", "b", "10.96.0.2", tcp80, externalIPs("192.0.2.1"))
+	a := servicemaptest.Service("default", "a", "10.96.0.1", tcp80, servicemaptest.ExternalIPs("192.0.2.1"))
+	bSvc := servicemaptest.Service("default", "b", "10.96.0.2", tcp80, servicemaptest.ExternalIPs("192.0.2.1"))
 	tr.OnServiceAdd(a)
 	tr.OnServiceAdd(bSvc)
 	for _, name := range []string{"a", "b"} {
