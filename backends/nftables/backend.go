@@ -267,7 +267,7 @@ func (b *Backend) ourTables(fam family) ([]string, error) {
 // deleteTable deletes a table; a missing one is not an error.
 func (b *Backend) deleteTable(ctx context.Context, fam family, table string) error {
 	var o ops
-	o.delete(&knftables.Table{})
+	o.table(opDelete)
 	if err := b.w.run(ctx, fam, table, o); err != nil && !notFound(err) {
 		return fmt.Errorf("delete table %s %s: %w", nftFamily(fam), table, err)
 	}
@@ -306,12 +306,12 @@ func deleteOps(ds []deferredDelete) ops {
 	out := make(ops, 0, len(ds))
 	for _, d := range ds {
 		if d.kind == "chain" {
-			out.delete(&knftables.Chain{Name: d.name})
+			out.chainNamed(opDelete, d.name)
 		}
 	}
 	for _, d := range ds {
 		if d.kind != "chain" {
-			out.delete(setRef(d.name, d.kind == "map"))
+			out.setOp(opDelete, &set{name: d.name, isMap: d.kind == "map"})
 		}
 	}
 	return out

@@ -108,8 +108,8 @@ func buildPorts(snap *servicemap.Snapshot, spec Spec, ports []*servicemap.Servic
 	return rs
 }
 
-func intervalSet(name, typ string, prefixes []netip.Prefix) set {
-	s := set{name: name, typ: typ, flags: flagInterval}
+func intervalSet(name string, fam family, prefixes []netip.Prefix) set {
+	s := set{name: name, key: keyType{addrField(fam)}, flags: flagInterval}
 	for _, p := range prefixes {
 		s.elems = append(s.elems, p.String())
 	}

@@ -58,7 +58,7 @@ func (b *builder) fill(pr *portRules, p *servicemap.ServicePort) {
 			name := affinitySetName(p.Name, used[i].Addr, secs)
 			affinity[used[i].Addr] = name
 			pr.sets = append(pr.sets, set{
-				name: name, typ: b.fam.AddrType,
+				name: name, key: keyType{addrField(b.fam)},
 				flags:   flagDynamic | flagTimeout,
 				timeout: time.Duration(secs) * time.Second,
 			})
@@ -229,7 +229,7 @@ func (b *builder) chains(pr *portRules, pl *portPlan, affinity map[netip.AddrPor
 	}
 	if pl.firewall != "" {
 		sources := b.name(prefixSources, pl.base)
-		pr.sets = append(pr.sets, intervalSet(sources, b.fam.AddrType, pl.AllowedSources(b.nodeIPs)))
+		pr.sets = append(pr.sets, intervalSet(sources, b.fam, pl.AllowedSources(b.nodeIPs)))
 		rules := append(take(&b.ruleSlab, 1, b.slabSize), b.rule(notInSet(sources, fSaddr), drop()))
 		pr.chains = append(pr.chains, chain{name: pl.firewall, rules: rules})
 	}

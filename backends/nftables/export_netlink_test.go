@@ -5,6 +5,7 @@ package nftables
 import (
 	"context"
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
@@ -15,9 +16,7 @@ import (
 // ApplyNetlinkForTest programs snap's whole ruleset, the tables Render
 // prints, in the network namespace of the calling thread, through the
 // netlink writer: for each table the skeleton in one run, then its service
-// ports in a second. The second run uses a fresh writer, so the shared
-// containers' elements are encoded from their text alone, as after a
-// restart.
+// ports in a second, with a fresh writer, as after a restart.
 func ApplyNetlinkForTest(snap *servicemap.Snapshot, spec Spec) error {
 	ctx := context.Background()
 	for _, r := range NetlinkRunsForTest(snap, spec) {
@@ -50,28 +49,58 @@ func NetlinkRunsForTest(snap *servicemap.Snapshot, spec Spec) []NetlinkRun {
 		}
 		var o ops
 		o.portObjects(ports)
-		forEachElement(ports, func(e element) { o.add(e.object()) })
+		forEachElement(ports, func(e element) { o.elem(opAdd, &rs.containers[e.in], e.key, e.value) })
 		runs = append(runs, NetlinkRun{Table: tableName(spec, shard), V6: rs.fam.Is6,
-			Setup: &NetlinkOps{setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o}})
+			Setup: &NetlinkOps{o: setupOps(&rs.skeleton)}, Ports: &NetlinkOps{o: o}})
 	}
 	return runs
 }
 
 // NetlinkOps are operations for RunNetlinkForTest, which can also fill a
 // knftables transaction, to compare the two transports.
-type NetlinkOps struct{ o ops }
+type NetlinkOps struct {
+	o ops
+	// sets are the sets declared by these ops and those they follow (Next).
+	sets map[string]*set
+}
 
-func (n *NetlinkOps) Add(obj knftables.Object)    { n.o.add(obj) }
-func (n *NetlinkOps) Flush(obj knftables.Object)  { n.o.flush(obj) }
-func (n *NetlinkOps) Delete(obj knftables.Object) { n.o.delete(obj) }
-func (n *NetlinkOps) Len() int                    { return len(n.o) }
+// Next returns empty ops that know the sets n declared.
+func (n *NetlinkOps) Next() *NetlinkOps {
+	if n.sets == nil {
+		n.sets = map[string]*set{}
+	}
+	return &NetlinkOps{sets: n.sets}
+}
+
+func (n *NetlinkOps) Len() int             { return len(n.o) }
+func (n *NetlinkOps) AddTable()            { n.o.table(opAdd) }
+func (n *NetlinkOps) AddChain(name string) { n.o.chainNamed(opAdd, name) }
+
+// AddSet declares a set (a verdict map when isMap) whose key has the
+// fields named by their nft types ("ipv4_addr", "inet_proto", ...).
+func (n *NetlinkOps) AddSet(name string, isMap, interval bool, fields ...string) {
+	s := &set{name: name, isMap: isMap}
+	if interval {
+		s.flags = flagInterval
+	}
+	for i, f := range fields {
+		s.key[i] = setField(slices.Index(fieldNames[:], f))
+	}
+	n.Next() // makes n.sets
+	n.sets[name] = s
+	n.o.setOp(opAdd, s)
+}
+
+func (n *NetlinkOps) FlushSet(name string)                { n.o.setOp(opFlush, n.sets[name]) }
+func (n *NetlinkOps) AddElement(set, key, verdict string) { n.o.elem(opAdd, n.sets[set], key, verdict) }
+func (n *NetlinkOps) DeleteElement(set, key string)       { n.o.elem(opDelete, n.sets[set], key, "") }
 
 // Rules counts the rules added.
 func (n *NetlinkOps) Rules() int {
 	c := 0
 	for _, x := range n.o {
-		if x.obj == nil {
-			c += x.rules.ruleCount()
+		if x.kind == oRules {
+			c += x.chain.ruleCount()
 		}
 	}
 	return c
@@ -79,20 +108,20 @@ func (n *NetlinkOps) Rules() int {
 
 // AddAccept adds "accept" to chain; AddDrop "drop".
 func (n *NetlinkOps) AddAccept(c string) {
-	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{accept()}}}})
+	n.o.rules(&chain{name: c, rules: []rule{{accept()}}})
 }
 func (n *NetlinkOps) AddDrop(c string) {
-	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{drop()}}}})
+	n.o.rules(&chain{name: c, rules: []rule{{drop()}}})
 }
 
 // AddSetsAccept adds "ip daddr @addrs th dport @ports accept" to chain.
 func (n *NetlinkOps) AddSetsAccept(c, addrs, ports string) {
-	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{inSet(addrs, fDaddr), inSet(ports, fDport), accept()}}}})
+	n.o.rules(&chain{name: c, rules: []rule{{inSet(addrs, fDaddr), inSet(ports, fDport), accept()}}})
 }
 
 // AddRandomDNAT adds "numgen random mod M == 0 meta l4proto tcp dnat to EP".
 func (n *NetlinkOps) AddRandomDNAT(c string, mod uint32, ep netip.AddrPort) {
-	n.o = append(n.o, op{rules: &chain{name: c, rules: []rule{{numgen(mod), l4proto(v1.ProtocolTCP), dnat(ep)}}}})
+	n.o.rules(&chain{name: c, rules: []rule{{numgen(mod), l4proto(v1.ProtocolTCP), dnat(ep)}}})
 }
 
 // TranslateForTest builds the batch without sending it.
@@ -138,13 +167,13 @@ func ChurnOpsForTest(snap *servicemap.Snapshot, spec Spec) (string, *NetlinkOps)
 	}
 	p := rs.ports[0]
 	if len(p.elems) > 0 {
-		n.o.delete(element{in: p.elems[0].in, key: p.elems[0].key}.object())
+		n.o.elem(opDelete, &rs.containers[p.elems[0].in], p.elems[0].key, "")
 	}
 	c := &rs.fixed[0]
 	if len(p.chains) > 0 {
 		c = &p.chains[0]
 	}
-	n.o.flush(&knftables.Chain{Name: c.name})
+	n.o.chainOp(opFlush, c)
 	n.o.rules(c)
 	return tableName(spec, shardOf(p.name, spec.Shards)), n
 }

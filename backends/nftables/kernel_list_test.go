@@ -19,11 +19,7 @@ func containerFields(t testing.TB, fam family, ct container) []setField {
 	b := newBuilder(nil, Spec{}.withDefaults())
 	b.fam = fam
 	s := b.skeleton().containers[ct]
-	d, err := parseSetDecl(s.isMap, s.typ, s.flags.objects(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d.key
+	return s.key.fields()
 }
 
 // verdictBytes encodes a verdict as the kernel dumps it in an element's

@@ -95,15 +95,66 @@ type hook struct {
 }
 
 type set struct {
-	name    string
-	isMap   bool
-	typ     string // "type" text, e.g. "ipv4_addr . inet_proto . inet_service : verdict"
+	name  string
+	isMap bool // a verdict map
+	// key are the types of the key's fields, unused ones zero.
+	key     keyType
 	flags   setFlags
 	timeout time.Duration
 	// elems are the elements the set is filled with on every sync (static
 	// sets, firewall sources). Affinity sets have none: the packet path
 	// fills them.
 	elems []string
+}
+
+// keyType is the type of a set's or map's key: up to three fields, the
+// unused ones zero.
+type keyType [3]setField
+
+// setField is the type of one field of a key, one of those lbkit's sets and
+// maps use.
+type setField uint8
+
+const (
+	fAddr4 setField = iota + 1
+	fAddr6
+	fProto
+	fService
+)
+
+var fieldNames = [...]string{fAddr4: "ipv4_addr", fAddr6: "ipv6_addr", fProto: "inet_proto", fService: "inet_service"}
+
+// addrField is the field type of one address of fam.
+func addrField(fam family) setField {
+	if fam.Is6 {
+		return fAddr6
+	}
+	return fAddr4
+}
+
+// fields returns the key's fields.
+func (k *keyType) fields() []setField {
+	n := 0
+	for n < len(k) && k[n] != 0 {
+		n++
+	}
+	return k[:n]
+}
+
+// typeText is the set's type as nft spells it, for example "ipv4_addr .
+// inet_proto . inet_service : verdict".
+func (s *set) typeText() string {
+	var text string
+	for i, f := range s.key.fields() {
+		if i > 0 {
+			text += " . "
+		}
+		text += fieldNames[f]
+	}
+	if s.isMap {
+		text += " : verdict"
+	}
+	return text
 }
 
 // setFlags are a set's flags, as bits.

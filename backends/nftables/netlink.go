@@ -16,7 +16,9 @@ import (
 // `nft -f` would write for knftables' text of the same ops, without the
 // cost of starting nft and having it parse, check and fetch the table.
 //
-// Rules are parsed into google/nftables expressions (parseRule); the
+// Everything is encoded from the model, nothing from text read back: rules
+// from their statements (appendExprs), sets from their typed keys and
+// flags, elements with the declaration of the set they go in. The
 // messages and the batch are written here rather than through
 // google/nftables' Conn, which asks the kernel to acknowledge every message
 // (and to echo every rule back): 20,000 answers to read for a batch that
@@ -25,11 +27,6 @@ import (
 //
 // A writer is used by one goroutine at a time.
 type netlinkWriter struct {
-	// decls are the set and map declarations earlier runs committed. Element
-	// keys are encoded from their text (lbkit's key types say what they are),
-	// so this is only a hint: it tells an interval set's single address from
-	// a hash set's, and a protocol number from a port.
-	decls map[declKey]*setDecl
 	// buf is the last batch's buffer, reused: a full sync sends a dozen
 	// batches of several megabytes each.
 	buf []byte
@@ -42,14 +39,7 @@ var _ writer = (*netlinkWriter)(nil)
 // maxKeptBuffer bounds the buffer a writer keeps between runs.
 const maxKeptBuffer = 32 << 20
 
-type declKey struct {
-	fam         knftables.Family
-	table, name string
-}
-
-func newNetlinkWriter() *netlinkWriter {
-	return &netlinkWriter{decls: map[declKey]*setDecl{}}
-}
+func newNetlinkWriter() *netlinkWriter { return &netlinkWriter{} }
 
 // run sends o to table in fam's family, in the network namespace of the
 // calling thread. Kernel errors name the operation they belong to, and keep
@@ -80,7 +70,6 @@ func (w *netlinkWriter) run(ctx context.Context, fam family, table string, o ops
 		}
 		return b.kernelError(o, kerrs, lost)
 	}
-	w.commit(b)
 	if w.messages != nil {
 		*w.messages += len(b.infos)
 	}
@@ -94,17 +83,12 @@ func (w *netlinkWriter) run(ctx context.Context, fam family, table string, o ops
 // the kernel's errors.
 type nlBatch struct {
 	nlBuf
-	w       *netlinkWriter
 	fam     family
 	nfproto byte
 	table   string
 	// infos describe the messages, by sequence number - 1.
 	infos []msgInfo
-	// decls are this run's declarations (nil: deleted), and dropped says the
-	// run deletes the table (and so every declaration before).
-	decls   map[string]*setDecl
-	dropped bool
-	setID   uint32
+	setID uint32
 	// empty are the sets this run declared or flushed and has added no
 	// interval to since: nft starts the intervals it adds to an empty set
 	// with an end element at zero, and only then.
@@ -141,13 +125,13 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 	if err != nil {
 		return nil, err
 	}
-	b := &nlBatch{w: w, fam: fam, nfproto: proto, table: table, decls: map[string]*setDecl{}, empty: map[string]bool{}}
+	b := &nlBatch{fam: fam, nfproto: proto, table: table, empty: map[string]bool{}}
 	// A cold sync's batch takes about 320 bytes per message: one per
 	// operation, one per rule of a chain's rules.
 	msgs := len(o)
 	for i := range o {
-		if o[i].obj == nil {
-			msgs += o[i].rules.ruleCount() - 1
+		if o[i].kind == oRules {
+			msgs += o[i].chain.ruleCount() - 1
 		}
 	}
 	if need := 128 + 384*msgs; cap(w.buf) >= need {
@@ -160,30 +144,26 @@ func (w *netlinkWriter) translate(fam family, table string, o ops) (*nlBatch, er
 	b.delimiter(unix.NFNL_MSG_BATCH_BEGIN)
 	for i := 0; i < len(o); i++ {
 		at := i
-		switch obj := o[i].obj.(type) {
-		case nil:
-			err = b.addRules(i, o[i].rules)
-		case *knftables.Table:
-			err = b.addTable(i, o[i].verb, obj)
-		case *knftables.Chain:
-			err = b.addChain(i, o[i].verb, obj)
-		case *knftables.Set:
-			err = b.addSet(i, o[i].verb, obj.Name, false, setPropsOf(obj))
-		case *knftables.Map:
-			err = b.addSet(i, o[i].verb, obj.Name, true, mapPropsOf(obj))
-		case *knftables.Element:
+		switch x := &o[i]; x.kind {
+		case oRules:
+			err = b.addRules(i, x.chain)
+		case oTable:
+			err = b.addTable(i, x.verb)
+		case oChain:
+			b.addChain(i, x.verb, x.chain)
+		case oSet:
+			b.addSet(i, x.verb, x.set)
+		case oElem:
 			j := i + 1
-			for j < len(o) && sameElementGroup(o[i], o[j]) {
+			for j < len(o) && sameElementGroup(x, &o[j]) {
 				j++
 			}
 			at, err = b.addElements(o, i, j)
 			i = j - 1
-		default:
-			err = fmt.Errorf("unsupported object %T", obj)
 		}
 		if err != nil {
 			rule := 0 // a rule message's index in its chain
-			if o[at].obj == nil {
+			if o[at].kind == oRules {
 				rule = b.infos[len(b.infos)-1].rule
 			}
 			return nil, fmt.Errorf("netlink: table %s %s: %s: %w", nftFamily(fam), table, describeOp(o[at], rule, &fam), err)
@@ -207,31 +187,4 @@ func (b *nlBatch) message(op int, typ, flags uint16) int {
 func (b *nlBatch) delimiter(typ uint16) {
 	b.end(b.begin(typ, 0, unix.AF_UNSPEC))
 	b.infos = append(b.infos, msgInfo{op: -1})
-}
-
-// decl returns what is known of a set's declaration, nil if nothing.
-func (b *nlBatch) decl(name string) *setDecl {
-	if d, ok := b.decls[name]; ok || b.dropped {
-		return d
-	}
-	return b.w.decls[declKey{nftFamily(b.fam), b.table, name}]
-}
-
-// commit records a successful run's declarations.
-func (w *netlinkWriter) commit(b *nlBatch) {
-	if b.dropped {
-		for k := range w.decls {
-			if k.fam == nftFamily(b.fam) && k.table == b.table {
-				delete(w.decls, k)
-			}
-		}
-	}
-	for name, d := range b.decls {
-		k := declKey{nftFamily(b.fam), b.table, name}
-		if d == nil {
-			delete(w.decls, k)
-		} else {
-			w.decls[k] = d
-		}
-	}
 }

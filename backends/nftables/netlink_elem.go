@@ -10,28 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-	"sigs.k8s.io/knftables"
 )
 
-// setField is the type of one field of a set key or of a map's data: the
-// types lbkit's containers use.
-type setField uint8
-
-const (
-	fAddr4 setField = iota + 1
-	fAddr6
-	fProto
-	fService
-)
-
-var setFieldNames = map[string]setField{
-	"ipv4_addr": fAddr4, "ipv6_addr": fAddr6, "inet_proto": fProto, "inet_service": fService,
-}
+// The encoding of sets and their elements, as nft writes them.
 
 func (f setField) datatype() gnft.SetDatatype {
 	switch f {
@@ -46,8 +31,6 @@ func (f setField) datatype() gnft.SetDatatype {
 	}
 }
 
-func (f setField) size() int { return int(f.datatype().Bytes) }
-
 // byteOrder is what nft records in a set's user data for a field
 // (BYTEORDER_BIG_ENDIAN is 2; a one-byte protocol has none).
 func (f setField) byteOrder() uint32 {
@@ -57,106 +40,56 @@ func (f setField) byteOrder() uint32 {
 	return 2
 }
 
-// setDecl is what a set or map declaration says about its elements.
-type setDecl struct {
-	key     []setField
-	data    setField // map data, 0 for a set or a verdict map
-	verdict bool     // a verdict map
-	flags   uint32   // unix.NFT_SET_*
-	timeout time.Duration
+// nlFlags returns the set's NFT_SET_* flags.
+func (s *set) nlFlags() uint32 {
+	var f uint32
+	if s.isMap {
+		f |= unix.NFT_SET_MAP
+	}
+	if s.flags&flagInterval != 0 {
+		f |= unix.NFT_SET_INTERVAL
+	}
+	if s.flags&flagDynamic != 0 {
+		f |= unix.NFT_SET_EVAL
+	}
+	if s.flags&flagTimeout != 0 || s.timeout > 0 { // as nft: a default timeout makes a timeout set
+		f |= unix.NFT_SET_TIMEOUT
+	}
+	return f
 }
 
-func (d *setDecl) isMap() bool        { return d.verdict || d.data != 0 }
-func (d *setDecl) interval() bool     { return d.flags&unix.NFT_SET_INTERVAL != 0 }
-func (d *setDecl) concatenated() bool { return len(d.key) > 1 }
-
-// parseSetDecl reads a Set's or Map's type text ("ipv4_addr . inet_proto .
-// inet_service : verdict"), flags and timeout.
-func parseSetDecl(isMap bool, typ string, flags []knftables.SetFlag, timeout *time.Duration) (*setDecl, error) {
-	d := &setDecl{}
-	keyText, dataText, hasData := strings.Cut(typ, " : ")
-	if hasData != isMap {
-		return nil, fmt.Errorf("type %q: a map's type has a data type after \" : \", a set's has none", typ)
+// nlKeyType returns the key's type number and length as nft declares
+// them: a concatenation packs its fields' type numbers and pads each field
+// to 4 bytes.
+func (s *set) nlKeyType() (magic, length uint32) {
+	fields := s.key.fields()
+	if len(fields) == 1 {
+		t := fields[0].datatype()
+		return t.GetNFTMagic(), t.Bytes
 	}
-	for _, name := range strings.Split(keyText, " . ") {
-		f, ok := setFieldNames[strings.TrimSpace(name)]
-		if !ok {
-			return nil, fmt.Errorf("type %q: unsupported key type %q", typ, name)
-		}
-		d.key = append(d.key, f)
-	}
-	if len(d.key) > 32/gnft.SetConcatTypeBits {
-		return nil, fmt.Errorf("type %q: too many fields", typ)
-	}
-	if hasData {
-		dataText = strings.TrimSpace(dataText)
-		if dataText == "verdict" {
-			d.verdict = true
-		} else if d.data = setFieldNames[dataText]; d.data == 0 {
-			return nil, fmt.Errorf("type %q: unsupported data type %q", typ, dataText)
-		}
-		d.flags |= unix.NFT_SET_MAP
-	}
-	for _, f := range flags {
-		switch f {
-		case knftables.IntervalFlag:
-			d.flags |= unix.NFT_SET_INTERVAL
-		case knftables.TimeoutFlag:
-			d.flags |= unix.NFT_SET_TIMEOUT
-		case knftables.DynamicFlag:
-			d.flags |= unix.NFT_SET_EVAL
-		case knftables.ConstantFlag:
-			d.flags |= unix.NFT_SET_CONSTANT
-		default:
-			return nil, fmt.Errorf("unsupported set flag %q", f)
-		}
-	}
-	if d.interval() && d.concatenated() {
-		return nil, fmt.Errorf("type %q: interval concatenations are not supported", typ)
-	}
-	if timeout != nil && *timeout > 0 {
-		// As nft: a default timeout makes a timeout set.
-		d.timeout = *timeout
-		d.flags |= unix.NFT_SET_TIMEOUT
-	}
-	return d, nil
-}
-
-// keyType returns the key's type number and length as nft declares them: a
-// concatenation packs its fields' type numbers and pads each field to 4
-// bytes.
-func (d *setDecl) keyType() (magic, length uint32, err error) {
-	if !d.concatenated() {
-		t := d.key[0].datatype()
-		return t.GetNFTMagic(), t.Bytes, nil
-	}
-	types := make([]gnft.SetDatatype, len(d.key))
-	for i, f := range d.key {
+	types := make([]gnft.SetDatatype, len(fields))
+	for i, f := range fields {
 		types[i] = f.datatype()
 	}
-	t, err := gnft.ConcatSetType(types...)
-	return t.GetNFTMagic(), t.Bytes, err
+	t, _ := gnft.ConcatSetType(types...) // lbkit's keys have at most three fields
+	return t.GetNFTMagic(), t.Bytes
 }
 
 // userData is the set's user data as nft writes it: key (and data) byte
 // order, which nft reads back when it lists the set.
-func (d *setDecl) userData() []byte {
+func (s *set) userData() []byte {
 	const (
 		udKeyByteOrder  = 0
 		udDataByteOrder = 1
 		udDataInterval  = 6
 	)
 	keyOrder := uint32(0)
-	if !d.concatenated() {
-		keyOrder = d.key[0].byteOrder()
+	if s.key[1] == 0 { // not a concatenation
+		keyOrder = s.key[0].byteOrder()
 	}
 	ud := appendUdataU32(nil, udKeyByteOrder, keyOrder)
-	if d.isMap() {
-		dataOrder := uint32(0)
-		if d.data != 0 {
-			dataOrder = d.data.byteOrder()
-		}
-		ud = appendUdataU32(ud, udDataByteOrder, dataOrder)
+	if s.isMap { // a verdict has no byte order
+		ud = appendUdataU32(ud, udDataByteOrder, 0)
 		ud = appendUdataU32(ud, udDataInterval, 0)
 	}
 	return ud
@@ -171,33 +104,6 @@ func appendUdataU32(b []byte, typ byte, v uint32) []byte {
 // elemOpenUdata marks the start of an interval that runs to the end of the
 // key space (it has no end element), as nft does so that it lists it back.
 var elemOpenUdata = appendUdataU32(nil, 1, 1) // NFTNL_UDATA_SET_ELEM_FLAGS: NFTNL_SET_ELEM_F_INTERVAL_OPEN
-
-// inferFields guesses a key's field types from its text, for a set this
-// writer has not seen declared: addresses are addresses, protocol names
-// are protocols and numbers are ports, which covers lbkit's containers.
-func inferFields(fields []string) ([]setField, error) {
-	out := make([]setField, len(fields))
-	for i, f := range fields {
-		v, _, _ := strings.Cut(strings.TrimSpace(f), "/")
-		v, _, _ = strings.Cut(v, "-")
-		switch {
-		case strings.ContainsAny(v, ".:"):
-			a, err := netip.ParseAddr(v)
-			if err != nil {
-				return nil, fmt.Errorf("bad address %q", f)
-			}
-			out[i] = fAddr6
-			if a.Is4() {
-				out[i] = fAddr4
-			}
-		case protoNumbers[v] != 0:
-			out[i] = fProto
-		default:
-			out[i] = fService
-		}
-	}
-	return out, nil
-}
 
 // encodeField appends the value of one field. With pad (a concatenation)
 // the field takes a multiple of 4 bytes.
@@ -255,7 +161,6 @@ func encodeKey(text string, fields []setField) ([]byte, error) {
 // the interval runs to the end of the key space.
 type keyRange struct {
 	start, end []byte
-	value      string // map data, as text
 	text       string
 }
 
@@ -309,15 +214,12 @@ func increment(b []byte) []byte {
 // mergeRanges sorts ranges and merges the overlapping ones, as one set
 // must not hold overlapping intervals (nft refuses them; the builder never
 // writes them). Adjacent ranges stay apart, as nft keeps them.
-func mergeRanges(rs []keyRange) ([]keyRange, error) {
+func mergeRanges(rs []keyRange) []keyRange {
 	slices.SortFunc(rs, func(a, b keyRange) int { return bytes.Compare(a.start, b.start) })
 	out := rs[:0]
 	for _, r := range rs {
 		if n := len(out); n > 0 && overlaps(&out[n-1], &r) {
 			prev := &out[n-1]
-			if prev.value != r.value {
-				return nil, fmt.Errorf("elements %q and %q overlap with different values", prev.text, r.text)
-			}
 			if prev.end != nil && (r.end == nil || bytes.Compare(r.end, prev.end) > 0) {
 				prev.end = r.end
 			}
@@ -325,7 +227,7 @@ func mergeRanges(rs []keyRange) ([]keyRange, error) {
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
 }
 
 // overlaps reports whether b (which does not start before a) starts inside a.
@@ -357,35 +259,17 @@ func parseVerdict(text string) (*expr.Verdict, error) {
 	return nil, fmt.Errorf("verdict %q: not a verdict", text)
 }
 
-// elemValue is the encoded value of a map element.
-type elemValue struct {
-	verdict *expr.Verdict
-	data    []byte
-}
-
-func (d *setDecl) encodeValue(text string) (elemValue, error) {
-	if d == nil || d.verdict {
-		v, err := parseVerdict(text)
-		return elemValue{verdict: v}, err
-	}
-	b, err := encodeField(nil, d.data, strings.TrimSpace(text), false)
-	return elemValue{data: b}, err
-}
-
 // appendElem appends one element of NFTA_SET_ELEM_LIST_ELEMENTS.
-func (w *nlBuf) appendElem(key []byte, flags uint32, v elemValue, udata []byte) {
+func (w *nlBuf) appendElem(key []byte, flags uint32, v *expr.Verdict, udata []byte) {
 	n := w.nest(unix.NFTA_LIST_ELEM)
 	if flags != 0 {
 		w.attrU32(unix.NFTA_SET_ELEM_FLAGS, flags)
 	}
 	w.nestedValue(unix.NFTA_SET_ELEM_KEY, key)
-	switch {
-	case v.verdict != nil:
+	if v != nil {
 		d := w.nest(unix.NFTA_SET_ELEM_DATA)
-		w.appendVerdict(v.verdict)
+		w.appendVerdict(v)
 		w.unnest(d)
-	case v.data != nil:
-		w.nestedValue(unix.NFTA_SET_ELEM_DATA, v.data)
 	}
 	if udata != nil {
 		w.attr(unix.NFTA_SET_ELEM_USERDATA, udata)

@@ -5,9 +5,6 @@ package nftables
 import (
 	"errors"
 	"fmt"
-	"strings"
-
-	"sigs.k8s.io/knftables"
 )
 
 // kernelError turns the kernel's errors into one error naming the
@@ -49,43 +46,23 @@ func (b *nlBatch) kernelError(o ops, kerrs []kernelError, lost bool) error {
 
 // describeOp names an operation for an error message.
 func describeOp(x op, rule int, fam *family) string {
-	verb := "add"
-	switch x.verb {
-	case opFlush:
-		verb = "flush"
-	case opDelete:
-		verb = "delete"
-	}
-	switch obj := x.obj.(type) {
-	case nil:
-		return fmt.Sprintf("add rule to chain %s (%s)", x.rules.name, x.rules.ruleText(rule, fam))
-	case *knftables.Table:
+	verb := [...]string{opAdd: "add", opFlush: "flush", opDelete: "delete"}[x.verb]
+	switch x.kind {
+	case oRules:
+		return fmt.Sprintf("add rule to chain %s (%s)", x.chain.name, x.chain.ruleText(rule, fam))
+	case oTable:
 		return verb + " table"
-	case *knftables.Chain:
-		return verb + " chain " + obj.Name
-	case *knftables.Rule:
-		if x.verb == opAdd {
-			return fmt.Sprintf("add rule to chain %s (%s)", obj.Chain, obj.Rule)
-		}
-		return fmt.Sprintf("%s rule in chain %s (%s)", verb, obj.Chain, obj.Rule)
-	case *knftables.Set:
-		return verb + " set " + obj.Name
-	case *knftables.Map:
-		return verb + " map " + obj.Name
-	case *knftables.Element:
-		kind, name := "set", obj.Set
-		if obj.Map != "" {
-			kind, name = "map", obj.Map
-		}
-		prep := " to "
-		if x.verb != opAdd {
-			prep = " from "
-		}
-		key := strings.Join(obj.Key, " . ")
-		if len(obj.Value) > 0 && x.verb == opAdd {
-			key += " : " + strings.Join(obj.Value, " . ")
-		}
-		return verb + " element " + key + prep + kind + " " + name
+	case oChain:
+		return verb + " chain " + x.chain.name
+	case oSet:
+		return verb + " " + kindOf(x.set) + " " + x.set.name
 	}
-	return fmt.Sprintf("%s %T", verb, x.obj)
+	prep, key := " from ", x.key
+	if x.verb == opAdd {
+		prep = " to "
+		if x.value != "" {
+			key += " : " + x.value
+		}
+	}
+	return verb + " element " + key + prep + kindOf(x.set) + " " + x.set.name
 }

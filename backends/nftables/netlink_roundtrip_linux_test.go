@@ -130,15 +130,14 @@ func TestNetlinkLargeBatch(t *testing.T) {
 	const n = 25000
 	inThrowawayNetns(t, "nlbig", func() {
 		ops := &nftables.NetlinkOps{}
-		ops.Add(&knftables.Table{})
-		ops.Add(&knftables.Chain{Name: "big"})
-		ops.Add(&knftables.Map{Name: "big-map", Type: "ipv4_addr . inet_proto . inet_service : verdict"})
+		ops.AddTable()
+		ops.AddChain("big")
+		ops.AddSet("big-map", true, false, "ipv4_addr", "inet_proto", "inet_service")
 		for i := range n {
 			ops.AddRandomDNAT("big", 2, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 250), byte(i % 250)}), 8080))
 		}
 		for i := range n {
-			ops.Add(&knftables.Element{Map: "big-map", Key: []string{fmt.Sprintf("10.96.%d.%d . tcp . 80", i/250, i%250)},
-				Value: []string{"goto big"}})
+			ops.AddElement("big-map", fmt.Sprintf("10.96.%d.%d . tcp . 80", i/250, i%250), "goto big")
 		}
 		start := time.Now()
 		if err := nftables.RunNetlinkForTest(context.Background(), false, "lbkit", ops); err != nil {
@@ -204,34 +203,34 @@ func TestNetlinkIntervals(t *testing.T) {
 	requireKernel(t)
 	steps := []func(n *nftables.NetlinkOps){
 		func(n *nftables.NetlinkOps) {
-			n.Add(&knftables.Table{})
-			n.Add(&knftables.Set{Name: "s", Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
-			n.Add(&knftables.Set{Name: "p", Type: "inet_service", Flags: []knftables.SetFlag{knftables.IntervalFlag}})
-			n.Add(&knftables.Chain{Name: "c"})
+			n.AddTable()
+			n.AddSet("s", false, true, "ipv4_addr")
+			n.AddSet("p", false, true, "inet_service")
+			n.AddChain("c")
 			n.AddSetsAccept("c", "s", "p")
 			for _, e := range []string{"10.0.0.0/8", "0.0.0.0/8", "255.255.255.0/24", "192.168.1.0/24", "192.168.0.0/24"} {
-				n.Add(&knftables.Element{Set: "s", Key: []string{e}})
+				n.AddElement("s", e, "")
 			}
-			n.Add(&knftables.Element{Set: "p", Key: []string{"30000-32767"}})
+			n.AddElement("p", "30000-32767", "")
 		},
 		func(n *nftables.NetlinkOps) {
-			n.Add(&knftables.Element{Set: "s", Key: []string{"172.16.0.0/12"}})
-			n.Add(&knftables.Element{Set: "s", Key: []string{"203.0.113.7/32"}})
-			n.Add(&knftables.Element{Set: "p", Key: []string{"8080-8081"}})
+			n.AddElement("s", "172.16.0.0/12", "")
+			n.AddElement("s", "203.0.113.7/32", "")
+			n.AddElement("p", "8080-8081", "")
 		},
 		func(n *nftables.NetlinkOps) {
-			// Plain values, to a set this (fresh) writer has not seen declared.
-			n.Add(&knftables.Element{Set: "s", Key: []string{"198.51.100.1"}})
-			n.Add(&knftables.Element{Set: "p", Key: []string{"443"}})
+			// Single values, to sets that hold intervals (a fresh writer).
+			n.AddElement("s", "198.51.100.1", "")
+			n.AddElement("p", "443", "")
 		},
 		func(n *nftables.NetlinkOps) {
-			n.Delete(&knftables.Element{Set: "s", Key: []string{"10.0.0.0/8"}})
-			n.Delete(&knftables.Element{Set: "s", Key: []string{"255.255.255.0/24"}})
-			n.Delete(&knftables.Element{Set: "p", Key: []string{"30000-32767"}})
+			n.DeleteElement("s", "10.0.0.0/8")
+			n.DeleteElement("s", "255.255.255.0/24")
+			n.DeleteElement("p", "30000-32767")
 		},
 		func(n *nftables.NetlinkOps) {
-			n.Flush(&knftables.Set{Name: "s"})
-			n.Add(&knftables.Element{Set: "s", Key: []string{"10.1.0.0/16"}})
+			n.FlushSet("s")
+			n.AddElement("s", "10.1.0.0/16", "")
 		},
 	}
 	list := func() string {
@@ -240,8 +239,9 @@ func TestNetlinkIntervals(t *testing.T) {
 	var viaNetlink, viaNFT []string
 	ctx := context.Background()
 	inThrowawayNetns(t, "nlint-a", func() {
+		n := &nftables.NetlinkOps{}
 		for _, step := range steps {
-			n := &nftables.NetlinkOps{}
+			n = n.Next() // a fresh writer, the same sets
 			step(n)
 			if err := nftables.RunNetlinkForTest(ctx, false, "lbkit", n); err != nil {
 				t.Fatal(err)
@@ -254,8 +254,9 @@ func TestNetlinkIntervals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		n := &nftables.NetlinkOps{}
 		for _, step := range steps {
-			n := &nftables.NetlinkOps{}
+			n = n.Next()
 			step(n)
 			tx := nft.NewTransaction()
 			n.Fill(tx, false)
@@ -279,10 +280,10 @@ func TestNetlinkErrors(t *testing.T) {
 	ctx := context.Background()
 	inThrowawayNetns(t, "nlerr", func() {
 		ok := &nftables.NetlinkOps{}
-		ok.Add(&knftables.Table{})
-		ok.Add(&knftables.Chain{Name: "c"})
-		ok.Add(&knftables.Map{Name: "m", Type: "inet_proto . inet_service : verdict"})
-		ok.Add(&knftables.Element{Map: "m", Key: []string{"tcp . 443"}, Value: []string{"goto c"}})
+		ok.AddTable()
+		ok.AddChain("c")
+		ok.AddSet("m", true, false, "inet_proto", "inet_service")
+		ok.AddElement("m", "tcp . 443", "goto c")
 		if err := nftables.RunNetlinkForTest(ctx, false, "lbkit", ok); err != nil {
 			t.Fatal(err)
 		}
@@ -290,11 +291,11 @@ func TestNetlinkErrors(t *testing.T) {
 
 		// The two deletions go in one message; the kernel's offset names the
 		// element at fault.
-		bad := &nftables.NetlinkOps{}
+		bad := ok.Next()
 		bad.AddDrop("c")
-		bad.Add(&knftables.Element{Map: "m", Key: []string{"tcp . 80"}, Value: []string{"goto c"}})
-		bad.Delete(&knftables.Element{Map: "m", Key: []string{"tcp . 443"}})
-		bad.Delete(&knftables.Element{Map: "m", Key: []string{"udp . 53"}})
+		bad.AddElement("m", "tcp . 80", "goto c")
+		bad.DeleteElement("m", "tcp . 443")
+		bad.DeleteElement("m", "udp . 53")
 		err := nftables.RunNetlinkForTest(ctx, false, "lbkit", bad)
 		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "delete element udp . 53 from map m") ||
 			strings.Contains(err.Error(), "tcp . 443") {

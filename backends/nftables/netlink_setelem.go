@@ -5,12 +5,9 @@ package nftables
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"strings"
 
-	gnft "github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
-	"sigs.k8s.io/knftables"
 )
 
 // maxElemList bounds the element list of one message: the list is one
@@ -21,10 +18,8 @@ const maxElemList = 60000
 // sameElementGroup reports whether b continues a's run of element
 // operations: same verb, same set. A run goes in one message, so an
 // interval set's elements can be merged and ordered together as nft does.
-func sameElementGroup(a, b op) bool {
-	ea, ok1 := a.obj.(*knftables.Element)
-	eb, ok2 := b.obj.(*knftables.Element)
-	return ok1 && ok2 && a.verb == b.verb && ea.Set == eb.Set && ea.Map == eb.Map
+func sameElementGroup(a, b *op) bool {
+	return a.kind == oElem && b.kind == oElem && a.verb == b.verb && a.set.name == b.set.name
 }
 
 // elemMessages writes element messages of one set, opening a new message
@@ -37,7 +32,7 @@ type elemMessages struct {
 	info       int // index of the open message's msgInfo
 }
 
-func (m *elemMessages) add(op int, key []byte, flags uint32, v elemValue, udata []byte) {
+func (m *elemMessages) add(op int, key []byte, flags uint32, v *expr.Verdict, udata []byte) {
 	b := m.b
 	if m.msg >= 0 && len(b.b)-m.list > maxElemList {
 		m.close()
@@ -64,91 +59,45 @@ func (m *elemMessages) close() {
 // addElements writes o[i:j], a run of element operations on one set. On
 // error it returns the index of the operation at fault.
 func (b *nlBatch) addElements(o ops, i, j int) (int, error) {
-	first := o[i].obj.(*knftables.Element)
-	name := first.Set
-	if first.Map != "" {
-		name = first.Map
-	}
-	v := o[i].verb
-	m := elemMessages{b: b, set: name, msg: -1}
-	switch v {
+	s := o[i].set
+	m := elemMessages{b: b, set: s.name, msg: -1}
+	switch o[i].verb {
 	case opAdd:
 		m.typ, m.flags = unix.NFT_MSG_NEWSETELEM, unix.NLM_F_CREATE
 	case opDelete:
 		m.typ = unix.NFT_MSG_DELSETELEM
 	default:
-		return i, errUnsupportedVerb
+		return i, errors.New("an element cannot be flushed")
 	}
-	d := b.decl(name)
-	interval := d != nil && d.interval()
 	var err error
-	if d == nil {
-		// Undeclared here: an interval set is one whose elements are
-		// written as prefixes or ranges, as the builder writes them. Only
-		// single plain values ("10.0.0.1", "8080") could belong to either
-		// kind; then the kernel says which it is.
-		ambiguous := true
-		for k := i; k < j && !interval; k++ {
-			e := o[k].obj.(*knftables.Element)
-			single := len(e.Key) == 1 && !strings.Contains(e.Key[0], " . ")
-			interval = single && strings.ContainsAny(e.Key[0], "/-")
-			ambiguous = ambiguous && single
-		}
-		if !interval && ambiguous {
-			if interval, err = b.kernelInterval(name); err != nil {
-				return i, err
-			}
-		}
-	}
-	if interval {
-		i, err = b.intervalElements(&m, o, i, j, d)
+	if s.flags&flagInterval != 0 {
+		i, err = b.intervalElements(&m, o, i, j)
 	} else {
-		i, err = b.plainElements(&m, o, i, j, d)
+		i, err = b.plainElements(&m, o, i, j)
 	}
 	m.close()
 	return i, err
 }
 
-func elementText(e *knftables.Element) (key, value string, err error) {
-	if e.Comment != nil {
-		return "", "", errors.New("element comments are not supported")
-	}
-	if len(e.Key) == 0 {
-		return "", "", errors.New("element without a key")
-	}
-	return strings.Join(e.Key, " . "), strings.Join(e.Value, " . "), nil
-}
-
-func (b *nlBatch) plainElements(m *elemMessages, o ops, i, j int, d *setDecl) (int, error) {
+func (b *nlBatch) plainElements(m *elemMessages, o ops, i, j int) (int, error) {
+	fields := o[i].set.key.fields()
 	for k := i; k < j; k++ {
-		key, value, err := elementText(o[k].obj.(*knftables.Element))
+		x := &o[k]
+		kb, err := encodeKey(x.key, fields)
 		if err != nil {
 			return k, err
 		}
-		var fields []setField
-		if d != nil {
-			fields = d.key
-		} else if fields, err = inferFields(strings.Split(key, " . ")); err != nil {
-			return k, err
-		}
-		kb, err := encodeKey(key, fields)
-		if err != nil {
-			return k, err
-		}
-		var ev elemValue
-		if o[k].verb == opAdd {
-			switch {
-			case value != "" && d != nil && !d.isMap():
-				return k, errors.New("a set element has no value")
-			case value == "" && (d != nil && d.isMap() || o[k].obj.(*knftables.Element).Map != ""):
-				return k, errors.New("a map element needs a value")
-			case value != "":
-				if ev, err = d.encodeValue(value); err != nil {
-					return k, err
-				}
+		var v *expr.Verdict
+		switch {
+		case x.verb != opAdd:
+		case x.set.isMap:
+			if v, err = parseVerdict(x.value); err != nil {
+				return k, err
 			}
+		case x.value != "":
+			return k, errors.New("a set element has no value")
 		}
-		m.add(k, kb, 0, ev, nil)
+		m.add(k, kb, 0, v, nil)
 	}
 	return i, nil
 }
@@ -161,87 +110,44 @@ func (b *nlBatch) plainElements(m *elemMessages, o ops, i, j int, d *setDecl) (i
 // nft knows whether the set is empty from its cache; the writer knows it
 // when the run declared or flushed the set, which is how lbkit fills its
 // interval sets. The intervals added together are sorted, and overlapping
-// ones merged.
-func (b *nlBatch) intervalElements(m *elemMessages, o ops, i, j int, d *setDecl) (int, error) {
+// ones merged. lbkit's interval sets are sets, not maps.
+func (b *nlBatch) intervalElements(m *elemMessages, o ops, i, j int) (int, error) {
 	ranges := make([]keyRange, 0, j-i)
 	byText := make(map[string]int, j-i) // element text to its operation
 	for k := i; k < j; k++ {
-		key, value, err := elementText(o[k].obj.(*knftables.Element))
+		x := &o[k]
+		if x.set.isMap || x.value != "" {
+			return k, errors.New("interval maps are not supported")
+		}
+		r, err := encodeRange(x.key, x.set.key[0])
 		if err != nil {
 			return k, err
-		}
-		var f setField
-		if d != nil {
-			f = d.key[0]
-		} else {
-			fields, err := inferFields([]string{key})
-			if err != nil {
-				return k, err
-			}
-			f = fields[0]
-		}
-		r, err := encodeRange(key, f)
-		if err != nil {
-			return k, err
-		}
-		if o[k].verb == opAdd && value != "" {
-			if d == nil || !d.isMap() {
-				return k, errors.New("only a map's elements have a value")
-			}
-			if _, err := d.encodeValue(value); err != nil {
-				return k, err
-			}
-			r.value = value
 		}
 		byText[r.text] = k
 		ranges = append(ranges, r)
 	}
-	if o[i].verb == opAdd {
-		var err error
-		if ranges, err = mergeRanges(ranges); err != nil {
-			return i, err
-		}
+	add := o[i].verb == opAdd
+	if add {
+		ranges = mergeRanges(ranges)
 		if b.empty[m.set] && len(ranges) > 0 {
 			if !allZero(ranges[0].start) {
-				m.add(i, make([]byte, len(ranges[0].start)), unix.NFT_SET_ELEM_INTERVAL_END, elemValue{}, nil)
+				m.add(i, make([]byte, len(ranges[0].start)), unix.NFT_SET_ELEM_INTERVAL_END, nil, nil)
 			}
 			delete(b.empty, m.set)
 		}
 	}
 	for _, r := range ranges {
 		k := byText[r.text]
-		var ev elemValue
-		if r.value != "" {
-			ev, _ = d.encodeValue(r.value) // checked above
-		}
 		var udata []byte
-		if r.end == nil && o[i].verb == opAdd {
+		if r.end == nil && add {
 			udata = elemOpenUdata
 		}
-		m.add(k, r.start, 0, ev, udata)
+		m.add(k, r.start, 0, nil, udata)
 		if r.end != nil {
-			m.add(k, r.end, unix.NFT_SET_ELEM_INTERVAL_END, elemValue{}, nil)
+			m.add(k, r.end, unix.NFT_SET_ELEM_INTERVAL_END, nil, nil)
 		}
 	}
 	return i, nil
 }
 
 func allZero(b []byte) bool { return len(bytes.Trim(b, "\x00")) == 0 }
-
-// kernelInterval asks the kernel whether a set this writer has not seen
-// declared is an interval set. A set that does not exist is not one (the
-// batch will fail on it anyway).
-func (b *nlBatch) kernelInterval(name string) (bool, error) {
-	c, err := gnft.New() // a socket in the calling thread's namespace
-	if err != nil {
-		return false, err
-	}
-	s, err := c.GetSetByName(&gnft.Table{Name: b.table, Family: gnft.TableFamily(b.nfproto)}, name)
-	if notFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("look up set %s: %w", name, err)
-	}
-	return s.Interval, nil
-}

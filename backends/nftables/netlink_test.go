@@ -16,7 +16,6 @@ import (
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/knftables"
 
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
@@ -265,12 +264,13 @@ func FuzzNetlinkElements(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		for _, fam := range []family{ipv4, ipv6} {
-			// Declared sets: the writer does not ask the kernel about them.
 			var o ops
-			o.add(&knftables.Set{Name: "s", Type: fam.AddrType, Flags: []knftables.SetFlag{knftables.IntervalFlag}})
-			o.add(&knftables.Map{Name: "m", Type: fam.AddrType + " . inet_proto . inet_service : verdict"})
-			o.add(&knftables.Element{Map: "m", Key: []string{text}, Value: []string{text}})
-			o.add(&knftables.Element{Set: "s", Key: []string{text}})
+			addrs := &set{name: "s", key: keyType{addrField(fam)}, flags: flagInterval}
+			svc := &set{name: "m", isMap: true, key: keyType{addrField(fam), fProto, fService}}
+			o.setOp(opAdd, addrs)
+			o.setOp(opAdd, svc)
+			o.elem(opAdd, svc, text, text)
+			o.elem(opAdd, addrs, text, "")
 			_, _ = newNetlinkWriter().translate(fam, "t", o)
 		}
 		if v, err := parseVerdict(text); err == nil {
@@ -286,22 +286,19 @@ func FuzzNetlinkElements(f *testing.F) {
 // `nft --debug=netlink -f testdata/*.golden`).
 func TestNetlinkEncodeElements(t *testing.T) {
 	keys := []struct {
-		key  string
-		want []byte
+		key    string
+		fields []setField
+		want   []byte
 	}{
-		{"10.96.0.15 . tcp . 443", []byte{10, 96, 0, 15, 6, 0, 0, 0, 1, 187, 0, 0}},
-		{"tcp . 30080", []byte{6, 0, 0, 0, 0x75, 0x80, 0, 0}},
-		{"sctp . 80", []byte{132, 0, 0, 0, 0, 80, 0, 0}},
-		{"32000", []byte{0x7d, 0x00}},
-		{"10.244.1.15 . 10.244.1.15", []byte{10, 244, 1, 15, 10, 244, 1, 15}},
-		{"fd00:10:244:2::5 . udp . 53", append(append([]byte{}, nlFd00_10_244_2_5...), 17, 0, 0, 0, 0, 53, 0, 0)},
+		{"10.96.0.15 . tcp . 443", []setField{fAddr4, fProto, fService}, []byte{10, 96, 0, 15, 6, 0, 0, 0, 1, 187, 0, 0}},
+		{"tcp . 30080", []setField{fProto, fService}, []byte{6, 0, 0, 0, 0x75, 0x80, 0, 0}},
+		{"sctp . 80", []setField{fProto, fService}, []byte{132, 0, 0, 0, 0, 80, 0, 0}},
+		{"32000", []setField{fService}, []byte{0x7d, 0x00}},
+		{"10.244.1.15 . 10.244.1.15", []setField{fAddr4, fAddr4}, []byte{10, 244, 1, 15, 10, 244, 1, 15}},
+		{"fd00:10:244:2::5 . udp . 53", []setField{fAddr6, fProto, fService}, append(append([]byte{}, nlFd00_10_244_2_5...), 17, 0, 0, 0, 0, 53, 0, 0)},
 	}
 	for _, k := range keys {
-		fields, err := inferFields(strings.Split(k.key, " . "))
-		if err != nil {
-			t.Fatalf("inferFields(%q): %v", k.key, err)
-		}
-		got, err := encodeKey(k.key, fields)
+		got, err := encodeKey(k.key, k.fields)
 		if err != nil || !bytes.Equal(got, k.want) {
 			t.Errorf("encodeKey(%q) = %x, %v; want %x", k.key, got, err, k.want)
 		}
@@ -338,12 +335,8 @@ func TestNetlinkEncodeElements(t *testing.T) {
 		r, _ := encodeRange(p, fAddr4)
 		rs = append(rs, r)
 	}
-	merged, err := mergeRanges(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for _, r := range merged {
+	for _, r := range mergeRanges(rs) {
 		got = append(got, netip.AddrFrom4([4]byte(r.start)).String()+"-"+netip.AddrFrom4([4]byte(r.end)).String())
 	}
 	// Overlaps merge (into the enclosing /16); adjacent /24s stay apart.
@@ -352,43 +345,13 @@ func TestNetlinkEncodeElements(t *testing.T) {
 	}
 }
 
-// TestNetlinkDeclaredOrInferred: an element is encoded the same whether the
-// writer saw its set declared or infers the types from the key text.
-func TestNetlinkDeclaredOrInferred(t *testing.T) {
-	snap := nlClusterSnapshot(t, 5, 2)
-	rs := build(snap, Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Shards: 1}.withDefaults())
-	var elems ops
-	forEachElement(rs.ports, func(e element) { elems.add(e.object()) })
-	for _, s := range rs.static {
-		for _, e := range s.elems {
-			elems.add(setElement(s.name, e))
-		}
-	}
-	declared := newNetlinkWriter()
-	b, err := declared.translate(rs.fam, "t", setupOps(&rs.skeleton))
-	if err != nil {
-		t.Fatal(err)
-	}
-	declared.commit(b)
-	withDecl, err := declared.translate(rs.fam, "t", elems)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inferred, err := newNetlinkWriter().translate(rs.fam, "t", elems)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(withDecl.b, inferred.b) {
-		t.Errorf("elements encode differently with and without the declarations")
-	}
-}
-
 // TestNetlinkErrorNamesElement: the kernel's offset of the failing
 // attribute picks the element out of a message of several.
 func TestNetlinkErrorNamesElement(t *testing.T) {
 	var o ops
+	m := &set{name: "m", isMap: true, key: keyType{fProto, fService}}
 	for _, k := range []string{"tcp . 80", "tcp . 81", "tcp . 82"} {
-		o.delete(&knftables.Element{Map: "m", Key: []string{k}})
+		o.elem(opDelete, m, k, "")
 	}
 	b, err := newNetlinkWriter().translate(ipv4, "t", o)
 	if err != nil {
@@ -406,21 +369,20 @@ func TestNetlinkErrorNamesElement(t *testing.T) {
 }
 
 func TestNetlinkTranslateErrors(t *testing.T) {
+	svc := &set{name: "m", isMap: true, key: keyType{fAddr4, fProto, fService}}
+	addrs := &set{name: "s", key: keyType{fAddr4}}
+	ranges := &set{name: "r", key: keyType{fAddr4}, flags: flagInterval}
 	bad := []op{
-		{verb: opAdd, obj: &knftables.Rule{Chain: "c", Rule: "bogus"}},
-		{verb: opDelete, obj: &knftables.Rule{Chain: "c", Rule: "accept"}},
-		{verb: opAdd, obj: &knftables.Chain{Name: "c", Type: knftables.PtrTo(knftables.FilterType)}},
-		{verb: opAdd, obj: &knftables.Chain{Name: "c", Type: knftables.PtrTo(knftables.FilterType),
-			Hook: knftables.PtrTo(knftables.InputHook), Priority: knftables.PtrTo(knftables.BaseChainPriority("bogus"))}},
-		{verb: opAdd, obj: &knftables.Set{Name: "s", Type: "ether_addr"}},
-		{verb: opAdd, obj: &knftables.Set{Name: "s", Type: "ipv4_addr : verdict"}},
-		{verb: opAdd, obj: &knftables.Map{Name: "m", Type: "ipv4_addr"}},
-		{verb: opAdd, obj: &knftables.Set{Name: "s", Type: "ipv4_addr . inet_service", Flags: []knftables.SetFlag{knftables.IntervalFlag}}},
-		{verb: opAdd, obj: &knftables.Set{Name: "s", Type: "ipv4_addr", Comment: knftables.PtrTo("x")}},
-		{verb: opAdd, obj: &knftables.Element{Map: "m", Key: []string{"tcp . 80"}}},
-		{verb: opAdd, obj: &knftables.Element{Map: "m", Key: []string{"tcp . 80"}, Value: []string{"goto"}}},
-		{verb: opAdd, obj: &knftables.Element{Set: "s", Key: []string{"10.0.0.0/8"}, Value: []string{"accept"}}},
-		{verb: opFlush, obj: &knftables.Table{}},
+		{verb: opAdd, kind: oElem, set: svc, key: "10.0.0.1 . tcp . 80"}, // no verdict
+		{verb: opAdd, kind: oElem, set: svc, key: "10.0.0.1 . tcp . 80", value: "goto"},
+		{verb: opAdd, kind: oElem, set: svc, key: "10.0.0.1 . tcp", value: "drop"},
+		{verb: opDelete, kind: oElem, set: svc, key: "fd00::1 . tcp . 80"},
+		{verb: opAdd, kind: oElem, set: addrs, key: "10.0.0.1", value: "accept"},
+		{verb: opAdd, kind: oElem, set: addrs, key: "10.0.0.0/8"},
+		{verb: opAdd, kind: oElem, set: ranges, key: "10.0.0.0/8", value: "accept"},
+		{verb: opAdd, kind: oElem, set: ranges, key: "10.0.0.9-10.0.0.1"},
+		{verb: opFlush, kind: oElem, set: addrs, key: "10.0.0.1"},
+		{verb: opFlush, kind: oTable},
 	}
 	for _, x := range bad {
 		if _, err := newNetlinkWriter().translate(ipv4, "t", ops{x}); err == nil {
@@ -429,12 +391,6 @@ func TestNetlinkTranslateErrors(t *testing.T) {
 			t.Errorf("error %q does not name the table and the operation", err)
 		} else {
 			t.Log(err)
-		}
-	}
-	prios := map[knftables.BaseChainPriority]int32{"-110": -110, "dstnat": -100, "dstnat - 10": -110, "srcnat+5": 105, "filter": 0}
-	for p, want := range prios {
-		if got, err := parsePriority(p); err != nil || got != want {
-			t.Errorf("parsePriority(%q) = %d, %v; want %d", p, got, err, want)
 		}
 	}
 }
@@ -457,7 +413,7 @@ func BenchmarkNetlinkTranslate(b *testing.B) {
 			rules += p.chains[i].ruleCount()
 		}
 	}
-	forEachElement(rs.ports, func(e element) { o.add(e.object()) })
+	forEachElement(rs.ports, func(e element) { o.elem(opAdd, &rs.containers[e.in], e.key, e.value) })
 	b.ReportAllocs()
 	var size, messages int
 	for b.Loop() {

@@ -23,9 +23,9 @@ func (c *chain) object() *knftables.Chain {
 
 func (s *set) object() knftables.Object {
 	if s.isMap {
-		return &knftables.Map{Name: s.name, Type: s.typ, Flags: s.flags.objects()}
+		return &knftables.Map{Name: s.name, Type: s.typeText(), Flags: s.flags.objects()}
 	}
-	ks := &knftables.Set{Name: s.name, Type: s.typ, Flags: s.flags.objects()}
+	ks := &knftables.Set{Name: s.name, Type: s.typeText(), Flags: s.flags.objects()}
 	if s.timeout > 0 {
 		ks.Timeout = knftables.PtrTo(s.timeout)
 	}
@@ -41,41 +41,35 @@ func (f setFlags) objects() []knftables.SetFlag {
 	return out
 }
 
-// setRef names a set or map for flush and delete.
-func setRef(name string, isMap bool) knftables.Object {
-	if isMap {
-		return &knftables.Map{Name: name}
-	}
-	return &knftables.Set{Name: name}
-}
-
-func setElement(set, key string) *knftables.Element {
-	return &knftables.Element{Set: set, Key: []string{key}}
-}
-
-func (e element) object() *knftables.Element {
-	if !e.in.isMap() {
-		return setElement(e.in.name(), e.key)
-	}
-	ke := &knftables.Element{Map: e.in.name(), Key: []string{e.key}}
-	if e.value != "" {
-		ke.Value = []string{e.value}
-	}
-	return ke
-}
-
-// ops is a list of transaction operations that can be turned into a
-// knftables transaction more than once (see Backend.run).
+// ops is a list of transaction operations on the model's objects. They can
+// be written more than once (see Backend.run): as a knftables transaction
+// (fill) or as a netlink batch (netlinkWriter), which encodes each object
+// from its typed declaration, without reading any text back.
 type ops []op
 
 type op struct {
 	verb verb
-	obj  knftables.Object
-	// rules, when obj is nil, is a chain whose rules to add. They are
+	kind opKind
+	// chain is the chain of oChain and oRules. The rules of oRules are
 	// generated when the ops are written (the endpoint picks' rules are
 	// not kept), so the chain must not change until then.
-	rules *chain
+	chain *chain
+	// set is the set of oSet, and the set or map an oElem is in.
+	set *set
+	// key and value are an oElem's key and, in a map, its verdict, as nft
+	// text.
+	key, value string
 }
+
+type opKind uint8
+
+const (
+	oTable opKind = iota
+	oChain
+	oRules // add the chain's rules
+	oSet
+	oElem
+)
 
 type verb uint8
 
@@ -85,37 +79,74 @@ const (
 	opDelete
 )
 
-func (o *ops) add(obj knftables.Object)    { *o = append(*o, op{verb: opAdd, obj: obj}) }
-func (o *ops) flush(obj knftables.Object)  { *o = append(*o, op{verb: opFlush, obj: obj}) }
-func (o *ops) delete(obj knftables.Object) { *o = append(*o, op{verb: opDelete, obj: obj}) }
+func (o *ops) table(v verb)                   { *o = append(*o, op{verb: v, kind: oTable}) }
+func (o *ops) chainOp(v verb, c *chain)       { *o = append(*o, op{verb: v, kind: oChain, chain: c}) }
+func (o *ops) setOp(v verb, s *set)           { *o = append(*o, op{verb: v, kind: oSet, set: s}) }
+func (o *ops) rules(c *chain)                 { *o = append(*o, op{kind: oRules, chain: c}) }
+func (o *ops) chainNamed(v verb, name string) { o.chainOp(v, &chain{name: name}) }
+func (o *ops) elem(v verb, s *set, key, value string) {
+	*o = append(*o, op{verb: v, kind: oElem, set: s, key: key, value: value})
+}
 
 // fill adds the operations to tx, rules as fam's text.
 func (o ops) fill(tx *knftables.Transaction, fam *family) {
 	var buf []byte
 	for _, x := range o {
-		if x.obj == nil {
-			x.rules.eachRule(nil, func(r rule) {
+		if x.kind == oRules {
+			x.chain.eachRule(nil, func(r rule) {
 				buf = r.appendText(buf[:0], fam)
-				tx.Add(&knftables.Rule{Chain: x.rules.name, Rule: string(buf)})
+				tx.Add(&knftables.Rule{Chain: x.chain.name, Rule: string(buf)})
 			})
 			continue
 		}
+		obj := x.object()
 		switch x.verb {
 		case opAdd:
-			tx.Add(x.obj)
+			tx.Add(obj)
 		case opFlush:
-			tx.Flush(x.obj)
+			tx.Flush(obj)
 		case opDelete:
-			tx.Delete(x.obj)
+			tx.Delete(obj)
 		}
 	}
+}
+
+// object is the knftables object of a table, chain, set or element
+// operation: the whole declaration to add, the name alone otherwise.
+func (x *op) object() knftables.Object {
+	add := x.verb == opAdd
+	switch x.kind {
+	case oChain:
+		if add {
+			return x.chain.object()
+		}
+		return &knftables.Chain{Name: x.chain.name}
+	case oSet:
+		switch {
+		case add:
+			return x.set.object()
+		case x.set.isMap:
+			return &knftables.Map{Name: x.set.name}
+		}
+		return &knftables.Set{Name: x.set.name}
+	case oElem:
+		e := &knftables.Element{Set: x.set.name, Key: []string{x.key}}
+		if x.set.isMap {
+			e.Set, e.Map = "", x.set.name
+			if add && x.value != "" {
+				e.Value = []string{x.value}
+			}
+		}
+		return e
+	}
+	return &knftables.Table{}
 }
 
 // addChain adds an (empty) chain, flushing it in case it holds rules from
 // an earlier run.
 func (o *ops) addChain(c *chain) {
-	o.add(c.object())
-	o.flush(&knftables.Chain{Name: c.name})
+	o.chainOp(opAdd, c)
+	o.chainOp(opFlush, c)
 }
 
 // portObjects creates or refills the ports' sets and chains, then adds the
@@ -136,19 +167,16 @@ func (o *ops) portObjects(ports []*portRules) {
 	}
 }
 
-// rules adds the chain's rules.
-func (o *ops) rules(c *chain) { *o = append(*o, op{verb: opAdd, rules: c}) }
-
 // fillSet adds a set and, when its content is static, replaces its elements.
 // Dynamic sets (affinity) keep what the packet path put in them.
 func (o *ops) fillSet(s *set) {
-	o.add(s.object())
+	o.setOp(opAdd, s)
 	if s.dynamic() {
 		return
 	}
-	o.flush(setRef(s.name, s.isMap))
+	o.setOp(opFlush, s)
 	for _, e := range s.elems {
-		o.add(setElement(s.name, e))
+		o.elem(opAdd, s, e, "")
 	}
 }
 

@@ -118,7 +118,7 @@ func chainSum(c *chain) uint64 {
 
 func setSum(s *set) uint64 {
 	h := fnv.New64a()
-	h.Write([]byte(s.typ))
+	h.Write([]byte{byte(s.key[0]), byte(s.key[1]), byte(s.key[2]), byte(btoi(s.isMap))})
 	h.Write([]byte{byte(s.flags)})
 	h.Write([]byte(s.timeout.String()))
 	for _, e := range s.elems {

@@ -159,7 +159,7 @@ func (w *textWriter) set(s *set, elems []element) {
 	} else {
 		w.WriteString("\tset ")
 	}
-	w.WriteString(s.name + " {\n\t\ttype " + s.typ + "\n")
+	w.WriteString(s.name + " {\n\t\ttype " + s.typeText() + "\n")
 	if s.flags != 0 {
 		w.WriteString("\t\tflags " + strings.Join(s.flags.names(), ",") + "\n")
 	}

@@ -68,19 +68,19 @@ var (
 
 func (b *builder) skeleton() skeleton {
 	fam := b.fam
-	addr := fam.AddrType
-	svcKey := addr + " . inet_proto . inet_service : verdict"
-	portKey := "inet_proto . inet_service : verdict"
+	addr := addrField(fam)
+	svcKey := keyType{addr, fProto, fService}
+	portKey := keyType{fProto, fService}
 	s := skeleton{fam: fam, base: baseChains}
 	s.containers = [numContainers]set{
-		cServiceIPs:          {name: mapServiceIPs, isMap: true, typ: svcKey},
-		cServiceNodePorts:    {name: mapServiceNodePorts, isMap: true, typ: portKey},
-		cNoEndpointServices:  {name: mapNoEPServices, isMap: true, typ: svcKey},
-		cNoEndpointNodePorts: {name: mapNoEPNodePorts, isMap: true, typ: portKey},
-		cFirewallIPs:         {name: mapFirewallIPs, isMap: true, typ: svcKey},
-		cHairpin:             {name: setHairpin, typ: addr + " . " + addr},
-		cHealthCheck:         {name: setHealthCheck, typ: "inet_service"},
-		cClusterIPs:          {name: setClusterIPs, typ: addr},
+		cServiceIPs:          {name: mapServiceIPs, isMap: true, key: svcKey},
+		cServiceNodePorts:    {name: mapServiceNodePorts, isMap: true, key: portKey},
+		cNoEndpointServices:  {name: mapNoEPServices, isMap: true, key: svcKey},
+		cNoEndpointNodePorts: {name: mapNoEPNodePorts, isMap: true, key: portKey},
+		cFirewallIPs:         {name: mapFirewallIPs, isMap: true, key: svcKey},
+		cHairpin:             {name: setHairpin, key: keyType{addr, addr}},
+		cHealthCheck:         {name: setHealthCheck, key: keyType{fService}},
+		cClusterIPs:          {name: setClusterIPs, key: keyType{addr}},
 	}
 
 	// Node ports: never on loopback, and only on NodePortAddresses when set.
@@ -88,17 +88,17 @@ func (b *builder) skeleton() skeleton {
 	nodePorts := make(rule, 0, 8)
 	nodePorts = append(nodePorts, fibLocal(fDaddr), addrNotIn(fDaddr, fam.Loopback))
 	if cidrs := prefixesOf(fam, b.spec.ClusterCIDRs); len(cidrs) > 0 {
-		s.static = append(s.static, intervalSet(setClusterCIDRs, addr, cidrs))
+		s.static = append(s.static, intervalSet(setClusterCIDRs, fam, cidrs))
 	}
 	if npa := prefixesOf(fam, b.spec.NodePortAddresses); len(npa) > 0 {
-		s.static = append(s.static, intervalSet(setNodePortAddrs, addr, npa))
+		s.static = append(s.static, intervalSet(setNodePortAddrs, fam, npa))
 		nodePorts = append(nodePorts, inSet(setNodePortAddrs, fDaddr))
 	}
 	n := len(nodePorts)
 	nodePorts = append(nodePorts, vmap(mapServiceNodePorts, fL4proto, fDport))
 	noEPNodePorts := append(nodePorts[1:n:n], vmap(mapNoEPNodePorts, fL4proto, fDport))
 	if len(b.svcCIDRs) > 0 {
-		s.static = append(s.static, intervalSet(setServiceCIDRs, addr, b.svcCIDRs))
+		s.static = append(s.static, intervalSet(setServiceCIDRs, fam, b.svcCIDRs))
 		s.base = baseChainsInCIDR
 	}
 	mark := b.spec.MasqueradeMark

@@ -135,10 +135,10 @@ func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelSt
 				switch {
 				case present && have == want:
 				case present:
-					o.delete(e.object())
-					o.add(element{e.in, e.key, want}.object())
+					o.elem(opDelete, &skel.containers[e.in], e.key, "")
+					o.elem(opAdd, &skel.containers[e.in], e.key, want)
 				default:
-					o.add(element{e.in, e.key, want}.object())
+					o.elem(opAdd, &skel.containers[e.in], e.key, want)
 				}
 			}
 		}
@@ -152,14 +152,14 @@ func (b *Backend) fullSyncShard(ctx context.Context, sh *shard, kernel *kernelSt
 		return cmp.Or(cmp.Compare(a.in, b.in), strings.Compare(a.key, b.key))
 	})
 	for _, id := range stale {
-		o.delete(element{in: id.in, key: id.key}.object())
+		o.elem(opDelete, &skel.containers[id.in], id.key, "")
 	}
 	wanted := wantedNames(skel, ports)
 	var deletes []deferredDelete
 	slices.Sort(kernel.chains)
 	for _, name := range kernel.chains {
 		if !wanted[objectKey{"chain", name}] {
-			o.flush(&knftables.Chain{Name: name})
+			o.chainNamed(opFlush, name)
 			deletes = append(deletes, deferredDelete{"chain", name})
 		}
 	}
@@ -188,9 +188,9 @@ const firstBatchSize = 32
 // service ports.
 func setupOps(s *skeleton) ops {
 	var o ops
-	o.add(&knftables.Table{})
+	o.table(opAdd)
 	for i := range s.containers {
-		o.add(s.containers[i].object())
+		o.setOp(opAdd, &s.containers[i])
 	}
 	for i := range s.static {
 		o.fillSet(&s.static[i])
@@ -199,9 +199,9 @@ func setupOps(s *skeleton) ops {
 		// Delete and re-create, so that a base chain left with other
 		// properties (an older priority) does not fail the add.
 		c := &s.base[i]
-		o.add(&knftables.Chain{Name: c.name})
-		o.delete(&knftables.Chain{Name: c.name})
-		o.add(c.object())
+		o.chainNamed(opAdd, c.name)
+		o.chainNamed(opDelete, c.name)
+		o.chainOp(opAdd, c)
 	}
 	for i := range s.fixed {
 		o.addChain(&s.fixed[i])

@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 
-	"sigs.k8s.io/knftables"
-
 	"github.com/lbkit/lbkit/servicemap"
 )
 
@@ -142,13 +140,13 @@ func (b *Backend) syncShard(ctx context.Context, sh *shard, skel *skeleton, chan
 			case !existed:
 				o.rules(ch)
 			case was.sum != chainSum(ch):
-				o.flush(&knftables.Chain{Name: ch.name})
+				o.chainOp(opFlush, ch)
 				o.rules(ch)
 			}
 		}
 	}
 
-	o = append(o, rec.updateElements(changes)...)
+	o = append(o, rec.updateElements(skel, changes)...)
 
 	// Objects that went away: flush the chains (dropping their references to
 	// other chains and sets), then delete chains and sets.
@@ -164,7 +162,7 @@ func (b *Backend) syncShard(ctx context.Context, sh *shard, skel *skeleton, chan
 		}
 		for _, ch := range c.old.chains {
 			if c.new == nil || !c.new.hasChain(ch.name) {
-				o.flush(&knftables.Chain{Name: ch.name})
+				o.chainNamed(opFlush, ch.name)
 				deletes = append(deletes, deferredDelete{"chain", ch.name})
 			}
 		}
@@ -189,7 +187,7 @@ func (b *Backend) syncShard(ctx context.Context, sh *shard, skel *skeleton, chan
 // their new rules, and returns the operations for the elements whose
 // effective value changed, in a stable order: deletes of replaced or removed
 // elements, then adds.
-func (a *applied) updateElements(changes []portChange) ops {
+func (a *applied) updateElements(skel *skeleton, changes []portChange) ops {
 	type before struct {
 		value   string
 		present bool
@@ -230,10 +228,10 @@ func (a *applied) updateElements(changes []portChange) ops {
 			continue
 		}
 		if was.present {
-			dels.delete(element{in: id.in, key: id.key}.object())
+			dels.elem(opDelete, &skel.containers[id.in], id.key, "")
 		}
 		if present {
-			adds.add(element{id.in, id.key, now}.object())
+			adds.elem(opAdd, &skel.containers[id.in], id.key, now)
 		}
 	}
 	return append(dels, adds...)
