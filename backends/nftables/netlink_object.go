@@ -12,7 +12,6 @@ import (
 // writes them (flags included: NLM_F_CREATE without NLM_F_EXCL, so that
 // adding what exists is not an error).
 
-
 func (b *nlBatch) addTable(op int, v verb) error {
 	switch v {
 	case opAdd:
