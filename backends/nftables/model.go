@@ -141,20 +141,19 @@ func (k *keyType) fields() []setField {
 	return k[:n]
 }
 
-// typeText is the set's type as nft spells it, for example "ipv4_addr .
-// inet_proto . inet_service : verdict".
-func (s *set) typeText() string {
-	var text string
+// appendType appends the set's type as nft spells it, for example
+// "ipv4_addr . inet_proto . inet_service : verdict".
+func (s *set) appendType(b []byte) []byte {
 	for i, f := range s.key.fields() {
 		if i > 0 {
-			text += " . "
+			b = append(b, " . "...)
 		}
-		text += fieldNames[f]
+		b = append(b, fieldNames[f]...)
 	}
 	if s.isMap {
-		text += " : verdict"
+		b = append(b, " : verdict"...)
 	}
-	return text
+	return b
 }
 
 // setFlags are a set's flags, as bits.

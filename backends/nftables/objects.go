@@ -22,10 +22,11 @@ func (c *chain) object() *knftables.Chain {
 }
 
 func (s *set) object() knftables.Object {
+	typ := string(s.appendType(nil))
 	if s.isMap {
-		return &knftables.Map{Name: s.name, Type: s.typeText(), Flags: s.flags.objects()}
+		return &knftables.Map{Name: s.name, Type: typ, Flags: s.flags.objects()}
 	}
-	ks := &knftables.Set{Name: s.name, Type: s.typeText(), Flags: s.flags.objects()}
+	ks := &knftables.Set{Name: s.name, Type: typ, Flags: s.flags.objects()}
 	if s.timeout > 0 {
 		ks.Timeout = knftables.PtrTo(s.timeout)
 	}

@@ -159,7 +159,9 @@ func (w *textWriter) set(s *set, elems []element) {
 	} else {
 		w.WriteString("\tset ")
 	}
-	w.WriteString(s.name + " {\n\t\ttype " + s.typeText() + "\n")
+	w.WriteString(s.name)
+	w.WriteString(" {\n\t\ttype ")
+	w.buf = append(s.appendType(w.buf), '\n')
 	if s.flags != 0 {
 		w.WriteString("\t\tflags " + strings.Join(s.flags.names(), ",") + "\n")
 	}
