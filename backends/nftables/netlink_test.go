@@ -231,6 +231,12 @@ func TestNetlinkAppendExprMatchesMarshal(t *testing.T) {
 		for _, tc := range nlRuleCases {
 			if tc.v6 == (fam == unix.NFPROTO_IPV6) {
 				exprs = append(exprs, tc.want...)
+				for _, e := range tc.want {
+					// The model's shapes are encoded here, not by Marshal.
+					if b := (nlBuf{}); !b.appendKnownExpr(e) {
+						t.Errorf("%s: %T %+v is not encoded directly", tc.text, e, e)
+					}
+				}
 			}
 		}
 		for _, e := range exprs {
