@@ -86,10 +86,13 @@
 //   - Transactions go over netlink (netlinkWriter): the batch is written
 //     directly, one sendmsg, no acknowledgement per message, errors traced
 //     to their operation; nft would first dump the chains and sets of every
-//     table. Rules are typed values (rule.go), written as nft text for
-//     Render and the nft transport and as netlink expressions here, with
-//     no text in between; tests load every golden case both ways and
-//     compare the kernel's bytecode.
+//     table. A transaction is a list of typed operations on the model
+//     (objects.go): rules are typed values (rule.go), sets carry their
+//     key's field types and each element the set it goes in (its key
+//     stays nft text, encoded by those types). They are written as nft
+//     text for Render and the nft transport and as netlink messages here;
+//     tests load every golden case both ways and compare the kernel's
+//     bytecode.
 //     TransportNFT keeps the nft path.
 //   - Listing is over netlink too: one dump of the family's chains for all
 //     tables, one of each table's sets, and the shared containers' elements
