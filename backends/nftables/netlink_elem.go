@@ -253,7 +253,9 @@ func parseVerdict(text string) (*expr.Verdict, error) {
 			if toChain {
 				v.Chain = strings.Trim(f[1], `"`)
 			}
-			return v, nil
+			if toChain == (v.Chain != "") { // a jump or goto names its chain
+				return v, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("verdict %q: not a verdict", text)

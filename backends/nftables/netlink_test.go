@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -249,7 +250,7 @@ func TestNetlinkAppendExprMatchesMarshal(t *testing.T) {
 }
 
 func TestParseVerdict(t *testing.T) {
-	for _, v := range []string{"", "goto", "jump a b", "reject", "accept accept", "ip daddr 1.2.3.4"} {
+	for _, v := range []string{"", "goto", "goto \"\"", "jump \"", "jump a b", "reject", "accept accept", "ip daddr 1.2.3.4"} {
 		if _, err := parseVerdict(v); err == nil {
 			t.Errorf("parseVerdict(%q) succeeded", v)
 		}
@@ -263,7 +264,10 @@ func TestParseVerdict(t *testing.T) {
 }
 
 // FuzzNetlinkElements: no element key or value text makes the batch writer
-// panic, and what it accepts as a verdict reads back as one.
+// panic; a key it encodes for a shared container lists back (as the
+// kernel's dump is decoded) as a key that encodes to the same bytes; an
+// interval it accepts is not empty; and what it accepts as a verdict reads
+// back as one.
 func FuzzNetlinkElements(f *testing.F) {
 	for _, s := range []string{"", "goto", "10.0.0.1 . tcp . 80", "tcp . 80", "10.0.0.0/8", "fd00::1 . fd00::1", "drop", "goto x"} {
 		f.Add(s)
@@ -278,6 +282,23 @@ func FuzzNetlinkElements(f *testing.F) {
 			o.elem(opAdd, svc, text, text)
 			o.elem(opAdd, addrs, text, "")
 			_, _ = newNetlinkWriter().translate(fam, "t", o)
+
+			for ct := range numContainers {
+				fields := containerFields(t, fam, ct)
+				b, err := encodeKey(text, fields)
+				if err != nil {
+					continue
+				}
+				key, _, err := decodeElement(fam, ct, gnft.SetElement{Key: b, Val: verdictBytes(t, 0, "")})
+				if err != nil {
+					t.Errorf("%s: %q encodes to %x, which does not decode: %v", ct.name(), text, b, err)
+				} else if again, err := encodeKey(key, fields); err != nil || !bytes.Equal(again, b) {
+					t.Errorf("%s: %q encodes to %x, listed as %q, which encodes to %x (%v)", ct.name(), text, b, key, again, err)
+				}
+			}
+			if r, err := encodeRange(text, addrField(fam)); err == nil && r.end != nil && bytes.Compare(r.start, r.end) >= 0 {
+				t.Errorf("interval %q: start %x is not before end %x", text, r.start, r.end)
+			}
 		}
 		if v, err := parseVerdict(text); err == nil {
 			f := strings.Fields(text)
