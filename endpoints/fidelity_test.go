@@ -130,6 +130,11 @@ func TestKubeProxyFidelity(t *testing.T) {
 			slices: []*discoveryv1.EndpointSlice{slice("web-1", readyEp("010.000.000.011"))},
 			want:   map[string][]string{"http/TCP": {"10.0.0.11:8080 ready serving"}},
 		},
+		{
+			name:   "addEndpoints: an IPv4-mapped address is its IPv4 address (ParseIPSloppy(...).String())",
+			slices: []*discoveryv1.EndpointSlice{slice("web-1", readyEp("::ffff:10.0.0.7"))},
+			want:   map[string][]string{"http/TCP": {"10.0.0.7:8080 ready serving"}},
+		},
 		// isLocal: only a named node has local endpoints.
 		{
 			name:   "isLocal: nodeName equal to this node",

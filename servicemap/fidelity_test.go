@@ -218,6 +218,19 @@ func TestKubeProxyFidelity(t *testing.T) {
 			want: map[string]string{"ns/a:p1/TCP": "cip=2001:db8::1 port=80 np=30080 ext=[2001:db8::5] lb=[2001:db8::4] src=[2001:db8::/48] " + plain},
 		},
 		{
+			// ParseIPSloppy + IPFamilyOf: an IPv4-mapped IPv6 address is
+			// IPv4 (and not IPv6).
+			name: "MapIPsByIPFamily / IsVIPMode: IPv4-mapped external and ingress IPs are IPv4", family: v4,
+			svc: svc("ns", "a", "10.0.0.1", tcp80, extIPs("::ffff:192.0.2.1"),
+				ingress(v1.LoadBalancerIngress{IP: "::ffff:198.51.100.1"})),
+			want: map[string]string{"ns/a:http/TCP": "cip=10.0.0.1 port=80 np=0 ext=[192.0.2.1] lb=[198.51.100.1] src=[] aff=None itp=Cluster etp=Cluster hc=0 cluster=true local=false"},
+		},
+		{
+			name: "MapIPsByIPFamily: IPv4-mapped external IPs are not IPv6", family: v6,
+			svc:  svc("ns", "a", "fd00::1", tcp80, extIPs("::ffff:192.0.2.1", "fd00::9")),
+			want: map[string]string{"ns/a:http/TCP": "cip=fd00::1 port=80 np=0 ext=[fd00::9] lb=[] src=[] aff=None itp=Cluster etp=Cluster hc=0 cluster=true local=false"},
+		},
+		{
 			// serviceToServiceMap keys a map by name and protocol: the last
 			// of two ports with one key overwrites the first.
 			name: "serviceToServiceMap: a port listed twice, the last wins", family: v4,
