@@ -93,10 +93,13 @@ func ParseSlice(es *discoveryv1.EndpointSlice, family v1.IPFamily) (*Slice, []Wa
 	var warnings []Warning
 	s := &Slice{Namespace: es.Namespace, Name: es.Name, Service: service}
 	for _, p := range es.Ports {
-		name := ""
-		if p.Name != nil {
-			name = *p.Name
+		// kube-proxy (EndpointSliceCache.endpointInfoByServicePort) skips a
+		// port whose name is absent; an unnamed port carries the name "".
+		if p.Name == nil {
+			warnings = append(warnings, warn(ReasonBadPort, "port skipped: no name (an unnamed port has the name \"\")"))
+			continue
 		}
+		name := *p.Name
 		proto := v1.ProtocolTCP
 		if p.Protocol != nil {
 			proto = *p.Protocol
@@ -162,7 +165,63 @@ func ParseSlice(es *discoveryv1.EndpointSlice, family v1.IPFamily) (*Slice, []Wa
 		}
 		s.Endpoints = append(s.Endpoints, se)
 	}
+	var repeated int
+	s.Endpoints, repeated = collapseRepeats(s.Endpoints)
+	if repeated > 0 {
+		warnings = append(warnings, warn(ReasonRepeatedAddress, "%d endpoint(s) repeat an address listed before in the slice: one copy kept", repeated))
+	}
 	return s, warnings
+}
+
+// collapseRepeats keeps one endpoint per address of a slice, choosing as
+// kube-proxy does when it reads a slice's endpoints in order: a copy that is
+// not terminating replaces the one kept so far, a terminating one never
+// does. The kept copy takes the place of the first. Across slices kube-proxy
+// decides by map order; Merge then decides deterministically, and because
+// each slice offers only the copy kube-proxy could keep from it, Merge's
+// choice is always one kube-proxy could make.
+func collapseRepeats(eps []SliceEndpoint) ([]SliceEndpoint, int) {
+	if !hasRepeats(eps) {
+		return eps, 0
+	}
+	at := make(map[netip.Addr]int, len(eps))
+	out := eps[:0]
+	for _, e := range eps {
+		if i, seen := at[e.Addr]; seen {
+			if !e.Terminating {
+				out[i] = e
+			}
+			continue
+		}
+		at[e.Addr] = len(out)
+		out = append(out, e)
+	}
+	n := len(eps) - len(out)
+	clear(eps[len(out):])
+	return out, n
+}
+
+// hasRepeats reports whether an address appears twice. Repeats are rare, so
+// small slices are scanned without allocating.
+func hasRepeats(eps []SliceEndpoint) bool {
+	if len(eps) > 32 {
+		seen := make(map[netip.Addr]struct{}, len(eps))
+		for i := range eps {
+			if _, dup := seen[eps[i].Addr]; dup {
+				return true
+			}
+			seen[eps[i].Addr] = struct{}{}
+		}
+		return false
+	}
+	for i := range eps {
+		for j := i + 1; j < len(eps); j++ {
+			if eps[i].Addr == eps[j].Addr {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func hintNames[T any](hints []T, name func(T) string) []string {

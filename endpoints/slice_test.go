@@ -172,8 +172,15 @@ func TestParseSlicePorts(t *testing.T) {
 			want:  []endpoints.Port{{PortKey: endpoints.PortKey{Name: "http", Protocol: tcp}, Number: 8080}},
 		},
 		{
-			name:  "nil name is the empty name",
-			ports: []discoveryv1.EndpointPort{port(nil, num(8080), &tcp)},
+			// kube-proxy: EndpointSliceCache.endpointInfoByServicePort
+			// ignores a port with a nil name.
+			name:     "nil name skipped",
+			ports:    []discoveryv1.EndpointPort{port(nil, num(8080), &tcp)},
+			warnings: []string{endpoints.ReasonBadPort},
+		},
+		{
+			name:  "empty name is the unnamed port",
+			ports: []discoveryv1.EndpointPort{port(name(""), num(8080), &tcp)},
 			want:  []endpoints.Port{{PortKey: endpoints.PortKey{Name: "", Protocol: tcp}, Number: 8080}},
 		},
 		{

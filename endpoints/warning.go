@@ -21,6 +21,7 @@ const (
 	ReasonMissingMetadata = "MissingMetadata"
 	ReasonBadName         = "InvalidName"
 	ReasonSpecialAddress  = "SpecialAddress"
+	ReasonRepeatedAddress = "RepeatedAddress"
 )
 
 func (w Warning) String() string {

@@ -17,10 +17,13 @@
 //     programmed.
 //   - With no proxy name configured, Services labelled
 //     service.kubernetes.io/service-proxy-name are skipped; with one, only
-//     Services labelled with exactly that name are handled. Services and
-//     EndpointSlices labelled service.kubernetes.io/headless are ignored (the
-//     label selector kube-proxy puts on its informers); a Service whose slices
-//     are ignored is still programmed, with no endpoints.
+//     Services labelled with exactly that name are handled. EndpointSlices
+//     labelled service.kubernetes.io/headless are ignored (the label selector
+//     kube-proxy puts on its slice informer; its Service informer has none for
+//     that label); a Service whose slices are ignored is still programmed,
+//     with no endpoints.
+//   - Of two ports with one name and protocol, the last listed is kept, as in
+//     kube-proxy's map of ports (the API server refuses such a Service).
 //   - Per port the snapshot carries the cluster IP of the tracker's family,
 //     port, protocol, node port, external IPs, load-balancer ingress IPs
 //     (except ipMode Proxy), trimmed loadBalancerSourceRanges, session

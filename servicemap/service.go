@@ -45,13 +45,12 @@ const (
 // filter decides which objects the tracker handles, by their labels.
 type filter struct{ proxyName string }
 
-// handlesService applies kube-proxy's informer label selector
-// (!service-proxy-name,!headless) or, with a proxy name configured,
-// selects exactly the Services labelled with that name.
+// handlesService applies kube-proxy's Service informer label selector
+// (!service-proxy-name) or, with a proxy name configured, selects exactly the
+// Services labelled with that name. The headless label filters
+// EndpointSlices only: kube-proxy's Service informer does not select on it
+// (a headless Service is recognised by its clusterIP None).
 func (f filter) handlesService(svc *v1.Service) bool {
-	if _, headless := svc.Labels[LabelHeadless]; headless {
-		return false
-	}
 	name, labelled := svc.Labels[LabelServiceProxyName]
 	if f.proxyName == "" {
 		return !labelled
@@ -201,7 +200,10 @@ func servicePorts(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []Warnin
 		slab = append(slab, p)
 		ports = append(ports, &slab[len(slab)-1])
 	}
-	// Stable, so that of a port listed twice the first is kept.
+	// Of a port listed twice the last is kept, as kube-proxy's map of ports
+	// (ServiceChangeTracker.serviceToServiceMap) keeps it: reversed, then
+	// sorted stably, the last listed comes first and survives Compact.
+	slices.Reverse(ports)
 	slices.SortStableFunc(ports, func(a, b *ServicePort) int { return a.Name.Compare(b.Name) })
 	return slices.CompactFunc(ports, func(a, b *ServicePort) bool {
 		if a.Name != b.Name {

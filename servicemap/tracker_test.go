@@ -53,7 +53,9 @@ func TestTrackerSkipsServices(t *testing.T) {
 		{"proxy-name label, our name", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "lb")), []string{"ns/a:http/TCP"}},
 		{"proxy-name label, other name", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelServiceProxyName, "other")), nil},
 		{"no label, proxy name set", servicemap.Options{ProxyName: "lb"}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80), nil},
-		{"headless label on service", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelHeadless, "")), nil},
+		// kube-proxy (cmd/kube-proxy/app/server.go) selects Services on
+		// !service-proxy-name only; the headless label filters slices.
+		{"headless label on a service with a cluster IP", servicemap.Options{}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, labelled(servicemap.LabelHeadless, "")), []string{"ns/a:http/TCP"}},
 		{"dual stack picks family", servicemap.Options{IPFamily: v1.IPv6Protocol}, servicemaptest.Service("ns", "a", "10.96.0.1", tcp80, func(s *v1.Service) {
 			s.Spec.ClusterIPs = []string{"10.96.0.1", "fd00::1"}
 			s.Spec.IPFamilies = []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}

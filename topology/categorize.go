@@ -84,7 +84,8 @@ func sameList(a, b []endpoints.Endpoint) bool {
 //     node. Otherwise PreferSameZone when every ready endpoint has a zone
 //     hint and at least one is hinted for this node's zone: use the ready
 //     endpoints hinted for this zone. Otherwise hints are ignored. A node
-//     without a zone label matches no zone hint.
+//     without a zone label (or a name) matches no hint but one naming ""
+//     (which the API refuses), as in kube-proxy.
 //  4. Topology never narrows Local endpoints: they are all local ready
 //     endpoints (or, failing those, all local serving-terminating ones).
 //  5. HasEndpoints is true when some endpoint is ready, or serving and
