@@ -113,11 +113,11 @@ func Prefer(a, b Endpoint) bool { return preferred(a, b) }
 // terminating one, whatever else either says: two copies of one address are
 // an endpoint moving between slices, or a pod IP reused by a new pod while
 // the old one terminates, and the new pod owns the address even before it is
-// ready. kube-proxy decides nothing further (the copy seen last in map order
-// wins; ParseSlice has already reduced the copies inside one slice to the
-// one kube-proxy keeps), so lbkit goes on deterministically: ready beats not ready, serving
-// beats not serving, local beats remote, and on a full tie the earlier copy,
-// from the slice whose name sorts first, stays.
+// ready. kube-proxy decides nothing further (the copy seen last in map
+// order wins; ParseSlice has already reduced the copies inside one slice to
+// the one kube-proxy keeps), so lbkit goes on deterministically: ready
+// beats not ready, serving beats not serving, local beats remote, and on a
+// full tie the earlier copy, from the slice whose name sorts first, stays.
 func preferred(a, b Endpoint) bool {
 	if a.Terminating != b.Terminating {
 		return !a.Terminating
