@@ -1,14 +1,13 @@
 package iptables_test
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/lbkit/lbkit/internal/golden"
+
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
@@ -16,8 +15,6 @@ import (
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var (
 	http80   = []v1.ServicePort{{Name: "http", Port: 80, Protocol: v1.ProtocolTCP}}
@@ -150,17 +147,5 @@ func TestRenderNodePortAddressesOtherFamily(t *testing.T) {
 // checkGolden compares got with testdata/name (go test -update writes it).
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("Render (-want +got):\n%s", diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }

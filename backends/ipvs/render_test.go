@@ -1,23 +1,19 @@
 package ipvs_test
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/internal/golden"
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 var node = []netip.Addr{netip.MustParseAddr(nodeIP), netip.MustParseAddr("fd00::10")}
 
@@ -142,7 +138,7 @@ func TestRender(t *testing.T) {
 			if again := ipvs.Render(snap, tc.spec); again != got {
 				t.Fatalf("Render is not deterministic")
 			}
-			golden(t, "render-"+tc.name, got)
+			checkGolden(t, "render-"+tc.name, got)
 		})
 	}
 }
@@ -178,21 +174,8 @@ func ExampleRender() {
 	// -a -t 10.96.0.10:80 -r 10.244.2.5:8080 -m -w 1
 }
 
-// golden compares got with testdata/<name>.golden; -update rewrites it.
-func golden(t *testing.T, name, got string) {
+// checkGolden compares got with testdata/<name>.golden; -update rewrites it.
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs from %s (-want +got):\n%s", name, path, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name+".golden"), got)
 }

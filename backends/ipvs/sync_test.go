@@ -70,7 +70,7 @@ func TestSyncProgramsWhatRenderShows(t *testing.T) {
 			t.Errorf("sysctl %s = %q, want %q", name, got, want)
 		}
 	}
-	golden(t, "netfilter-mixed", w.nft.Dump())
+	checkGolden(t, "netfilter-mixed", w.nft.Dump())
 }
 
 // After the first sync, a sync changes exactly what changed, whether it is

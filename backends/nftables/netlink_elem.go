@@ -67,11 +67,11 @@ func (s *set) nlKeyType() (magic, length uint32) {
 		t := fields[0].datatype()
 		return t.GetNFTMagic(), t.Bytes
 	}
-	types := make([]gnft.SetDatatype, len(fields))
+	var types [len(keyType{})]gnft.SetDatatype
 	for i, f := range fields {
 		types[i] = f.datatype()
 	}
-	t, _ := gnft.ConcatSetType(types...) // lbkit's keys have at most three fields
+	t, _ := gnft.ConcatSetType(types[:len(fields)]...) // at most three fields
 	return t.GetNFTMagic(), t.Bytes
 }
 

@@ -272,8 +272,14 @@ func FuzzNetlinkElements(f *testing.F) {
 	for _, s := range []string{"", "goto", "10.0.0.1 . tcp . 80", "tcp . 80", "10.0.0.0/8", "fd00::1 . fd00::1", "drop", "goto x"} {
 		f.Add(s)
 	}
+	var fields [2][numContainers][]setField // by family, the containers' keys
+	for i, fam := range []family{ipv4, ipv6} {
+		for ct := range numContainers {
+			fields[i][ct] = containerFields(f, fam, ct)
+		}
+	}
 	f.Fuzz(func(t *testing.T, text string) {
-		for _, fam := range []family{ipv4, ipv6} {
+		for i, fam := range []family{ipv4, ipv6} {
 			var o ops
 			addrs := &set{name: "s", key: keyType{addrField(fam)}, flags: flagInterval}
 			svc := &set{name: "m", isMap: true, key: keyType{addrField(fam), fProto, fService}}
@@ -283,8 +289,8 @@ func FuzzNetlinkElements(f *testing.F) {
 			o.elem(opAdd, addrs, text, "")
 			_, _ = newNetlinkWriter().translate(fam, "t", o)
 
-			for ct := range numContainers {
-				fields := containerFields(t, fam, ct)
+			for c, fields := range fields[i] {
+				ct := container(c)
 				b, err := encodeKey(text, fields)
 				if err != nil {
 					continue

@@ -1,11 +1,11 @@
 package nftables_test
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/lbkit/lbkit/internal/golden"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -14,8 +14,6 @@ import (
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 var (
 	tcp80   = ports(servicemaptest.Port("http", 80, v1.ProtocolTCP))
@@ -174,20 +172,7 @@ func TestRenderGolden(t *testing.T) {
 				family = v1.IPv4Protocol
 			}
 			got := nftables.Render(tc.objs.snapshot(t, family), tc.opts)
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("Render differs from %s (-want +got):\n%s", path, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), got)
 		})
 	}
 }

@@ -35,7 +35,7 @@ func TestExplainGolden(t *testing.T) {
 			if strings.HasSuffix(tc.golden, "-json.golden") && !json.Valid([]byte(out)) {
 				t.Fatalf("not JSON:\n%s", out)
 			}
-			golden(t, tc.golden, out)
+			checkGolden(t, tc.golden, out)
 		})
 	}
 }

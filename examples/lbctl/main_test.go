@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lbkit/lbkit/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func runLbctl(args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
@@ -20,21 +17,9 @@ func runLbctl(args ...string) (stdout, stderr string, code int) {
 	return out.String(), errOut.String(), code
 }
 
-func golden(t *testing.T, name, got string) {
+func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", name, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got)
 }
 
 func TestSampleTable(t *testing.T) {
@@ -42,7 +27,7 @@ func TestSampleTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	golden(t, "sample-table.golden", out)
+	checkGolden(t, "sample-table.golden", out)
 }
 
 func TestSampleJSON(t *testing.T) {
@@ -50,7 +35,7 @@ func TestSampleJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	golden(t, "sample-json.golden", out)
+	checkGolden(t, "sample-json.golden", out)
 }
 
 // TestJSONNulls checks the contract scripts rely on: lists are [] when
