@@ -8,7 +8,8 @@
 //
 //	HTTP 200 when the service has a local ready endpoint and the proxy is
 //	healthy, 503 otherwise; Content-Type application/json,
-//	X-Content-Type-Options nosniff, and a body such as
+//	X-Content-Type-Options nosniff, X-Load-Balancing-Endpoint-Weight the
+//	number of local endpoints, and a body such as
 //	{"service":{"namespace":"ns","name":"svc"},"localEndpoints":1,"serviceProxyHealthy":true}
 //
 // localEndpoints counts, as kube-proxy does, the distinct IP addresses of the

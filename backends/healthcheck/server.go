@@ -216,6 +216,9 @@ func (s *Server) handler(port uint16) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		// The weight a load balancer may give this node (kube-proxy sends
+		// it too): its number of local endpoints.
+		w.Header().Set("X-Load-Balancing-Endpoint-Weight", strconv.Itoa(body.LocalEndpoints))
 		if body.LocalEndpoints > 0 && body.ServiceProxyHealthy {
 			w.WriteHeader(http.StatusOK)
 		} else {

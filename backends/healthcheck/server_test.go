@@ -1,6 +1,7 @@
 package healthcheck_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +89,13 @@ func get(t *testing.T, url string) answer {
 	}
 	if ct, nosniff := resp.Header.Get("Content-Type"), resp.Header.Get("X-Content-Type-Options"); ct != "application/json" || nosniff != "nosniff" {
 		t.Errorf("headers Content-Type %q, X-Content-Type-Options %q", ct, nosniff)
+	}
+	var r struct{ LocalEndpoints int }
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Errorf("body %q: %v", body, err)
+	}
+	if w := resp.Header.Get("X-Load-Balancing-Endpoint-Weight"); w != strconv.Itoa(r.LocalEndpoints) {
+		t.Errorf("header X-Load-Balancing-Endpoint-Weight %q, want %d (the local endpoints)", w, r.LocalEndpoints)
 	}
 	return answer{resp.StatusCode, string(body)}
 }
