@@ -68,6 +68,9 @@ type Health struct {
 	BusySince time.Time
 	// SyncedVersion is the version of the snapshot last synced.
 	SyncedVersion uint64
+	// NodeEligible is RunnerOptions.NodeEligible's answer (true when it is
+	// nil). It is not part of Healthy: /healthz needs both.
+	NodeEligible bool
 }
 
 // healthState is guarded by Runner.mu.
@@ -98,6 +101,7 @@ func (r *Runner) Health() Health {
 		PendingSince:  s.pendingSince,
 		BusySince:     s.busy,
 		SyncedVersion: s.syncedVersion,
+		NodeEligible:  r.opts.NodeEligible == nil || r.opts.NodeEligible(),
 	}
 	oldest := s.pendingSince
 	if !s.busy.IsZero() && r.opts.SyncTimeout > 0 && now.Sub(s.busy) > r.opts.SyncTimeout {
@@ -221,11 +225,13 @@ type healthBody struct {
 	SyncedVersion uint64      `json:"syncedVersion"`
 	Pending       bool        `json:"pending"`
 	PendingSince  time.Time   `json:"pendingSince,omitzero"`
+	NodeEligible  bool        `json:"nodeEligible"`
 }
 
 // ServeHTTP answers any request with the Runner's health as a small JSON
 // object (its state, and the class of the last error, not its text), with
-// status 200 when it is healthy and 503 otherwise: mount it at /healthz.
+// status 200 when it is healthy and its node eligible (see
+// RunnerOptions.NodeEligible), 503 otherwise: mount it at /healthz.
 func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f := r.opts.Metrics.Served; f != nil {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
@@ -242,10 +248,11 @@ func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		SyncedVersion: h.SyncedVersion,
 		Pending:       h.Pending,
 		PendingSince:  h.PendingSince,
+		NodeEligible:  h.NodeEligible,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if h.Healthy {
+	if h.Healthy && h.NodeEligible {
 		w.WriteHeader(http.StatusOK)
 	} else {
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -77,6 +77,13 @@ type RunnerOptions struct {
 	// removes everything else the backend finds. For a Tracker fed
 	// completely before Run (a file, a test), not for informers.
 	NoWaitForSync bool
+	// NodeEligible, when set, is asked by /healthz (ServeHTTP) whether this
+	// node may take load-balancer traffic; /healthz answers 503 while it is
+	// false, however healthy the Runner, as kube-proxy's does for a node
+	// being deleted or tainted for deletion. Pass the Tracker's
+	// NodeEligible when a Node informer feeds it. /livez ignores it. Nil
+	// means always eligible.
+	NodeEligible func() bool
 }
 
 // SyncResult describes one call of the backend's Sync.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -268,6 +269,38 @@ func TestRunnerRecoversPanic(t *testing.T) {
 		}
 		if code, _ := status(t, e.r); code != http.StatusOK {
 			t.Errorf("/healthz after the retry = %d, want 200", code)
+		}
+	})
+}
+
+// A node that is not eligible (being deleted, or tainted for deletion)
+// fails /healthz however healthy the Runner, as kube-proxy's does; /livez
+// and Health().Healthy do not change.
+func TestRunnerNodeEligible(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var eligible atomic.Bool
+		eligible.Store(true)
+		e := newEnv(t, backends.RunnerOptions{NodeEligible: eligible.Load}, fake.Options{})
+		e.start()
+		defer e.stop()
+		if code, body := status(t, e.r); code != http.StatusOK || body["nodeEligible"] != true {
+			t.Errorf("/healthz of an eligible node = %d %v, want 200, nodeEligible", code, body)
+		}
+		eligible.Store(false)
+		if code, body := status(t, e.r); code != http.StatusServiceUnavailable || body["nodeEligible"] != false || body["healthy"] != true {
+			t.Errorf("/healthz of a node not eligible = %d %v, want 503, healthy but not nodeEligible", code, body)
+		}
+		if h := e.r.Health(); !h.Healthy || h.NodeEligible {
+			t.Errorf("Health of a node not eligible = %+v, want Healthy and not NodeEligible", h)
+		}
+		rec := httptest.NewRecorder()
+		e.r.Livez().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/livez", nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("/livez of a node not eligible = %d, want 200", rec.Code)
+		}
+		eligible.Store(true)
+		if code, _ := status(t, e.r); code != http.StatusOK {
+			t.Errorf("/healthz once the node is eligible again = %d, want 200", code)
 		}
 	})
 }

@@ -59,6 +59,7 @@ type Tracker struct {
 	subs          subscribers // see Subscribe
 	owners        owners      // who owns each frontend (see claim)
 	nodeAddrs     []netip.Addr
+	nodeEligible  bool // see NodeEligible
 	cidrs         serviceCIDRs
 	counts        ChangeCounts
 	triggers      []trigger // of EndpointSlice changes, oldest first
@@ -264,8 +265,35 @@ func (t *Tracker) OnNodeUpdate(old, node *v1.Node) {
 	}
 	t.mu.Lock()
 	t.nodeAddrs = addrs
+	t.nodeEligible = eligible(node)
 	t.mu.Unlock()
 	t.setZone(node.Labels[v1.LabelTopologyZone])
+}
+
+// ToBeDeletedTaint is the taint the cluster autoscaler puts on a node it is
+// about to delete.
+const ToBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+
+// eligible is kube-proxy's node eligibility: not being deleted, not tainted
+// for deletion.
+func eligible(node *v1.Node) bool {
+	if node.DeletionTimestamp != nil {
+		return false
+	}
+	return !slices.ContainsFunc(node.Spec.Taints, func(t v1.Taint) bool { return t.Key == ToBeDeletedTaint })
+}
+
+// NodeEligible reports whether the tracker's Node, as last seen, may take
+// load-balancer traffic, as kube-proxy's /healthz judges it: the Node has
+// been seen, is not being deleted and has no ToBeDeletedTaint. A load
+// balancer that probes /healthz then drains the node before it goes away.
+// It is false until the Node is seen (and after it is deleted), so pass it
+// to backends.RunnerOptions.NodeEligible only when a Node informer feeds
+// the Tracker. It does not change the snapshot.
+func (t *Tracker) NodeEligible() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nodeEligible
 }
 
 // OnNodeDelete forgets the tracker's Node: no zone until it is seen again.
@@ -275,6 +303,7 @@ func (t *Tracker) OnNodeDelete(node *v1.Node) {
 	}
 	t.mu.Lock()
 	t.nodeAddrs = nil
+	t.nodeEligible = false
 	t.mu.Unlock()
 	t.setZone("")
 }

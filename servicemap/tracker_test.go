@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/lbkit/lbkit/servicemap"
 	"github.com/lbkit/lbkit/servicemaptest"
@@ -299,3 +300,55 @@ func TestServicePortNameString(t *testing.T) {
 }
 
 var _ = netip.Addr{}
+
+// NodeEligible follows kube-proxy's node eligibility: the tracker's Node,
+// seen, not being deleted, without the cluster autoscaler's deletion taint.
+// It does not change the snapshot.
+func TestTrackerNodeEligible(t *testing.T) {
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: "n1"})
+	if tr.NodeEligible() {
+		t.Error("eligible before the Node is seen")
+	}
+	node := servicemaptest.Node("n1", "z1")
+	tr.OnNodeAdd(node)
+	if !tr.NodeEligible() {
+		t.Error("a plain Node is not eligible")
+	}
+	v := tr.Snapshot().Version()
+	cases := []struct {
+		name   string
+		change func(*v1.Node)
+		want   bool
+	}{
+		{"deletion taint", func(n *v1.Node) {
+			n.Spec.Taints = []v1.Taint{{Key: "other", Effect: v1.TaintEffectNoSchedule}, {Key: servicemap.ToBeDeletedTaint, Effect: v1.TaintEffectNoSchedule}}
+		}, false},
+		{"other taints", func(n *v1.Node) {
+			n.Spec.Taints = []v1.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: v1.TaintEffectNoSchedule}}
+		}, true},
+		{"deletion timestamp", func(n *v1.Node) { n.DeletionTimestamp = &metav1.Time{} }, false},
+		{"unschedulable", func(n *v1.Node) { n.Spec.Unschedulable = true }, true},
+	}
+	for _, c := range cases {
+		n := node.DeepCopy()
+		c.change(n)
+		tr.OnNodeUpdate(node, n)
+		if got := tr.NodeEligible(); got != c.want {
+			t.Errorf("%s: NodeEligible = %v, want %v", c.name, got, c.want)
+		}
+		other := n.DeepCopy()
+		other.Name, other.Spec.Taints, other.DeletionTimestamp = "n2", []v1.Taint{{Key: servicemap.ToBeDeletedTaint}}, &metav1.Time{}
+		tr.OnNodeUpdate(nil, other)
+		if got := tr.NodeEligible(); got != c.want {
+			t.Errorf("%s: another node's update changed NodeEligible to %v", c.name, got)
+		}
+	}
+	if got := tr.Snapshot().Version(); got != v {
+		t.Errorf("node eligibility changed the snapshot: version %d, want %d", got, v)
+	}
+	tr.OnNodeUpdate(nil, node)
+	tr.OnNodeDelete(node)
+	if tr.NodeEligible() {
+		t.Error("eligible after the Node was deleted")
+	}
+}

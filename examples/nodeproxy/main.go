@@ -181,6 +181,7 @@ func run(ctx context.Context, c config, client kubernetes.Interface, b backends.
 		HasSynced:       synced,
 		Logger:          log,
 		Metrics:         metrics.Hooks(b.Name()),
+		NodeEligible:    tr.NodeEligible, // a node being deleted fails /healthz
 	})
 	hc := healthcheck.NewServer(healthcheck.Options{NodeName: c.node, Logger: log,
 		ProxyHealthy: func() bool { return runner.Health().Healthy }})

@@ -80,6 +80,33 @@ func TestRun(t *testing.T) {
 	if resp, err := http.Get("http://" + c.metricsAddr + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("/healthz on the metrics address: %v, %v", resp, err)
 	}
+	// A node the cluster autoscaler is about to delete fails /healthz, so
+	// load balancers drain it; /livez does not change.
+	taint := func(taints ...v1.Taint) {
+		n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Spec.Taints = taints
+		if _, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code := func(path string) int {
+		resp, err := http.Get("http://" + c.metricsAddr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	taint(v1.Taint{Key: servicemap.ToBeDeletedTaint, Effect: v1.TaintEffectNoSchedule})
+	waitFor(t, func() bool { return code("/healthz") == http.StatusServiceUnavailable })
+	if got := code("/livez"); got != http.StatusOK {
+		t.Errorf("/livez of a node tainted for deletion = %d, want 200", got)
+	}
+	taint()
+	waitFor(t, func() bool { return code("/healthz") == http.StatusOK })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
