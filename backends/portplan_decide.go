@@ -79,6 +79,11 @@ type Decision struct {
 // Decide returns what the data plane does with c, following the plan.
 // c.Frontend should be one the port has; a frontend it lacks is decided as
 // if it had it.
+//
+// A port without endpoints rejects before its firewall is consulted, as
+// kube-proxy's iptables mode does. Its nftables mode checks the firewall
+// first, so a firewalled source is dropped there instead (the nftables
+// backend does the same); either way the connection is refused.
 func (pl *PortPlan) Decide(c Connection) Decision {
 	if c.Frontend == FrontendClusterIP {
 		d := decision(pl.Internal)
