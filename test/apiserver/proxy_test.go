@@ -204,6 +204,34 @@ func TestNodeProxyAgainstAPIServer(t *testing.T) {
 		waitFor(t, 20*time.Second, "the new service to answer", func() error { return reaches(n, "10.96.0.10:80") })
 	})
 
+	// The cluster autoscaler taints a node before deleting it: /healthz
+	// turns 503 so that load balancers drain the node, and back to 200
+	// when the taint goes.
+	t.Run("NodeTaintedForDeletion", func(t *testing.T) {
+		setTaints := func(taints []v1.Taint) {
+			no, err := admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			no.Spec.Taints = taints
+			if _, err := admin.CoreV1().Nodes().Update(ctx, no, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setTaints([]v1.Taint{{Key: "ToBeDeletedByClusterAutoscaler", Value: "1700000000", Effect: v1.TaintEffectNoSchedule}})
+		waitFor(t, 20*time.Second, "/healthz to answer 503 for a node tainted for deletion", func() error {
+			if code := healthz(n); code != http.StatusServiceUnavailable {
+				return fmt.Errorf("healthz answered %d", code)
+			}
+			return nil
+		})
+		if err := reaches(n, "10.96.0.10:80"); err != nil {
+			t.Errorf("a node tainted for deletion still serves its services: %v", err)
+		}
+		setTaints(nil)
+		waitHealthy(t, n, proxy)
+	})
+
 	t.Run("APIServerRestart", func(t *testing.T) {
 		svc, es := objects(n, "kept", "10.96.0.20", 1)
 		create(t, ctx, admin, svc, es)
@@ -289,6 +317,18 @@ func startProxy(t *testing.T, n *backendtest.Network, kubeconfig, minInterval st
 		"--kubeconfig", kubeconfig, "--node", node, "--backend", "nftables",
 		"--cluster-cidr", n.ClusterCIDR().String(),
 		"--healthz-addr", "127.0.0.1:10256", "--min-sync-interval", minInterval)
+}
+
+// healthz returns the status code of the proxy's /healthz, 0 when it does
+// not answer.
+func healthz(n *backendtest.Network) int {
+	client := &http.Client{Transport: &http.Transport{DialContext: nsDial(n.NodeNS())}, Timeout: 2 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:10256/healthz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // waitHealthy waits for the proxy's /healthz to answer 200.
