@@ -52,6 +52,9 @@ type Connection struct {
 	// lbkit) masquerades no cluster-IP traffic and short-circuits no pod
 	// traffic.
 	PodsKnown bool
+	// MasqueradeAll reports that the data plane masquerades all cluster-IP
+	// traffic, pods' included (kube-proxy's masqueradeAll).
+	MasqueradeAll bool
 	// Addr is the client's address; it is checked against the source
 	// ranges of a firewalled load-balancer IP. An invalid Addr passes.
 	Addr netip.Addr
@@ -87,7 +90,7 @@ type Decision struct {
 func (pl *PortPlan) Decide(c Connection) Decision {
 	if c.Frontend == FrontendClusterIP {
 		d := decision(pl.Internal)
-		d.Masquerade = d.Verdict == Forward && c.PodsKnown && c.From != FromPod
+		d.Masquerade = d.Verdict == Forward && (c.MasqueradeAll || c.PodsKnown && c.From != FromPod)
 		return d
 	}
 	if !pl.HasEndpoints() {

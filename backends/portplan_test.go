@@ -97,7 +97,7 @@ var (
 // TestInternalExternalMasquerade): every source kind to every frontend
 // kind, for Cluster policies, externalTrafficPolicy Local and
 // internalTrafficPolicy Local, with and without a local-traffic detector
-// (pod CIDRs known).
+// (pod CIDRs known), and with masqueradeAll.
 func TestDecideMasqueradeAndPolicies(t *testing.T) {
 	type flow struct {
 		from     backends.Source
@@ -107,10 +107,10 @@ func TestDecideMasqueradeAndPolicies(t *testing.T) {
 	cip, np, lb, ext := backends.FrontendClusterIP, backends.FrontendNodePort, backends.FrontendLoadBalancerIP, backends.FrontendExternalIP
 	both, localOnly := "10.244.0.5,10.244.1.5", "10.244.0.5"
 	tests := []struct {
-		name      string
-		svc       *v1.Service
-		podsKnown bool
-		want      map[flow]string
+		name                     string
+		svc                      *v1.Service
+		podsKnown, masqueradeAll bool
+		want                     map[flow]string
 	}{{
 		name: "cluster policies", svc: lbService("cluster"), podsKnown: true,
 		want: map[flow]string{
@@ -137,6 +137,19 @@ func TestDecideMasqueradeAndPolicies(t *testing.T) {
 			{out, cip}: localOnly + " masq", {out, np}: both + " masq", {out, lb}: both + " masq",
 		},
 	}, {
+		// masqueradeAll: every cluster-IP connection, a pod's included, and
+		// with or without a detector; external traffic as without it.
+		name: "masqueradeAll", svc: lbService("masqall", etpLocal), podsKnown: true, masqueradeAll: true,
+		want: map[flow]string{
+			{pod, cip}: both + " masq", {node, cip}: both + " masq", {out, cip}: both + " masq",
+			{pod, lb}: both + " short-circuit", {node, lb}: both + " masq short-circuit", {out, lb}: localOnly,
+		},
+	}, {
+		name: "masqueradeAll without a detector", svc: lbService("masqallnodetect"), masqueradeAll: true,
+		want: map[flow]string{
+			{pod, cip}: both + " masq", {out, cip}: both + " masq", {out, np}: both + " masq",
+		},
+	}, {
 		// Without a detector nothing to a cluster IP is masqueraded, and
 		// pods are not short-circuited (they cannot be recognised); the
 		// node still is.
@@ -153,7 +166,7 @@ func TestDecideMasqueradeAndPolicies(t *testing.T) {
 			pl := planPort(t, tc.svc, localAndRemote...)
 			got := map[flow]string{}
 			for f := range tc.want {
-				got[f] = decide(pl, backends.Connection{Frontend: f.frontend, From: f.from, PodsKnown: tc.podsKnown})
+				got[f] = decide(pl, backends.Connection{Frontend: f.frontend, From: f.from, PodsKnown: tc.podsKnown, MasqueradeAll: tc.masqueradeAll})
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("decisions (-want +got):\n%s", diff)

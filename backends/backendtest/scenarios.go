@@ -2,13 +2,13 @@ package backendtest
 
 import (
 	"fmt"
-	"github.com/lbkit/lbkit/backends/netlab"
 	"net/netip"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/lbkit/lbkit/backends/netlab"
 	"github.com/lbkit/lbkit/servicemaptest"
 )
 
@@ -19,7 +19,8 @@ import (
 // A scenario whose behaviour depends on a backend option lists it; Run
 // then runs it again in the variant that sets that option.
 var scenarios = []scenario{
-	{"ClusterIPSpread", clusterIPSpread, optClusterCIDRs},
+	{"ClusterIPSpread", clusterIPSpread, optClusterCIDRs | optMasqueradeAll},
+	{"PodToClusterIP", podToClusterIP, optClusterCIDRs | optMasqueradeAll},
 	{"NotReadyEndpoint", notReadyEndpoint, 0},
 	{"TerminatingFallback", terminatingFallback, 0},
 	{"NoEndpointsRejects", noEndpointsRejects, 0},
@@ -139,10 +140,41 @@ func clusterIPSpread(e *env) {
 	e.sync()
 	got := e.tally(e.client(), addr, 300)
 	expectTally(e.t, "300 connections to a cluster IP with 3 ready endpoints", got, e.each(50, 0, 1, 2))
-	if len(e.n.ClusterCIDRs()) > 0 {
+	if len(e.n.ClusterCIDRs()) > 0 || e.n.MasqueradeAll() {
 		e.expectSource(addr, true, "a client outside the cluster CIDRs to a cluster IP")
 	} else {
 		e.expectSource(addr, false, "a cluster IP, the backend given no cluster CIDRs")
+	}
+}
+
+// PodToClusterIP: a pod's connection to a cluster IP (its endpoints other
+// pods) keeps the pod's address, unless the backend masquerades all
+// cluster-IP traffic (kube-proxy's masqueradeAll).
+func podToClusterIP(e *env) {
+	addr := e.vip(19, 80)
+	svc := service("web", addr, []v1.ServicePort{tcpPort("http", addr.Port())})
+	e.apply(svc, e.slice(svc, e.ready(0), e.ready(1)))
+	e.sync()
+	pod := e.n.Pod(2)
+	masq := e.n.MasqueradeAll()
+	for i := range 4 {
+		a, err := e.n.DialTCPAnswerFrom(e.t.Context(), pod.NS, netip.Addr{}, addr, e.opts.Timeout)
+		if err != nil {
+			e.t.Fatalf("pod %s to cluster IP %v, connection %d: %v", pod.Name, addr, i+1, err)
+		}
+		if a.Pod != e.name(0) && a.Pod != e.name(1) {
+			e.t.Fatalf("pod %s to cluster IP %v answered by %q, want %s or %s", pod.Name, addr, a.Pod, e.name(0), e.name(1))
+		}
+		if e.opts.IgnoreSource {
+			continue
+		}
+		seen := a.Source.Addr()
+		switch {
+		case masq && !e.n.IsNodeAddr(seen):
+			e.t.Fatalf("%s saw pod %s's connection to %v come from %v; want it masqueraded to a node address (MasqueradeAll)", a.Pod, pod.Name, addr, seen)
+		case !masq && seen != pod.IP:
+			e.t.Fatalf("%s saw pod %s's connection to %v come from %v; want the pod's own address %v", a.Pod, pod.Name, addr, seen, pod.IP)
+		}
 	}
 }
 

@@ -35,6 +35,8 @@ type handNFT struct {
 	// nodePortAddrs restricts node ports, as the variant asks; pods are
 	// the cluster CIDRs, whose traffic to a cluster IP is not masqueraded.
 	nodePortAddrs, pods []netip.Prefix
+	// masqueradeAll masquerades all cluster-IP traffic, as the variant asks.
+	masqueradeAll bool
 	// fam is "ip" or "ip6", as the last snapshot synced.
 	fam string
 }
@@ -58,7 +60,8 @@ var bugs = []struct {
 	{bug: "no-node-ports", scenarios: []string{"NodePort", "NodeAddresses", "ExternalTrafficPolicyLocal", "StaleUDPFlow", "Kubernetes96174UDPNodePortExternalIP"}},
 	{bug: "node-ports-everywhere", scenarios: []string{"NodePortAddresses/NodeAddresses"}},
 	{bug: "masquerade-nothing", scenarios: []string{"ClusterIPSpread", "NodePort"}},
-	{bug: "masquerade-everything", scenarios: []string{"ExternalTrafficPolicyLocal", "NoClusterCIDRs/ClusterIPSpread"}},
+	{bug: "masquerade-everything", scenarios: []string{"ExternalTrafficPolicyLocal", "NoClusterCIDRs/ClusterIPSpread", "PodToClusterIP"}},
+	{bug: "ignore-masquerade-all", scenarios: []string{"MasqueradeAll/PodToClusterIP"}},
 	{bug: "external-as-cluster", scenarios: []string{"ExternalTrafficPolicyLocal", "Kubernetes131765ExternalIPLocalFromPod"}},
 	{bug: "no-pod-short-circuit", scenarios: []string{"Kubernetes131765ExternalIPLocalFromPod"}},
 	{bug: "no-source-ranges", scenarios: []string{"LoadBalancerSourceRanges"}},
@@ -73,7 +76,7 @@ var bugs = []struct {
 
 func newHandNFT(bug string) backendtest.Factory {
 	return func(t *testing.T, n *backendtest.Network) backends.Interface {
-		return &handNFT{table: "lbkit_handnft", bug: bug, nodePortAddrs: n.NodePortAddresses(), pods: n.ClusterCIDRs()}
+		return &handNFT{table: "lbkit_handnft", bug: bug, nodePortAddrs: n.NodePortAddresses(), pods: n.ClusterCIDRs(), masqueradeAll: n.MasqueradeAll()}
 	}
 }
 
@@ -205,7 +208,10 @@ func (b *handNFT) renderPort(r *ruleset, i int, p *servicemap.ServicePort) {
 	// Masquerade: cluster-IP traffic from outside the pods, and external
 	// traffic with the Cluster policy (its endpoint may be elsewhere).
 	var podsMasq, extMasq string
-	if len(b.pods) > 0 {
+	switch {
+	case b.masqueradeAll && b.bug != "ignore-masquerade-all":
+		podsMasq = "meta mark set " + masqMark + " "
+	case len(b.pods) > 0:
 		podsMasq = fmt.Sprintf("%s saddr != { %s } meta mark set %s ", b.fam, joinPrefixes(b.pods), masqMark)
 	}
 	if p.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal {
@@ -263,7 +269,10 @@ func (b *handNFT) renderPort(r *ruleset, i int, p *servicemap.ServicePort) {
 			continue
 		}
 		lb := fmt.Sprintf("svc_%d_%s", i, f.kind)
-		rule(&r.services, "%s %sgoto %s", f.match, f.masq, lb)
+		if f.masq != "" { // a rule of its own: its condition must not gate the goto
+			rule(&r.services, "%s %s", f.match, strings.TrimSpace(f.masq))
+		}
+		rule(&r.services, "%s goto %s", f.match, lb)
 		b.renderLB(r, i, p, lb, f.eps)
 	}
 	if len(p.LoadBalancerSourceRanges) > 0 && b.bug != "no-source-ranges" {
@@ -343,6 +352,7 @@ func TestSuiteLeftoversFunc(t *testing.T) {
 	skip := map[string]string{
 		backendtest.VariantNodePortAddresses: "run by TestSuite",
 		backendtest.VariantNoClusterCIDRs:    "run by TestSuite",
+		backendtest.VariantMasqueradeAll:     "run by TestSuite",
 	}
 	for _, s := range backendtest.Scenarios() {
 		if s != "Cleanup" {

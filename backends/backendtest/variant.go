@@ -14,6 +14,7 @@ const (
 	VariantNodePortAddresses = netlab.VariantNodePortAddresses
 	VariantOtherFamilyNPA    = netlab.VariantOtherFamilyNPA
 	VariantNoClusterCIDRs    = netlab.VariantNoClusterCIDRs
+	VariantMasqueradeAll     = netlab.VariantMasqueradeAll
 )
 
 // option is a backend option a scenario's behaviour depends on; the
@@ -24,6 +25,7 @@ const (
 	optNodePortAddresses option = 1 << iota
 	optOtherFamilyNPA
 	optClusterCIDRs
+	optMasqueradeAll
 )
 
 // optionVariants are the variants beyond a family's defaults, each with
@@ -35,4 +37,5 @@ var optionVariants = []struct {
 	{optNodePortAddresses, func(v *Variant) { v.NodePortAddresses = true }},
 	{optOtherFamilyNPA, func(v *Variant) { v.OtherFamilyNodePortAddresses = true }},
 	{optClusterCIDRs, func(v *Variant) { v.NoClusterCIDRs = true }},
+	{optMasqueradeAll, func(v *Variant) { v.MasqueradeAll = true }},
 }

@@ -82,23 +82,23 @@ func (sp *Spec) appendEXT(dst []byte, f *family, r *portRules, plan *backends.Po
 // with n endpoints, rule i matches with probability 1/(n-i) and the last
 // always does. ClientIP affinity checks each endpoint's recent list first.
 // The chain that cluster-IP traffic enters first masquerades traffic from
-// outside the pod CIDRs. sepIndex maps an index in eps to one in r.reach
+// outside the pod CIDR, or all of it with MasqueradeAll. sepIndex maps an index in eps to one in r.reach
 // (nil: the same).
 func (sp *Spec) appendBalance(dst []byte, f *family, r *portRules, plan *backends.PortPlan, chain string, eps []endpoints.Endpoint, sepIndex []int32) []byte {
 	p := r.port
-	if in := &plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain {
-		for _, pods := range f.pods {
-			dst = appendOwnHead(dst, chain, r.name, " cluster IP", "")
-			dst = append(dst, ' ')
-			dst = append(dst, r.match...)
-			dst = append(dst, " -d "...)
-			dst = appendHost(dst, p.ClusterIP)
-			dst = append(dst, " --dport "...)
-			dst = strconv.AppendUint(dst, uint64(p.Port), 10)
+	if in := &plan.Internal; in.Verdict == backends.Forward && r.routeChain(in) == chain && (sp.MasqueradeAll || len(f.pods) > 0) {
+		dst = appendOwnHead(dst, chain, r.name, " cluster IP", "")
+		dst = append(dst, ' ')
+		dst = append(dst, r.match...)
+		dst = append(dst, " -d "...)
+		dst = appendHost(dst, p.ClusterIP)
+		dst = append(dst, " --dport "...)
+		dst = strconv.AppendUint(dst, uint64(p.Port), 10)
+		if !sp.MasqueradeAll {
 			dst = append(dst, " ! -s "...)
-			dst = pods.AppendTo(dst)
-			dst = sp.appendMasqJump(dst)
+			dst = f.pods[0].AppendTo(dst)
 		}
+		dst = sp.appendMasqJump(dst)
 	}
 	sep := func(dst []byte, i int) []byte {
 		if sepIndex != nil {

@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 	for _, fl := range []iptables.Flavour{iptables.FlavourNFT, iptables.FlavourLegacy} {
 		t.Run(string(fl), func(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
-				b, err := iptables.New(iptables.Spec{ClusterCIDRs: n.ClusterCIDRs(), NodePortAddresses: n.NodePortAddresses()}, iptables.Options{Flavour: fl})
+				b, err := iptables.New(iptables.Spec{ClusterCIDRs: n.ClusterCIDRs(), MasqueradeAll: n.MasqueradeAll(), NodePortAddresses: n.NodePortAddresses()}, iptables.Options{Flavour: fl})
 				if err != nil {
 					t.Fatal(err)
 				}

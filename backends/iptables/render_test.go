@@ -30,6 +30,14 @@ func scenarios() map[string]func(tr *servicemap.Tracker) {
 				servicemaptest.Ready("10.244.1.10", "node"), servicemaptest.Ready("10.244.1.11", "other"), servicemaptest.Ready("10.244.1.12", "other"),
 			}))
 		},
+		// Rendered with MasqueradeAll (see goldenSpec): the cluster IP's
+		// masquerade rule has no source match.
+		"masquerade-all": func(tr *servicemap.Tracker) {
+			tr.OnServiceAdd(servicemaptest.Service("default", "masq", "10.96.0.30", http80))
+			tr.OnEndpointSliceAdd(servicemaptest.Slice("default", "masq", "masq-1", http8080, []servicemaptest.Endpoint{
+				servicemaptest.Ready("10.244.1.30", "node"), servicemaptest.Ready("10.244.1.31", "other"),
+			}))
+		},
 		"no-endpoints": func(tr *servicemap.Tracker) {
 			tr.OnServiceAdd(servicemaptest.Service("default", "empty", "10.96.0.11", http80))
 		},
@@ -111,6 +119,7 @@ func goldenSpec(name string) iptables.Spec {
 	spec := iptables.Spec{
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/64")},
 	}
+	spec.MasqueradeAll = name == "masquerade-all"
 	if name == "nodeport-addresses" {
 		// Two prefixes, one reaching into loopback, one inside it (never
 		// served), and one of the other family (ignored).

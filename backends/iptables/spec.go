@@ -17,12 +17,17 @@ type Spec struct {
 	// at most 7 characters: the longest chain name, Prefix-SVC-<16
 	// characters of hash>, must fit iptables' 28.
 	Prefix string
-	// ClusterCIDRs are the pod CIDRs. Traffic to a cluster IP from outside
-	// them is masqueraded, and pod traffic to an external address of an
+	// ClusterCIDRs are the pod CIDRs, at most one per family (as
+	// kube-proxy's --cluster-cidr: "not from the pod CIDR" is one rule's
+	// match). Traffic to a cluster IP from outside them is masqueraded,
+	// and pod traffic to an external address of an
 	// externalTrafficPolicy=Local service goes to cluster endpoints. Empty:
 	// no source counts as a pod, as kube-proxy without a local-traffic
 	// detector.
 	ClusterCIDRs []netip.Prefix
+	// MasqueradeAll masquerades all traffic to cluster IPs, pods' included
+	// (kube-proxy's masqueradeAll).
+	MasqueradeAll bool
 	// NodePortAddresses restricts NodePorts to local addresses in these
 	// CIDRs. Empty: every local address except loopback. Loopback never
 	// accepts NodePorts (CVE-2020-8558).
@@ -50,7 +55,8 @@ func (sp Spec) withDefaults() Spec {
 // spec that cannot be programmed as it says (after the defaults of its
 // zero fields): a Prefix iptables would refuse or misread in a rule, or
 // one making chain names too long; an invalid prefix in ClusterCIDRs or
-// NodePortAddresses; a MasqueradeMark of more than one bit. New checks it;
+// NodePortAddresses, or two ClusterCIDRs of one family; a MasqueradeMark
+// of more than one bit. New checks it;
 // Render and Jumps do not, so their callers may.
 func (sp Spec) Validate() error {
 	sp = sp.withDefaults()
@@ -58,7 +64,26 @@ func (sp Spec) Validate() error {
 		return err
 	}
 	return cmp.Or(check.Addresses("iptables", nil, sp.ClusterCIDRs, sp.NodePortAddresses),
+		onePerFamily(sp.ClusterCIDRs),
 		check.Mark("iptables", sp.MasqueradeMark))
+}
+
+// onePerFamily refuses two pod CIDRs of one family: the rule that
+// masquerades cluster-IP traffic from outside the pods can say "not from
+// this prefix" only once.
+func onePerFamily(cidrs []netip.Prefix) error {
+	var seen [2]bool
+	for _, p := range cidrs {
+		i := 0
+		if p.Addr().Is6() {
+			i = 1
+		}
+		if seen[i] {
+			return check.Invalid("iptables", "Spec.ClusterCIDRs %v has two prefixes of one family; iptables takes one per family, as kube-proxy's --cluster-cidr", cidrs)
+		}
+		seen[i] = true
+	}
+	return nil
 }
 
 // checkPrefix checks a chain-name prefix, the trailing "-" dropped.

@@ -120,7 +120,8 @@
 //     keeps its external route.
 //   - prerouting and output (filter, priority -110) set the masquerade mark
 //     (Spec.MasqueradeMark, 0x4000) on traffic to a cluster IP from a
-//     source outside Spec.ClusterCIDRs (set cluster-ips), and on
+//     source outside Spec.ClusterCIDRs, or from any source with
+//     Spec.MasqueradeAll (set cluster-ips), and on
 //     traffic to an external address whose service has externalTrafficPolicy
 //     Cluster (set external-masq: the chosen endpoint may be on another
 //     node, whose reply must come back through this one).

@@ -64,11 +64,12 @@ func requireIPVS(t *testing.T) {
 }
 
 // conformanceSpec describes the backend as the suite's variant asks
-// (cluster CIDRs or none, NodePortAddresses or none); node ports go on the
-// addresses the node's links have, read at every Sync.
+// (cluster CIDRs or none, NodePortAddresses or none, MasqueradeAll); node
+// ports go on the addresses the node's links have, read at every Sync.
 func conformanceSpec(n *backendtest.Network) ipvs.Spec {
 	return ipvs.Spec{
 		ClusterCIDRs:      n.ClusterCIDRs(),
+		MasqueradeAll:     n.MasqueradeAll(),
 		NodePortAddresses: n.NodePortAddresses(),
 	}
 }

@@ -32,13 +32,19 @@ type baseChain struct {
 	rules []string
 }
 
-// chains returns the table's base chains and their rules.
-func chains(f family, mark uint32) []baseChain {
+// chains returns the table's base chains and their rules. Cluster-IP
+// traffic from outside the pod CIDRs is marked for masquerading, or all of
+// it with masqueradeAll.
+func chains(f family, mark uint32, masqueradeAll bool) []baseChain {
 	m := "0x" + strconv.FormatUint(uint64(mark), 16)
 	unmark := "0x" + strconv.FormatUint(uint64(^mark), 16)
 	svc := f.IP + " daddr . meta l4proto . th dport "
+	notPods := f.IP + " saddr != @cluster-cidrs "
+	if masqueradeAll {
+		notPods = ""
+	}
 	markRules := []string{
-		svc + "@cluster-ips " + f.IP + " saddr != @cluster-cidrs meta mark set meta mark | " + m,
+		svc + "@cluster-ips " + notPods + "meta mark set meta mark | " + m,
 		svc + "@external-masq meta mark set meta mark | " + m,
 	}
 	shortCircuit := "dnat " + f.IP + " addr . port to " + svc + "map @short-circuit-to"
@@ -72,7 +78,7 @@ func chains(f family, mark uint32) []baseChain {
 // skeleton adds the table, its sets (flushed) and chains (flushed, with
 // their rules) to tx: on a full sync the table is rewritten in one
 // transaction.
-func skeleton(tx *knftables.Transaction, f family, mark uint32) {
+func skeleton(tx *knftables.Transaction, f family, mark uint32, masqueradeAll bool) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("lbkit IPVS backend: what IPVS cannot do")})
 	for _, s := range setSpecs {
 		if s.value != nil {
@@ -87,7 +93,7 @@ func skeleton(tx *knftables.Transaction, f family, mark uint32) {
 		tx.Add(ks)
 		tx.Flush(&knftables.Set{Name: s.name})
 	}
-	for _, c := range chains(f, mark) {
+	for _, c := range chains(f, mark, masqueradeAll) {
 		tx.Add(&knftables.Chain{
 			Name:     c.name,
 			Type:     knftables.PtrTo(c.typ),

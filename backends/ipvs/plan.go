@@ -192,7 +192,7 @@ func (pl *planner) port(sp *servicemap.ServicePort, claims []Key) *portPlan {
 	if fam.Has(sp.ClusterIP) {
 		k := Key{sp.ClusterIP, sp.Port, sp.Protocol}
 		if pl.add(sp, template, k, plan.Internal.Endpoints, false) {
-			if pl.pods {
+			if pl.pods || pl.spec.MasqueradeAll {
 				pl.elem(setClusterIPs, k)
 			}
 			pl.verdict(plan.Internal, k)

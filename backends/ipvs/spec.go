@@ -52,6 +52,9 @@ type Spec struct {
 	// source outside them is masqueraded. Empty: cluster-IP traffic is
 	// never masqueraded (kube-proxy without a cluster CIDR).
 	ClusterCIDRs []netip.Prefix
+	// MasqueradeAll masquerades all traffic to cluster IPs, pods' included
+	// (kube-proxy's masqueradeAll).
+	MasqueradeAll bool
 	// NodePortAddresses restrict node ports to node addresses inside these
 	// prefixes. Empty: every node address.
 	NodePortAddresses []netip.Prefix

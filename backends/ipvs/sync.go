@@ -74,7 +74,7 @@ func (b *Backend) fullSync(ctx context.Context, nft knftables.Interface, fam fam
 		recorded = map[Key]bool{}
 	}
 	tx := nft.NewTransaction()
-	skeleton(tx, fam, o.MasqueradeMark)
+	skeleton(tx, fam, o.MasqueradeMark, o.MasqueradeAll)
 	// The record keeps what it had until those servers are gone.
 	for k := range recorded {
 		tx.Add(&knftables.Element{Set: setSpecs[setNodeAddrServers].name, Key: []string{keyElement(k)}})

@@ -468,3 +468,32 @@ func TestShortCircuit(t *testing.T) {
 		t.Errorf("short-circuit-to after the port moved (-want +got):\n%s", diff)
 	}
 }
+
+// With MasqueradeAll every cluster IP is in cluster-ips, even without
+// cluster CIDRs, and its mark rule tests no source; without it and
+// without cluster CIDRs the set stays empty (nothing is masqueraded).
+func TestSyncMasqueradeAll(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		spec          ipvs.Spec
+		element, rule bool // 10.96.0.10 in cluster-ips; the mark rule without a source test
+	}{
+		{"default", ipvs.Spec{}, false, false},
+		{"cluster CIDRs", ipvs.Spec{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}, true, false},
+		{"masqueradeAll", ipvs.Spec{MasqueradeAll: true}, true, true},
+		{"masqueradeAll and cluster CIDRs", ipvs.Spec{MasqueradeAll: true, ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, tc.spec)
+			w.applyMixed()
+			w.sync()
+			dump := w.nft.Dump()
+			if got := strings.Contains(dump, "add element ip lbkit-ipvs cluster-ips { 10.96.0.10 . tcp . 80 }"); got != tc.element {
+				t.Errorf("cluster IP in cluster-ips = %v, want %v\n%s", got, tc.element, dump)
+			}
+			if got := strings.Contains(dump, "@cluster-ips meta mark set"); got != tc.rule {
+				t.Errorf("mark rule without a source test = %v, want %v\n%s", got, tc.rule, dump)
+			}
+		})
+	}
+}

@@ -47,6 +47,12 @@ func (n *Network) DialTCPFrom(ns string, src netip.Addr, dst netip.AddrPort, tim
 	return a.Pod, err
 }
 
+// DialTCPAnswerFrom is DialTCPFrom with the whole answer: which pod
+// answered, and the source address it saw.
+func (n *Network) DialTCPAnswerFrom(ctx context.Context, ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
+	return n.dialTCP(ctx, ns, src, dst, timeout)
+}
+
 func (n *Network) dialTCP(ctx context.Context, ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
 	if !n.owns(ns) {
 		return Answer{}, fmt.Errorf("netlab: namespace %q is not part of this network", ns)

@@ -196,6 +196,10 @@ func (n *Network) ClusterCIDRs() []netip.Prefix {
 	return []netip.Prefix{n.plan.clusterCIDR}
 }
 
+// MasqueradeAll reports whether the backend under test is to masquerade
+// all cluster-IP traffic (a variant that sets it).
+func (n *Network) MasqueradeAll() bool { return n.variant.MasqueradeAll }
+
 // NodePortAddresses are the node-port addresses the backend under test is
 // to be given: none (node ports on every local address); or, in a variant
 // that sets them, the client link's prefix of each family, which holds

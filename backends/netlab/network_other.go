@@ -45,6 +45,10 @@ func (n *Network) DialTCPFrom(ns string, src netip.Addr, dst netip.AddrPort, tim
 	return "", errNotLinux
 }
 
+func (n *Network) DialTCPAnswerFrom(ctx context.Context, ns string, src netip.Addr, dst netip.AddrPort, timeout time.Duration) (Answer, error) {
+	return Answer{}, errNotLinux
+}
+
 func (n *Network) DialUDP(ctx context.Context, srcPort uint16, dst netip.AddrPort, timeout time.Duration) (string, error) {
 	return "", errNotLinux
 }

@@ -23,6 +23,9 @@ type Variant struct {
 	// NoClusterCIDRs asks the backend to be given no pod ranges
 	// (Network.ClusterCIDRs is empty): no source counts as a pod.
 	NoClusterCIDRs bool
+	// MasqueradeAll asks the backend to masquerade all cluster-IP traffic
+	// (Network.MasqueradeAll), kube-proxy's masqueradeAll.
+	MasqueradeAll bool
 }
 
 // Names of a Variant's path elements (backendtest's subtest names, and
@@ -33,6 +36,7 @@ const (
 	VariantNodePortAddresses = "NodePortAddresses"
 	VariantOtherFamilyNPA    = "OtherFamilyNodePortAddresses"
 	VariantNoClusterCIDRs    = "NoClusterCIDRs"
+	VariantMasqueradeAll     = "MasqueradeAll"
 )
 
 // Elements are the variant's path elements: the family, then the option
@@ -50,6 +54,9 @@ func (v Variant) Elements() []string {
 	}
 	if v.NoClusterCIDRs {
 		out = append(out, VariantNoClusterCIDRs)
+	}
+	if v.MasqueradeAll {
+		out = append(out, VariantMasqueradeAll)
 	}
 	return out
 }

@@ -255,13 +255,14 @@ func (b *builder) hairpinCandidate(ep *endpoints.Endpoint) bool {
 
 // endpointChain is a chain that picks one of eps (see endpointPick). The
 // chain carrying internal (cluster IP) traffic first marks traffic from
-// outside the pod CIDRs for masquerading.
+// outside the pod CIDRs for masquerading, or all of it with
+// Spec.MasqueradeAll.
 func (b *builder) endpointChain(name string, p *servicemap.ServicePort, eps []endpoints.Endpoint,
 	affinity map[netip.AddrPort]string, internal bool) chain {
 	pick := b.takePick()
 	*pick = endpointPick{proto: p.Protocol, eps: eps, affinity: affinity}
-	if internal && b.pods {
-		pick.clusterIP = p.ClusterIP
+	if internal && (b.pods || b.spec.MasqueradeAll) {
+		pick.clusterIP, pick.masqueradeAll = p.ClusterIP, b.spec.MasqueradeAll
 	}
 	return chain{name: name, pick: pick}
 }

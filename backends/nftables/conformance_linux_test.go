@@ -33,6 +33,7 @@ func TestConformance(t *testing.T) {
 			backendtest.Run(t, func(t *testing.T, n *backendtest.Network) backends.Interface {
 				b, err := nftables.New(nftables.Spec{
 					ClusterCIDRs:      n.ClusterCIDRs(),
+					MasqueradeAll:     n.MasqueradeAll(),
 					NodePortAddresses: n.NodePortAddresses(),
 					NodeIPs:           n.NodeIPs(),
 					Shards:            v.shards,

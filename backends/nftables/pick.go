@@ -18,9 +18,10 @@ import (
 type endpointPick struct {
 	proto v1.Protocol
 	// clusterIP, when valid, puts first a rule that marks traffic to it
-	// from outside the pod CIDRs for masquerading (the chain carries
-	// internal traffic and ClusterCIDRs are known).
-	clusterIP netip.Addr
+	// for masquerading (the chain carries internal traffic): traffic from
+	// outside the pod CIDRs, or all of it with masqueradeAll.
+	clusterIP     netip.Addr
+	masqueradeAll bool
 	// eps is shared with the snapshot and MUST NOT be modified.
 	eps []endpoints.Endpoint
 	// affinity maps an endpoint to its affinity set; nil without affinity.
@@ -42,7 +43,11 @@ func (p *endpointPick) count() int {
 func (p *endpointPick) eachRule(r rule, f func(rule)) rule {
 	n := len(p.eps)
 	if p.clusterIP.IsValid() {
-		r = append(r[:0], addrIs(fDaddr, p.clusterIP), notInSet(setClusterCIDRs, fSaddr), jump(chainMarkMasq))
+		r = append(r[:0], addrIs(fDaddr, p.clusterIP))
+		if !p.masqueradeAll {
+			r = append(r, notInSet(setClusterCIDRs, fSaddr))
+		}
+		r = append(r, jump(chainMarkMasq))
 		f(r)
 	}
 	if p.affinity != nil {

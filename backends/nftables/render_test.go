@@ -146,6 +146,18 @@ var goldenCases = []struct {
 		},
 	},
 	{
+		// masqueradeAll: the cluster IP's mark rule has no source test.
+		name: "masquerade-all",
+		opts: nftables.Spec{ClusterCIDRs: mustPrefixes("10.244.0.0/16"), MasqueradeAll: true, Shards: 1},
+		objs: objects{
+			services: []*v1.Service{servicemaptest.Service("default", "masq", "10.96.0.30", tcp80)},
+			slices: []*discoveryv1.EndpointSlice{servicemaptest.Slice("default", "masq", "masq-1", tcp8080, eps(
+				servicemaptest.Ready("10.244.1.30", thisNode),
+				servicemaptest.Ready("10.244.2.30", "node-b"),
+			))},
+		},
+	},
+	{
 		name:   "ipv6",
 		family: v1.IPv6Protocol,
 		opts: nftables.Spec{

@@ -50,6 +50,10 @@ type Spec struct {
 	// cluster endpoints. Empty: no source counts as a pod, as kube-proxy
 	// without a local-traffic detector.
 	ClusterCIDRs []netip.Prefix
+	// MasqueradeAll masquerades all traffic to cluster IPs, pods' included
+	// (kube-proxy's masqueradeAll); without it only traffic from outside
+	// ClusterCIDRs is.
+	MasqueradeAll bool
 	// NodePortAddresses restrict node ports to local addresses inside these
 	// prefixes. Empty: every local address. Loopback never accepts node
 	// ports (CVE-2020-8558), whatever this says.

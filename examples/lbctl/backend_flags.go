@@ -19,6 +19,7 @@ type backendFlags struct {
 	backend      string
 	nodePortAddr prefixList
 	clusterCIDR  prefixList
+	masqAll      bool
 	nodeIPs      string
 	scheduler    string
 	shards       int
@@ -29,6 +30,7 @@ func (f *backendFlags) register(fs *flag.FlagSet, resolve bool) {
 		f.resolveFlags.register(fs)
 		fs.Var(&f.nodePortAddr, "nodeport-addresses", "CIDRs of the node addresses that accept NodePorts (default: every non-loopback address)")
 		fs.Var(&f.clusterCIDR, "cluster-cidr", "pod CIDRs, one per family, comma separated (default: no source counts as a pod)")
+		fs.BoolVar(&f.masqAll, "masquerade-all", false, "masquerade all traffic to cluster IPs, pods' included (kube-proxy's --masquerade-all)")
 		fs.StringVar(&f.nodeIPs, "node-ips", "", "ipvs, userspace: node addresses that serve node ports, comma separated (default when programming: the namespace's addresses)")
 		fs.StringVar(&f.scheduler, "scheduler", "rr", "ipvs: scheduler (rr, wrr, lc, wlc, sh, mh)")
 		fs.IntVar(&f.shards, "shards", nftables.DefaultShards, "nftables: number of tables the services are spread over (1: one table named lbkit)")
@@ -55,9 +57,9 @@ func (f *backendFlags) specs() (*backendSpecs, renderer, error) {
 		return nil, nil, fmt.Errorf("%w: --node-ips: %v", errUsage, err)
 	}
 	s := &backendSpecs{
-		nftables:  nftables.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, Shards: f.shards},
-		iptables:  iptables.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr},
-		ipvs:      ipvs.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler},
+		nftables:  nftables.Spec{ClusterCIDRs: f.clusterCIDR, MasqueradeAll: f.masqAll, NodePortAddresses: f.nodePortAddr, Shards: f.shards},
+		iptables:  iptables.Spec{ClusterCIDRs: f.clusterCIDR, MasqueradeAll: f.masqAll, NodePortAddresses: f.nodePortAddr},
+		ipvs:      ipvs.Spec{ClusterCIDRs: f.clusterCIDR, MasqueradeAll: f.masqAll, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs, Scheduler: f.scheduler},
 		userspace: userspace.Spec{ClusterCIDRs: f.clusterCIDR, NodePortAddresses: f.nodePortAddr, NodeIPs: nodeIPs},
 	}
 	switch f.backend {

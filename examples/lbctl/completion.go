@@ -14,7 +14,7 @@ func runCompletion(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: completion needs one argument: bash or zsh", errUsage)
 	}
 	commands := strings.Join(commandOrder, " ")
-	flags := "-f --node --ip-family --proxy-name -o --backend --nodeport-addresses --cluster-cidr --service-cidr --node-ips --shards --scheduler --healthz --cleanup-on-exit --min-sync-interval --from --to --help"
+	flags := "-f --node --ip-family --proxy-name -o --backend --nodeport-addresses --cluster-cidr --masquerade-all --service-cidr --node-ips --shards --scheduler --healthz --cleanup-on-exit --min-sync-interval --from --to --help"
 	backends := "nftables iptables ipvs userspace"
 	switch args[0] {
 	case "bash":

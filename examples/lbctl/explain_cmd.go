@@ -25,6 +25,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "with --from, only this frontend (IP:PORT; a node port as any node address:PORT)")
 	backend := fs.String("backend", "", "describe the choice as this backend makes it (nftables, iptables, ipvs, userspace), and read its rules for the service back from the current network namespace")
 	fs.Var(&pods, "cluster-cidr", "pod CIDRs, comma separated: which clients are pods")
+	masqAll := fs.Bool("masquerade-all", false, "the proxy masquerades all traffic to cluster IPs (kube-proxy's --masquerade-all)")
 	nodeIPs := fs.String("node-ips", "", "the node's addresses, comma separated (default: the Node object's)")
 	scheduler := fs.String("scheduler", "rr", "ipvs: the scheduler")
 	target, err := parseWithTarget(fs, args)
@@ -74,7 +75,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o.pods, o.backend, o.scheduler = pods, *backend, *scheduler
+	o.pods, o.masqAll, o.backend, o.scheduler = pods, *masqAll, *backend, *scheduler
 	if o.nodeIPs, err = addrList(*nodeIPs); err != nil {
 		return fmt.Errorf("%w: --node-ips: %v", errUsage, err)
 	}

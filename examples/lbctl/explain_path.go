@@ -41,6 +41,7 @@ type pathOptions struct {
 	from      netip.Addr
 	to        netip.AddrPort // zero: every frontend of the port
 	pods      []netip.Prefix
+	masqAll   bool
 	nodeIPs   []netip.Addr
 	backend   string
 	scheduler string
@@ -82,7 +83,7 @@ func explainPaths(p *servicemap.ServicePort, o pathOptions) []explainPath {
 		if o.to.IsValid() && f.addr != o.to && !(f.kind == backends.FrontendNodePort && f.addr.Port() == o.to.Port() && !f.addr.Addr().IsValid()) {
 			continue
 		}
-		d := plan.Decide(backends.Connection{Frontend: f.kind, From: source, PodsKnown: len(o.pods) > 0, Addr: o.from})
+		d := plan.Decide(backends.Connection{Frontend: f.kind, From: source, PodsKnown: len(o.pods) > 0, MasqueradeAll: o.masqAll, Addr: o.from})
 		to := f.addr.String()
 		if !f.addr.Addr().IsValid() {
 			to = "node address:" + strconv.Itoa(int(f.addr.Port()))
@@ -118,7 +119,7 @@ func balance(d backends.Decision, affinity int, o pathOptions) (string, []explai
 		"iptables":  "a cascade of statistic random rules, each endpoint 1/n",
 		"ipvs":      "IPVS scheduler " + o.scheduler,
 		"userspace": "the picker, round robin",
-		"":          "evenly, each endpoint 1/n",
+		"":          "an even choice, each endpoint 1/n",
 	}[o.backend]
 	if affinity > 0 {
 		how += fmt.Sprintf("; ClientIP affinity: a client stays on its first endpoint while it reconnects within %ds", affinity)

@@ -17,6 +17,7 @@ func TestExplainGolden(t *testing.T) {
 		{"explain-web-json.golden", []string{"explain", "default/web", "-o", "json"}},
 		{"explain-draining.golden", []string{"explain", "default/draining:http"}},
 		{"explain-shop-from.golden", []string{"explain", "default/shop", "--from", "10.244.1.77", "--cluster-cidr", "10.244.0.0/16", "--backend", "iptables-render"}},
+		{"explain-shop-from-masquerade-all.golden", []string{"explain", "default/shop", "--from", "10.244.1.77", "--cluster-cidr", "10.244.0.0/16", "--masquerade-all"}},
 		{"explain-cart.golden", []string{"explain", "shop/cart", "-f", "testdata/topology.yaml", "--from", "203.0.113.9", "--cluster-cidr", "10.244.0.0/16"}},
 		{"explain-cart-json.golden", []string{"explain", "shop/cart", "-f", "testdata/topology.yaml", "-o", "json"}},
 		{"explain-drain.golden", []string{"explain", "-f", "testdata/topology.yaml", "shop/drain", "--from", "10.244.1.77", "--cluster-cidr", "10.244.0.0/16", "--backend", "nftables-render"}},

@@ -15,12 +15,12 @@ func (h *helpText) Error() string { return "help requested" }
 // synopses are the commands' usage lines, without "lbctl NAME".
 var synopses = map[string]string{
 	"resolve":    "[-f FILE]... [--node NAME] [--ip-family IPv4|IPv6] [--proxy-name NAME] [--service-cidr CIDR,...] [-o table|json]",
-	"render":     "--backend nftables|iptables|ipvs|userspace [resolve flags] [--nodeport-addresses CIDR,...] [--cluster-cidr CIDR,...] [--node-ips IP,...] [--shards N] [--scheduler S]",
+	"render":     "--backend nftables|iptables|ipvs|userspace [resolve flags] [--nodeport-addresses CIDR,...] [--cluster-cidr CIDR,...] [--masquerade-all] [--node-ips IP,...] [--shards N] [--scheduler S]",
 	"apply":      "--backend nftables|iptables|ipvs [same flags as render]",
 	"cleanup":    "--backend nftables|iptables|ipvs|userspace",
 	"serve":      "--backend nftables|iptables|ipvs|userspace [same flags as render] [--healthz ADDR] [--cleanup-on-exit] [--min-sync-interval D]",
 	"diff":       "--backend nftables|iptables [same flags as render]",
-	"explain":    "NAMESPACE/NAME[:PORT] [resolve flags] [--from IP [--to IP:PORT]] [--cluster-cidr CIDR,...] [--node-ips IP,...] [--backend B] [-o table|json]",
+	"explain":    "NAMESPACE/NAME[:PORT] [resolve flags] [--from IP [--to IP:PORT]] [--cluster-cidr CIDR,...] [--masquerade-all] [--node-ips IP,...] [--backend B] [-o table|json]",
 	"demo":       "[--backend nftables|iptables]",
 	"completion": "bash|zsh",
 }
