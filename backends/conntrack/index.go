@@ -311,7 +311,7 @@ func (x *index) check(proto uint8, origDst, replySrc netip.AddrPort) verdict {
 		}
 		return staleUnNATed
 	}
-	if _, used := set[replySrc]; !used {
+	if _, serving := set[replySrc]; !serving {
 		return staleEndpoint
 	}
 	return keep
