@@ -17,8 +17,8 @@ type Metrics struct {
 	// Synced is called after every call of the backend's Sync (as
 	// RunnerOptions.OnSync).
 	Synced func(SyncResult)
-	// Queued is called when the Runner sees a change it will have to
-	// sync, with the time it saw it.
+	// Queued is called when Run starts (the first sync is due) and when
+	// the Runner sees a change it will have to sync, with the time.
 	Queued func(time.Time)
 	// NoLocalEndpoints is called after every successful sync with the
 	// number of service ports whose Local internal (cluster IP) or

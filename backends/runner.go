@@ -267,6 +267,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	defer drained.Wait()
 	defer unsubscribe()
+	// A sync is due from the start, as kube-proxy has it: the queued time
+	// then runs ahead of the last sync's until the first one succeeds.
+	if f := r.opts.Metrics.Queued; f != nil {
+		f(time.Now())
+	}
 
 	if !r.waitForCaches(ctx) {
 		return nil

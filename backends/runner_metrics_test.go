@@ -110,3 +110,32 @@ func TestRunnerMetrics(t *testing.T) {
 		<-done
 	})
 }
+
+// TestRunnerQueuedAtStart: as kube-proxy's SyncLoop, which sets
+// sync_proxy_rules_last_queued_timestamp_seconds when it starts, Run
+// reports a queued sync before its first one even when no change arrives,
+// so that the queued time runs ahead of a first sync that never ends.
+func TestRunnerQueuedAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var queued []time.Time
+		var synced []backends.SyncResult
+		m := &backends.Metrics{
+			Queued: func(at time.Time) { mu.Lock(); queued = append(queued, at); mu.Unlock() },
+			Synced: func(r backends.SyncResult) { mu.Lock(); synced = append(synced, r); mu.Unlock() },
+		}
+		tr := servicemap.NewTracker(servicemap.Options{NodeName: "node-a"})
+		r := backends.NewRunner(tr, fake.New(fake.Options{}), backends.RunnerOptions{NoWaitForSync: true, Metrics: m})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- r.Run(ctx) }()
+		synctest.Wait()
+		mu.Lock()
+		if len(queued) != 1 || len(synced) != 1 || queued[0].After(synced[0].Start) {
+			t.Errorf("queued at %v, synced %+v; want one queued time, not after the one sync's start", queued, synced)
+		}
+		mu.Unlock()
+		cancel()
+		<-done
+	})
+}

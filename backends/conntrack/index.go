@@ -21,9 +21,11 @@ type verdict int
 
 const (
 	keep verdict = iota
-	// staleEndpoint: DNATed to an endpoint the frontend no longer uses.
+	// staleEndpoint: DNATed to an endpoint that is not a serving
+	// endpoint of the frontend's port.
 	staleEndpoint
-	// staleUnNATed: not DNATed, to a frontend that now has endpoints.
+	// staleUnNATed: not DNATed, to a service address and port, or to a
+	// node port that has serving endpoints.
 	staleUnNATed
 	// staleGone: DNATed, through a frontend that is gone, to an endpoint
 	// it used.
@@ -36,9 +38,9 @@ const (
 func (v verdict) String() string {
 	switch v {
 	case staleEndpoint:
-		return "endpoint no longer used"
+		return "endpoint not serving"
 	case staleUnNATed:
-		return "not DNATed, service has endpoints now"
+		return "not DNATed by the service"
 	case staleGone:
 		return "service port or address removed"
 	case staleRemoved:
@@ -47,13 +49,13 @@ func (v verdict) String() string {
 	return "keep"
 }
 
-// backendSet is what one frontend may lead to: the union of the endpoints
-// its service ports use (several only in a misconfigured cluster, where two
-// services claim one external IP and port).
+// backendSet is what one frontend may lead to: the union of the serving
+// endpoints of its service ports (several only in a misconfigured cluster,
+// where two services claim one external IP and port).
 type backendSet map[netip.AddrPort]struct{}
 
 // index is the desired state Reconcile compares flows with, built from one
-// snapshot: every UDP frontend and the endpoints it uses.
+// snapshot: every UDP frontend and the serving endpoints of its port.
 type index struct {
 	// byAddr maps a service address (cluster, external or load-balancer
 	// IP) and port to its endpoints.
@@ -113,12 +115,11 @@ func newIndex(snap *servicemap.Snapshot, nodePortAddrs []netip.Prefix, reapTCP b
 		if p.Protocol != v1.ProtocolUDP {
 			continue
 		}
-		used := p.UsedEndpoints()
 		for _, a := range slices.Concat([]netip.Addr{p.ClusterIP}, p.ExternalIPs, p.LoadBalancerIPs) {
-			setFor(x.byAddr, netip.AddrPortFrom(a, p.Port)).add(used)
+			setFor(x.byAddr, netip.AddrPortFrom(a, p.Port)).addServing(p.Endpoints)
 		}
 		if p.NodePort != 0 {
-			setFor(x.byNodePort, p.NodePort).add(used)
+			setFor(x.byNodePort, p.NodePort).addServing(p.Endpoints)
 		}
 	}
 	return x
@@ -137,6 +138,19 @@ func setFor[K comparable](m map[K]backendSet, k K) backendSet {
 func (s backendSet) add(eps []endpoints.Endpoint) {
 	for _, ep := range eps {
 		s[ep.Addr] = struct{}{}
+	}
+}
+
+// addServing adds the serving endpoints of eps, on any node, terminating or
+// not, whether or not topology or a traffic policy lets this node choose
+// them: as kube-proxy's conntrack cleanup, a flow keeps its endpoint as
+// long as that serves, so a UDP flow lives as long as a TCP connection
+// would, and a change of hints or policies leaves existing flows alone.
+func (s backendSet) addServing(eps []endpoints.Endpoint) {
+	for _, ep := range eps {
+		if ep.Serving {
+			s[ep.Addr] = struct{}{}
+		}
 	}
 }
 
@@ -273,6 +287,7 @@ func (x *index) check(proto uint8, origDst, replySrc netip.AddrPort) verdict {
 		return keep
 	}
 	set, ok := x.byAddr[origDst]
+	nodePort := !ok
 	if !ok {
 		if _, was := x.goneAddr[origDst][replySrc]; was && replySrc != origDst {
 			return staleGone
@@ -287,12 +302,16 @@ func (x *index) check(proto uint8, origDst, replySrc netip.AddrPort) verdict {
 		}
 	}
 	if replySrc == origDst {
-		if len(set) > 0 {
-			return staleUnNATed
+		// A service address belongs to the service, endpoints or not. A
+		// node port without serving endpoints is left alone, as in
+		// kube-proxy: a flow to it that the rules did not DNAT may be to
+		// some other host's port of that number.
+		if nodePort && len(set) == 0 {
+			return keep
 		}
-		return keep
+		return staleUnNATed
 	}
-	if _, used := set[replySrc]; !used {
+	if _, serving := set[replySrc]; !serving {
 		return staleEndpoint
 	}
 	return keep

@@ -45,7 +45,8 @@ func testSnapshot(t testing.TB) *servicemap.Snapshot {
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "web", "web-1",
 		[]discoveryv1.EndpointPort{servicemaptest.SlicePort("http", 8080, v1.ProtocolTCP)},
 		[]servicemaptest.Endpoint{servicemaptest.Ready("10.244.1.10", "node")}))
-	// local: internalTrafficPolicy Local, so only the local endpoint is used.
+	// local: internalTrafficPolicy Local; the remote endpoint is not used
+	// but serves.
 	tr.OnServiceAdd(servicemaptest.Service("ns", "local", "10.96.0.40",
 		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)},
 		func(s *v1.Service) {
@@ -55,7 +56,8 @@ func testSnapshot(t testing.TB) *servicemap.Snapshot {
 		servicemaptest.Ready("10.244.1.10", "node"),
 		servicemaptest.Ready("10.244.1.11", "other"),
 	}))
-	// term: a terminating endpoint is not used while a ready one exists.
+	// term: a terminating endpoint is not used while a ready one exists,
+	// but serves.
 	tr.OnServiceAdd(servicemaptest.Service("ns", "term", "10.96.0.50",
 		[]v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("ns", "term", "term-1", dnsPorts, []servicemaptest.Endpoint{
@@ -105,12 +107,12 @@ var flowCases = []flowCase{
 	{"node port number on a TCP service's cluster IP", udp, "10.96.0.30:30053", "10.96.0.30:30053", keep},
 	{"service frontend wins over node port", udp, "10.100.0.1:30053", "10.244.1.12:5353", keep},
 	{"service frontend wins, its endpoint removed", udp, "10.100.0.1:30053", "10.244.1.10:5353", staleEndpoint},
-	{"no endpoints, not DNATed", udp, "10.96.0.20:53", "10.96.0.20:53", keep},
+	{"no endpoints, not DNATed", udp, "10.96.0.20:53", "10.96.0.20:53", staleUnNATed},
 	{"no endpoints, DNATed to a former endpoint", udp, "10.96.0.20:53", "10.244.1.10:5353", staleEndpoint},
 	{"internal policy Local, local endpoint", udp, "10.96.0.40:53", "10.244.1.10:5353", keep},
-	{"internal policy Local, remote endpoint", udp, "10.96.0.40:53", "10.244.1.11:5353", staleEndpoint},
+	{"internal policy Local, remote serving endpoint", udp, "10.96.0.40:53", "10.244.1.11:5353", keep},
 	{"ready endpoint while another terminates", udp, "10.96.0.50:53", "10.244.1.10:5353", keep},
-	{"terminating endpoint while one is ready", udp, "10.96.0.50:53", "10.244.1.11:5353", staleEndpoint},
+	{"terminating serving endpoint while one is ready", udp, "10.96.0.50:53", "10.244.1.11:5353", keep},
 	{"TCP service", tcp, "10.96.0.30:80", "10.244.1.99:8080", keep},
 	{"TCP flow to a UDP frontend", tcp, "10.96.0.10:53", "10.244.1.99:5353", keep},
 	{"unrelated UDP flow", udp, "8.8.8.8:53", "8.8.8.8:53", keep},

@@ -4,11 +4,18 @@ package conntrack_test
 
 import (
 	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"syscall"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/lbkit/lbkit/backends"
+	"github.com/lbkit/lbkit/backends/backendtest"
 	"github.com/lbkit/lbkit/backends/conntrack"
 	"github.com/lbkit/lbkit/backends/fake"
 	"github.com/lbkit/lbkit/servicemap"
@@ -69,5 +76,50 @@ func TestWithCleanupForwards(t *testing.T) {
 	fb.Flush()
 	if drifted, err := dc.Drifted(ctx); err != nil || !drifted {
 		t.Errorf("Drifted after the flush = %v, %v; want true", drifted, err)
+	}
+}
+
+// TestWithCleanupOnlyAfterSuccess: as kube-proxy's proxiers, which return
+// before their conntrack cleanup when the rules failed to apply, a failed
+// Sync deletes no flow (the old rules may still lead to the old endpoint);
+// the next successful one does.
+func TestWithCleanupOnlyAfterSuccess(t *testing.T) {
+	backendtest.Require(t, "ip", "conntrack")
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 1})
+	ns, err := netns.GetFromName(n.NodeNS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, syscall.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	c, err := conntrack.New(conntrack.Options{Handle: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := insertedFlow{"udp", 40020, netip.MustParseAddrPort("10.96.0.10:53"), netip.MustParseAddrPort("10.244.1.13:8080"), true}
+	if err := stale.insert(n); err != nil {
+		t.Fatal(err)
+	}
+	fb := fake.New(fake.Options{})
+	w := conntrack.WithCleanup(fb, c)
+	snap := dnsSnapshot(t, netip.MustParseAddr("10.244.1.10"))
+	ctx := context.Background()
+
+	fb.FailNext(errors.New("injected"))
+	if err := w.Sync(ctx, nil, snap); err == nil {
+		t.Fatal("Sync with an injected failure succeeded")
+	}
+	if !slices.Contains(sports(t, n), 40020) {
+		t.Fatal("a failed Sync deleted the stale flow")
+	}
+	if err := w.Sync(ctx, nil, snap); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(sports(t, n), 40020) {
+		t.Error("the stale flow survived a successful Sync")
 	}
 }

@@ -34,7 +34,7 @@ type Collector struct {
 	syncFailures                   *prometheus.CounterVec
 	programmed                     *prometheus.GaugeVec
 	noLocal                        *prometheus.GaugeVec
-	conntrackDeleted               prometheus.Counter
+	conntrackDeleted               *prometheus.CounterVec
 	drift                          *prometheus.CounterVec
 	served                         *prometheus.CounterVec
 
@@ -73,9 +73,9 @@ func New(reg prometheus.Registerer, opts Options) (*Collector, error) {
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
 	}
-	c.syncAll = hist("sync_proxy_rules_duration_seconds", "Duration of syncs (full and partial), in seconds.", syncBuckets, "backend")
-	c.syncFull = hist("sync_full_proxy_rules_duration_seconds", "Duration of full syncs, in seconds.", syncBuckets, "backend")
-	c.syncPartial = hist("sync_partial_proxy_rules_duration_seconds", "Duration of partial (incremental) syncs, in seconds.", syncBuckets, "backend")
+	c.syncAll = hist("sync_proxy_rules_duration_seconds", "Duration of syncs (full and partial, failed ones too), in seconds.", syncBuckets, "backend")
+	c.syncFull = hist("sync_full_proxy_rules_duration_seconds", "Duration of full syncs (failed ones too), in seconds.", syncBuckets, "backend")
+	c.syncPartial = hist("sync_partial_proxy_rules_duration_seconds", "Duration of partial (incremental) syncs (failed ones too), in seconds.", syncBuckets, "backend")
 	c.lastSync = gaugeVec("sync_proxy_rules_last_timestamp_seconds", "When the last successful sync ended (Unix seconds).", "backend")
 	c.lastQueued = gaugeVec("sync_proxy_rules_last_queued_timestamp_seconds", "When a change last asked for a sync (Unix seconds).", "backend")
 	c.programming = hist("network_programming_duration_seconds",
@@ -84,14 +84,17 @@ func New(reg prometheus.Registerer, opts Options) (*Collector, error) {
 	c.endpointTotal = counter("sync_proxy_rules_endpoint_changes_total", "EndpointSlice changes seen.")
 	c.servicePend = gauge("sync_proxy_rules_service_changes_pending", "Service changes not yet in a successful sync.")
 	c.serviceTotal = counter("sync_proxy_rules_service_changes_total", "Service changes seen.")
-	c.restoreFailures = counter("sync_proxy_rules_iptables_restore_failures_total", "Failed full iptables-restore runs.")
+	c.restoreFailures = counter("sync_proxy_rules_iptables_restore_failures_total", "Failed iptables syncs, full and partial.")
 	c.partialRestoreFailures = counter("sync_proxy_rules_iptables_partial_restore_failures_total", "Failed partial iptables-restore runs.")
 	c.nftablesFailures = counter("sync_proxy_rules_nftables_sync_failures_total", "Failed nftables syncs.")
 	c.syncFailures = counterVec("sync_proxy_rules_sync_failures_total", "Failed syncs, by backend, kind (full or partial) and error class.", "backend", "kind", "class")
 	c.programmed = gaugeVec("sync_proxy_rules_programmed", "Objects a backend holds after its last sync, by kind (rules per table, map elements, virtual servers...).", "backend", "kind")
 	c.noLocal = gaugeVec("sync_proxy_rules_no_local_endpoints_total",
 		"Service ports whose Local traffic policy finds no endpoint on this node while the service has endpoints elsewhere.", "traffic_policy", "ip_family")
-	c.conntrackDeleted = counter("conntrack_reconciler_deleted_entries_total", "Stale UDP conntrack entries deleted.")
+	c.conntrackDeleted = counterVec("conntrack_reconciler_deleted_entries_total", "Stale conntrack entries deleted.", "ip_family")
+	// kube-proxy's reconciler adds to it on every run, so the series
+	// exists from the start.
+	c.conntrackDeleted.WithLabelValues(c.family)
 	c.drift = counterVec("sync_proxy_rules_drift_detections_total", "Times a drift check found the data plane changed from outside.", "backend")
 	c.served = counterVec("proxy_healthz_total", "Health requests answered, by path and status code.", "path", "code")
 	for _, col := range []prometheus.Collector{
@@ -155,18 +158,8 @@ func (c *Collector) synced(backend string, res backends.SyncResult) {
 	if res.Full {
 		kind = "full"
 	}
-	if res.Err != nil {
-		c.syncFailures.WithLabelValues(backend, kind, string(backends.Classify(res.Err))).Inc()
-		switch {
-		case backend == "iptables" && res.Full:
-			c.restoreFailures.Inc()
-		case backend == "iptables":
-			c.partialRestoreFailures.Inc()
-		case backend == "nftables":
-			c.nftablesFailures.Inc()
-		}
-		return
-	}
+	// As kube-proxy's proxiers, which observe them in a deferred call:
+	// a failed sync's duration counts too.
 	d := res.Duration.Seconds()
 	c.syncAll.WithLabelValues(backend).Observe(d)
 	if res.Full {
@@ -174,11 +167,28 @@ func (c *Collector) synced(backend string, res backends.SyncResult) {
 	} else {
 		c.syncPartial.WithLabelValues(backend).Observe(d)
 	}
+	if res.Err != nil {
+		c.syncFailures.WithLabelValues(backend, kind, string(backends.Classify(res.Err))).Inc()
+		switch backend {
+		case "iptables":
+			// kube-proxy counts every failed restore, and the failed
+			// partial syncs once more on their own.
+			c.restoreFailures.Inc()
+			if !res.Full {
+				c.partialRestoreFailures.Inc()
+			}
+		case "nftables":
+			c.nftablesFailures.Inc()
+		}
+		return
+	}
 	c.lastSync.WithLabelValues(backend).Set(seconds(res.Start.Add(res.Duration)))
 }
 
-// ConntrackDeleted counts stale conntrack entries deleted; give it to
-// conntrack.Options.OnDeleted.
-func (c *Collector) ConntrackDeleted(n int) { c.conntrackDeleted.Add(float64(n)) }
+// ConntrackDeleted counts stale conntrack entries deleted (labelled with
+// Options.IPFamily); give it to conntrack.Options.OnDeleted.
+func (c *Collector) ConntrackDeleted(n int) {
+	c.conntrackDeleted.WithLabelValues(c.family).Add(float64(n))
+}
 
 func seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
