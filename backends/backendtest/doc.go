@@ -19,6 +19,9 @@
 //     endpoints gets at least 50; the connection is masqueraded when the
 //     backend has cluster CIDRs (the client is outside them), and keeps
 //     the client's address when it has none.
+//   - PodToClusterIP: a pod's connections to a cluster IP reach the
+//     service's other pods with the pod's own address, masqueraded only
+//     with MasqueradeAll.
 //   - NotReadyEndpoint: an endpoint that turns not ready gets no new
 //     connection after the next, incremental, sync.
 //   - TerminatingFallback: serving terminating endpoints are used only
@@ -77,7 +80,10 @@
 //     StaleUDPFlow.
 //   - NoClusterCIDRs: no pod ranges, so nothing is masqueraded for being
 //     off-cluster and nothing short-circuits as pod traffic.
-//     ClusterIPSpread, NodePort, ExternalTrafficPolicyLocal, Cleanup.
+//     ClusterIPSpread, PodToClusterIP, NodePort,
+//     ExternalTrafficPolicyLocal, Cleanup.
+//   - MasqueradeAll: every cluster-IP connection is masqueraded, pods'
+//     included (Network.MasqueradeAll). ClusterIPSpread, PodToClusterIP.
 //
 // The rule for listing a scenario under an option: its behaviour depends
 // on that option (which addresses answer, what is masqueraded, which flows

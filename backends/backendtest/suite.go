@@ -112,7 +112,7 @@ func Run(t *testing.T, newBackend Factory, opts SuiteOptions) {
 	if opts.DropTimeout <= 0 {
 		opts.DropTimeout = 500 * time.Millisecond
 	}
-	known := append(Scenarios(), VariantIPv4, VariantIPv6, VariantNodePortAddresses, VariantOtherFamilyNPA, VariantNoClusterCIDRs)
+	known := append(Scenarios(), VariantIPv4, VariantIPv6, VariantNodePortAddresses, VariantOtherFamilyNPA, VariantNoClusterCIDRs, VariantMasqueradeAll)
 	for name := range opts.Skip {
 		if !slices.Contains(known, name) {
 			t.Fatalf("backendtest: SuiteOptions.Skip names %q, neither a scenario nor a variant (have %s)", name, strings.Join(known, ", "))
