@@ -120,6 +120,9 @@ var guestMustPass = []string{
 	"TestIPVSConformance/IPv6",
 	"TestIPVSConformance/IPv6/NodePort",
 	"TestIPVSConformance/IPv6/NodePortAddresses/NodeAddresses",
+	"TestIPVSConformance/IPv4/PodToClusterIP",
+	"TestIPVSConformance/IPv4/MasqueradeAll/PodToClusterIP",
+	"TestIPVSConformance/IPv6/MasqueradeAll/ClusterIPSpread",
 }
 
 // missingPasses returns the tests of want that no "--- PASS" line of the
