@@ -277,7 +277,7 @@ const ToBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
 // eligible is kube-proxy's node eligibility: not being deleted, not tainted
 // for deletion.
 func eligible(node *v1.Node) bool {
-	if node.DeletionTimestamp != nil {
+	if !node.DeletionTimestamp.IsZero() {
 		return false
 	}
 	return !slices.ContainsFunc(node.Spec.Taints, func(t v1.Taint) bool { return t.Key == ToBeDeletedTaint })

@@ -3,6 +3,7 @@ package servicemap_test
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
@@ -326,7 +327,9 @@ func TestTrackerNodeEligible(t *testing.T) {
 		{"other taints", func(n *v1.Node) {
 			n.Spec.Taints = []v1.Taint{{Key: "node.kubernetes.io/unschedulable", Effect: v1.TaintEffectNoSchedule}}
 		}, true},
-		{"deletion timestamp", func(n *v1.Node) { n.DeletionTimestamp = &metav1.Time{} }, false},
+		{"deletion timestamp", func(n *v1.Node) { n.DeletionTimestamp = &metav1.Time{Time: time.Unix(1700000000, 0)} }, false},
+		// A zero timestamp is no deletion (kube-proxy's IsZero).
+		{"zero deletion timestamp", func(n *v1.Node) { n.DeletionTimestamp = &metav1.Time{} }, true},
 		{"unschedulable", func(n *v1.Node) { n.Spec.Unschedulable = true }, true},
 	}
 	for _, c := range cases {
