@@ -3,6 +3,8 @@ package kubeproxy_test
 import (
 	"encoding/json"
 	"strings"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
 )
 
 // describe prints a cluster as JSON, one object a line, for a failure
@@ -22,10 +24,11 @@ func describe(c cluster) string {
 	for _, es := range c.slices {
 		j, _ := json.Marshal(struct {
 			Name        string
+			Service     string
 			AddressType string
 			Ports       any
 			Endpoints   any
-		}{es.Name, string(es.AddressType), es.Ports, es.Endpoints})
+		}{es.Name, es.Labels[discoveryv1.LabelServiceName], string(es.AddressType), es.Ports, es.Endpoints})
 		b.Write(j)
 		b.WriteByte('\n')
 	}

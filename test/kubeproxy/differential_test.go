@@ -283,7 +283,6 @@ func diff[T interface{ GetName() string }](prev, cur []T, f func(old, cur T)) {
 // cluster of history, and returns kube-proxy's.
 func compare(t *testing.T, seed uint64, history ...cluster) []portView {
 	t.Helper()
-	c := history[len(history)-1]
 	var views []portView
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		want := kubeProxyView(history, fam)
@@ -296,8 +295,12 @@ func compare(t *testing.T, seed uint64, history ...cluster) []portView {
 			for _, x := range warnings {
 				w = append(w, x.String())
 			}
+			var input []string
+			for i, h := range history {
+				input = append(input, fmt.Sprintf("state %d of %d:\n%s", i+1, len(history), describe(h)))
+			}
 			t.Errorf("seed %d, %s: kube-proxy (-) and lbkit (+) differ:\n%s\ninput:\n%s\nlbkit's warnings:\n%s",
-				seed, fam, diff, describe(c), strings.Join(w, "\n"))
+				seed, fam, diff, strings.Join(input, ""), strings.Join(w, "\n"))
 		}
 	}
 	return views

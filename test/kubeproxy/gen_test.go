@@ -35,6 +35,10 @@ type gen struct {
 	// addressTypes keeps each slice name's address type through a
 	// history: the API server refuses to change it.
 	addressTypes map[string]discoveryv1.AddressType
+	// owners keeps each slice name's Service through a history; pools
+	// gives each slice name addresses of its own.
+	owners map[string]string
+	pools  map[string]int
 }
 
 func (g *gen) n(n int) int           { return g.r.IntN(n) }
@@ -211,9 +215,34 @@ func (g *gen) slice(svc *v1.Service, j int) *discoveryv1.EndpointSlice {
 	// Addresses repeat inside a slice (kube-proxy's answer is fixed: a later
 	// copy wins unless it is terminating) but not across the slices of one
 	// Service: there kube-proxy's answer follows map iteration order.
-	for range g.n(5) {
-		es.Endpoints = append(es.Endpoints, g.endpoint(es.AddressType, j))
+	if g.pools == nil {
+		g.pools = map[string]int{}
 	}
+	pool, ok := g.pools[name]
+	if !ok {
+		pool = len(g.pools)
+		g.pools[name] = pool
+	}
+	for range g.n(5) {
+		es.Endpoints = append(es.Endpoints, g.endpoint(es.AddressType, pool))
+	}
+	// Now and then a slice belongs to another Service than its name says.
+	// It keeps that Service through a history: kube-proxy cannot follow a
+	// slice whose label changes (EndpointSliceUpdate sees only the new
+	// object, so the old Service keeps the slice's endpoints), where lbkit
+	// moves it (README, Semantics notes).
+	if g.owners == nil {
+		g.owners = map[string]string{}
+	}
+	owner, ok := g.owners[name]
+	if !ok {
+		owner = svc.Name
+		if g.chance(0.05) {
+			owner = fmt.Sprintf("svc%d", g.n(4))
+		}
+		g.owners[name] = owner
+	}
+	es.Labels[discoveryv1.LabelServiceName] = owner
 	return es
 }
 
