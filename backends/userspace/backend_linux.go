@@ -74,8 +74,8 @@ func (b *Backend) Name() string { return "userspace" }
 // Sync serves next: the netfilter table first (so nothing is accepted that
 // must be dropped), then the link's addresses, the picker, and the
 // sockets. Sockets of frontends that stay are kept, with their
-// connections; UDP flows to endpoints that are no longer used end at once,
-// so their next datagram is forwarded to a new endpoint. prev is not
+// connections; UDP flows to endpoints that no longer serve the port end at
+// once, so their next datagram is forwarded to a new endpoint. prev is not
 // needed: the proxy's own state is always at hand, and the kernel's (link,
 // table) is reconciled in full.
 func (b *Backend) Sync(ctx context.Context, prev, next *servicemap.Snapshot) error {

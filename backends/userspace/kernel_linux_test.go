@@ -181,3 +181,76 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 		t.Errorf("held connection after its endpoint was removed answered by %q, want %q", got, bes[0].Name)
 	}
 }
+
+// TestUDPFlowKeepsServingEndpoint: a UDP flow stays with its endpoint while
+// the endpoint serves, terminating or not, as conntrack keeps it for the
+// kernel backends (kube-proxy's cleanup keeps serving endpoints); new flows
+// go to the ready endpoint; once the endpoint is gone the flow moves on.
+func TestUDPFlowKeepsServingEndpoint(t *testing.T) {
+	backendtest.Require(t, "ip", "nft")
+	n := backendtest.NewNetwork(t, backendtest.NetworkOptions{Pods: 2})
+	n.Serve(t, 9053)
+	bes := n.Pods()
+	const node = "node"
+	tr := servicemap.NewTracker(servicemap.Options{NodeName: node})
+	tr.OnServiceAdd(servicemaptest.Service("t", "dns", "10.96.0.31", []v1.ServicePort{servicemaptest.Port("dns", 53, v1.ProtocolUDP)}))
+	ports := []discoveryv1.EndpointPort{servicemaptest.SlicePort("dns", 9053, v1.ProtocolUDP)}
+	setSlice := func(eps ...servicemaptest.Endpoint) {
+		tr.OnEndpointSliceUpdate(nil, servicemaptest.Slice("t", "dns", "dns-1", ports, eps))
+	}
+	setSlice(servicemaptest.Ready(bes[0].IP.String(), node))
+
+	var b *userspace.Backend
+	ctx := context.Background()
+	if err := n.InNode(func() error {
+		var err error
+		if b, err = userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{}); err != nil {
+			return err
+		}
+		return b.Sync(ctx, nil, tr.Snapshot())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.InNode(func() error { return b.Cleanup(ctx) }) })
+	sync := func() {
+		t.Helper()
+		if err := n.InNode(func() error { return b.Sync(ctx, nil, tr.Snapshot()) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	vip := netip.MustParseAddrPort("10.96.0.31:53")
+	stream, err := n.StartUDPStream(40053, vip, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if !stream.WaitFor(0, bes[0].Name, 2*time.Second) {
+		t.Fatalf("%v: no answer from %s", stream, bes[0].Name)
+	}
+
+	// b0 terminates but serves, b1 is ready: the flow stays with b0, a new
+	// one goes to b1.
+	setSlice(servicemaptest.Terminating(bes[0].IP.String(), node), servicemaptest.Ready(bes[1].IP.String(), node))
+	sync()
+	mark := stream.Mark()
+	fresh, err := n.StartUDPStream(40054, vip, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if !fresh.WaitFor(0, bes[1].Name, 2*time.Second) {
+		t.Errorf("%v: a new flow got no answer from the ready %s", fresh, bes[1].Name)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := stream.Since(mark); got[bes[0].Name] == 0 || got[bes[1].Name] != 0 {
+		t.Errorf("flow after its endpoint turned terminating (still serving): answers %v, want %s only", got, bes[0].Name)
+	}
+
+	// b0 is gone: the flow moves to b1.
+	setSlice(servicemaptest.Ready(bes[1].IP.String(), node))
+	sync()
+	if mark := stream.Mark(); !stream.WaitFor(mark, bes[1].Name, 2*time.Second) {
+		t.Errorf("%v: the flow did not move to %s after its endpoint was removed: %v", stream, bes[1].Name, stream.Since(mark))
+	}
+}

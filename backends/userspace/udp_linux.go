@@ -15,14 +15,16 @@ import (
 	"github.com/lbkit/lbkit/backends"
 	"github.com/lbkit/lbkit/endpoints"
 	"github.com/lbkit/lbkit/picker"
+	"github.com/lbkit/lbkit/servicemap"
 )
 
 // udpServer serves one UDP frontend. Each client address is a flow: the
 // first datagram picks an endpoint and opens a socket to it; later
 // datagrams of the client follow the flow, and replies go back to the
 // client from the frontend's address. A flow ends after UDPIdleTimeout
-// without traffic, or at once when its endpoint is no longer used (the
-// userspace counterpart of clearing stale conntrack entries).
+// without traffic, or at the next sync when its endpoint no longer serves
+// the port (the userspace counterpart of clearing stale conntrack
+// entries; see prune).
 type udpServer struct {
 	b    *Backend
 	key  frontendKey
@@ -154,14 +156,23 @@ func (s *udpServer) end(f *udpFlow) {
 	})
 }
 
-// prune ends the flows whose endpoint the frontend's port no longer uses
-// for that client, so their next datagram picks again.
+// prune ends the flows whose endpoint no longer serves the frontend's
+// service port, so their next datagram picks again. A flow keeps an
+// endpoint that still serves, whatever traffic policy, topology or
+// termination now choose for new flows: as the kernel backends' conntrack
+// cleanup (kube-proxy's) keeps it, and as TCP connections run on.
 func (s *udpServer) prune() {
+	snap := s.b.picker.Snapshot()
+	var p *servicemap.ServicePort
+	if s.k == backends.FrontendNodePort {
+		p = snap.NodePort(s.key.proto, s.key.addr.Port())
+	} else {
+		p, _ = snap.Frontend(s.key.proto, s.key.addr)
+	}
 	s.mu.Lock()
 	var stale []*udpFlow
 	for _, f := range s.flows {
-		d, err := s.b.decide(s.key, s.k, f.client.Addr())
-		if err != nil || d.Verdict != backends.Forward || !uses(d.Endpoints, f.endpoint) {
+		if p == nil || !serving(p.Endpoints, f.endpoint) {
 			stale = append(stale, f)
 		}
 	}
@@ -171,10 +182,10 @@ func (s *udpServer) prune() {
 	}
 }
 
-// uses reports whether eps (sorted by address) holds a.
-func uses(eps []endpoints.Endpoint, a netip.AddrPort) bool {
-	_, found := slices.BinarySearchFunc(eps, a, func(ep endpoints.Endpoint, a netip.AddrPort) int { return ep.Addr.Compare(a) })
-	return found
+// serving reports whether eps (sorted by address) holds a serving a.
+func serving(eps []endpoints.Endpoint, a netip.AddrPort) bool {
+	i, found := slices.BinarySearchFunc(eps, a, func(ep endpoints.Endpoint, a netip.AddrPort) int { return ep.Addr.Compare(a) })
+	return found && eps[i].Serving
 }
 
 func (s *udpServer) close() {
