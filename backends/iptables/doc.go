@@ -18,7 +18,7 @@
 // writes that decision as rules.
 //
 // What is programmed and how are kept apart: a [Spec] (chain prefix, pod
-// and node-port CIDRs, masquerade mark) is the description, pure data that
+// and node-port CIDRs, MasqueradeAll, masquerade mark) is the description, pure data that
 // [Render] and [New] both take; [Options] (flavour, batching, lock wait,
 // the Executor seam, logger) only say how New's Backend programs it. New
 // refuses an invalid Spec or Options with backends.ErrInvalidConfig

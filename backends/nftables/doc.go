@@ -40,8 +40,9 @@
 // endpoint is dropped, and so is external traffic of an
 // externalTrafficPolicy=Local port without one, except that pods
 // (Spec.ClusterCIDRs) and the node itself short-circuit to the cluster
-// endpoints. Cluster-IP traffic from outside the pod CIDRs and
-// Cluster-policy external traffic are masqueraded; so is a pod that reaches
+// endpoints. Cluster-IP traffic from outside the pod CIDRs (all of it with
+// Spec.MasqueradeAll) and Cluster-policy external traffic are
+// masqueraded; so is a pod that reaches
 // itself through a service (hairpin). Load-balancer source ranges are
 // checked before DNAT. Node ports answer on local addresses (or those in
 // Spec.NodePortAddresses), never on loopback.
