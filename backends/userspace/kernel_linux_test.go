@@ -111,6 +111,30 @@ func ask(t *testing.T, c net.Conn, r *bufio.Reader, line string) string {
 	return name
 }
 
+// startProxy starts a userspace proxy in n's node, synced to tr's snapshot,
+// and returns what syncs it again; Cleanup runs when the test ends.
+func startProxy(t *testing.T, n *backendtest.Network, tr *servicemap.Tracker) (sync func()) {
+	t.Helper()
+	var b *userspace.Backend
+	ctx := context.Background()
+	if err := n.InNode(func() error {
+		var err error
+		if b, err = userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{}); err != nil {
+			return err
+		}
+		return b.Sync(ctx, nil, tr.Snapshot())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.InNode(func() error { return b.Cleanup(ctx) }) })
+	return func() {
+		t.Helper()
+		if err := n.InNode(func() error { return b.Sync(ctx, nil, tr.Snapshot()) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestTerminatingEndpointKeepsConnections: an endpoint that turns
 // terminating gets no new connection, while one established before keeps
 // working until it closes; a removed endpoint's established connection
@@ -130,24 +154,7 @@ func TestTerminatingEndpointKeepsConnections(t *testing.T) {
 	tr.OnEndpointSliceAdd(servicemaptest.Slice("t", "echo", "echo-1", ports,
 		[]servicemaptest.Endpoint{servicemaptest.Ready(bes[0].IP.String(), node)}))
 
-	var b *userspace.Backend
-	ctx := context.Background()
-	if err := n.InNode(func() error {
-		var err error
-		if b, err = userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{}); err != nil {
-			return err
-		}
-		return b.Sync(ctx, nil, tr.Snapshot())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.InNode(func() error { return b.Cleanup(ctx) }) })
-	sync := func() {
-		t.Helper()
-		if err := n.InNode(func() error { return b.Sync(ctx, nil, tr.Snapshot()) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sync := startProxy(t, n, tr)
 
 	vip := netip.MustParseAddrPort("10.96.0.30:9000")
 	held := dialIn(t, n.ClientNS(), vip)
@@ -200,24 +207,7 @@ func TestUDPFlowKeepsServingEndpoint(t *testing.T) {
 	}
 	setSlice(servicemaptest.Ready(bes[0].IP.String(), node))
 
-	var b *userspace.Backend
-	ctx := context.Background()
-	if err := n.InNode(func() error {
-		var err error
-		if b, err = userspace.New(userspace.Spec{ClusterCIDRs: []netip.Prefix{n.ClusterCIDR()}}, userspace.Options{}); err != nil {
-			return err
-		}
-		return b.Sync(ctx, nil, tr.Snapshot())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.InNode(func() error { return b.Cleanup(ctx) }) })
-	sync := func() {
-		t.Helper()
-		if err := n.InNode(func() error { return b.Sync(ctx, nil, tr.Snapshot()) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	sync := startProxy(t, n, tr)
 
 	vip := netip.MustParseAddrPort("10.96.0.31:53")
 	stream, err := n.StartUDPStream(40053, vip, 10*time.Millisecond)
